@@ -1,0 +1,110 @@
+"""The one interface every channel adapter implements.
+
+An adapter gets a batch of messages and returns one :class:`Outcome` per
+message, in order. It translates its SDK's exceptions into outcomes at the
+boundary: nothing from ``aiosmtplib``, ``twilio``, ``slack_sdk`` or ``httpx``
+reaches the pipeline. Adapters keep their clients open across batches and
+close them in :meth:`Adapter.aclose`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar
+
+
+class OutcomeKind(StrEnum):
+    delivered = "delivered"
+    transient = "transient"
+    permanent = "permanent"
+
+
+#: Reasons a permanent failure can carry; the pipeline acts on some of them
+#: (``endpoint_gone`` and ``unsubscribed`` disable the subscriber).
+PERMANENT_REASONS = ("invalid_target", "unsubscribed", "endpoint_gone", "auth", "rejected", "blocked_target")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    kind: OutcomeKind
+    reason: str = ""
+    #: Seconds the target asked us to wait (Retry-After), for transient outcomes.
+    retry_after: float | None = None
+
+    @classmethod
+    def delivered(cls) -> Outcome:
+        return cls(OutcomeKind.delivered)
+
+    @classmethod
+    def transient(cls, reason: str, retry_after: float | None = None) -> Outcome:
+        return cls(OutcomeKind.transient, reason[:200], retry_after)
+
+    @classmethod
+    def permanent(cls, reason: str, detail: str = "") -> Outcome:
+        text = f"{reason}: {detail}" if detail else reason
+        return cls(OutcomeKind.permanent, text[:200])
+
+    @property
+    def permanent_reason(self) -> str:
+        return self.reason.split(":", 1)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """What happened, channel-neutral; built once per event and shared by a whole batch."""
+
+    event_id: str
+    event_type: str
+    page_id: str
+    occurred_at: str
+    title: str
+    status: str
+    impact: str
+    message: str
+    components: tuple[str, ...]
+    #: The webhook body of the contract: type, ids, incident/component, and the page's merged state.
+    payload: Mapping[str, Any]
+    link: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    delivery_id: str
+    subscriber_id: str
+    target: str
+    notification: Notification
+    attempt: int = 1
+    secret: str | None = field(default=None, repr=False)
+    unsubscribe_url: str | None = field(default=None, repr=False)
+
+
+class Adapter(abc.ABC):
+    """Base class: subclasses set ``channel`` and implement :meth:`send`."""
+
+    channel: ClassVar[str]
+    #: Attribute names whose values are credentials; ``repr`` masks them.
+    secret_fields: ClassVar[tuple[str, ...]] = ()
+
+    @abc.abstractmethod
+    async def send(self, batch: Sequence[Message]) -> list[Outcome]:
+        """Deliver every message; return one outcome per message, in order. Never raises."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and clients."""
+
+    async def __aenter__(self) -> Adapter:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        shown = []
+        for key, value in sorted(vars(self).items()):
+            if key.startswith("_"):
+                continue
+            shown.append(f"{key}={'***' if key in self.secret_fields and value else value!r}")
+        return f"{type(self).__name__}({', '.join(shown)})"

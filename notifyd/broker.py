@@ -1,0 +1,83 @@
+"""Dramatiq on Redis: one queue per priority, namespaced under NOTIFYD_NAMESPACE.
+
+Dramatiq's Redis broker has no per-message priority, so each priority is a
+queue of its own, and each pipeline step has one actor per priority whose
+dramatiq ``priority`` makes a worker run critical work first among what it
+has prefetched.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import AgeLimit, Callbacks, Middleware, Pipelines, Retries, ShutdownNotifications, TimeLimit
+
+from notifyd.settings import PRIORITIES, Settings
+
+#: dramatiq priorities: lower runs first.
+LANE_PRIORITY = {"critical": 0, "high": 10, "normal": 20, "low": 30}
+#: One maintenance pass (requeue a dead worker's messages) per ~20 broker calls
+#: instead of dramatiq's one per thousand, so a killed worker's shard comes back
+#: within seconds of its heartbeat timeout, not minutes.
+MAINTENANCE_CHANCE = 50_000
+#: A poison message is retried this many times by dramatiq, then dead-lettered.
+MAX_CRASH_RETRIES = 5
+
+
+class Heartbeat(Middleware):
+    """Beat for the whole process from a thread of its own.
+
+    Dramatiq only beats when a consumer polls; a worker whose consumers are all
+    full for longer than the heartbeat timeout would look dead and have its
+    messages requeued under it.
+    """
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        assert isinstance(broker, RedisBroker)
+        self._stop.clear()
+        key = f"{broker.namespace}:__heartbeats__"
+
+        def beat() -> None:
+            while not self._stop.wait(self.interval_s):
+                try:
+                    broker.client.zadd(key, {broker.broker_id: int(time.time() * 1000)})
+                except Exception:  # noqa: BLE001 - Redis down: dramatiq reports it on its next call
+                    pass
+
+        threading.Thread(target=beat, name="notifyd-heartbeat", daemon=True).start()
+
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self._stop.set()
+
+
+def make_broker(settings: Settings, url: str) -> RedisBroker:
+    middleware = [
+        AgeLimit(),
+        TimeLimit(),
+        ShutdownNotifications(),
+        Callbacks(),
+        Pipelines(),
+        Retries(max_retries=MAX_CRASH_RETRIES, min_backoff=500, max_backoff=30_000),
+        Heartbeat(interval_s=settings.heartbeat_timeout_ms / 3000),
+    ]
+    broker = RedisBroker(
+        url=url,
+        namespace=settings.namespace,
+        middleware=middleware,
+        heartbeat_timeout=settings.heartbeat_timeout_ms,
+        maintenance_chance=MAINTENANCE_CHANCE,
+    )
+    for lane in PRIORITIES:
+        broker.declare_queue(queue_name(settings, lane))
+    return broker
+
+
+def queue_name(settings: Settings, lane: str) -> str:
+    return f"{settings.namespace}.{lane}"

@@ -1,0 +1,211 @@
+"""``notifyd`` command line: dev, serve, worker, publish, status, subscribers, queues."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from notifyd.settings import ConfigError, Settings, load_settings
+
+EXIT_OK = 0
+EXIT_INVALID = 2
+
+
+class CliError(Exception):
+    """A refused command; printed without a traceback, exit code 2."""
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(getattr(args, "config", None))
+
+
+def _runtime(args: argparse.Namespace) -> Any:
+    from notifyd.runtime import Runtime
+
+    return Runtime.start(_settings(args))
+
+
+# -- publish / status ---------------------------------------------------------------------
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from notifyd.cli_publish import publish_stream
+
+    rt = _runtime(args)
+    try:
+        return publish_stream(rt, args.file)
+    finally:
+        rt.close()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from notifyd.cli_status import show_status
+
+    rt = _runtime(args)
+    try:
+        return show_status(rt, args.event_id, as_json=args.json, watch=args.watch)
+    finally:
+        rt.close()
+
+
+# -- subscribers ----------------------------------------------------------------------------
+
+
+def cmd_subscribers(args: argparse.Namespace) -> int:
+    from notifyd import cli_subscribers
+
+    rt = _runtime(args)
+    try:
+        return cli_subscribers.run(rt, args)
+    finally:
+        rt.close()
+
+
+# -- processes ----------------------------------------------------------------------------
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import threading
+
+    from notifyd.worker import parse_queues, run_forever, supervise
+
+    settings = _settings(args)
+    try:
+        lanes = parse_queues(args.queues)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if args.processes <= 1:
+        return run_forever(settings, lanes=lanes, threads=args.threads)
+    from notifyd.connection import resolve_redis
+
+    url, embedded = resolve_redis(settings)
+    env = {**os.environ, "NOTIFYD_REDIS_URL": url}
+    child = ["worker", "--processes", "1", "--threads", str(args.threads), "--queues", ",".join(lanes)]
+    if args.config:
+        child[:0] = ["--config", args.config]
+    stop = threading.Event()
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        return supervise(child, args.processes, env, stop)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from notifyd.dev import run_dev
+
+    return run_dev(_settings(args), host=args.host, port=args.port, threads=args.threads)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from notifyd.api.server import serve
+    except ImportError:
+        raise CliError("the HTTP API is not part of this build yet") from None
+    return serve(_settings(args), host=args.host, port=args.port)
+
+
+def cmd_queues(args: argparse.Namespace) -> int:
+    from notifyd.cli_queues import watch_queues
+
+    rt = _runtime(args)
+    try:
+        return watch_queues(rt, once=args.once, as_json=args.json)
+    finally:
+        rt.close()
+
+
+# -- parser -------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="notifyd", description="Notification delivery for status pages.")
+    parser.add_argument("--config", help="TOML settings file (default: $NOTIFYD_CONFIG)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("dev", help="API, workers and (without NOTIFYD_REDIS_URL) an embedded Redis, in one command")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--threads", type=int, default=8)
+    p.set_defaults(func=cmd_dev)
+
+    p = sub.add_parser("serve", help="run the HTTP API")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("worker", help="run the delivery workers")
+    p.add_argument("--processes", type=int, default=1)
+    p.add_argument("--threads", type=int, default=8)
+    p.add_argument("--queues", default=None, help="comma-separated priorities (default: all)")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("publish", help="publish one JSON event, or NDJSON events, from FILE or -")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser("status", help="an event's delivery summary")
+    p.add_argument("event_id")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--watch", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("subscribers", help="manage subscribers")
+    ssub = p.add_subparsers(dest="action", required=True)
+    a = ssub.add_parser("add")
+    a.add_argument("--page", required=True)
+    a.add_argument("--channel", required=True)
+    a.add_argument("--target", required=True)
+    a.add_argument("--secret")
+    a.add_argument("--component", action="append", dest="components")
+    a.add_argument("--contact-email")
+    a.add_argument("--id")
+    a = ssub.add_parser("import")
+    a.add_argument("--page", required=True)
+    a.add_argument("--format", choices=["ndjson", "csv"])
+    a.add_argument("file")
+    a = ssub.add_parser("list")
+    a.add_argument("--page", required=True)
+    a = ssub.add_parser("remove")
+    a.add_argument("--page", required=True)
+    a.add_argument("id")
+    p.set_defaults(func=cmd_subscribers)
+
+    p = sub.add_parser("queues", help="live view of queue depths, retries and dead letters")
+    p.add_argument("--once", action="store_true", help="print one snapshot and exit")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_queues)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.func(args) or 0)
+    except (CliError, ConfigError) as exc:
+        print(f"notifyd: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        return 130
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""``notifyd publish FILE|-``: one JSON event, or an NDJSON stream of them."""
+
+from __future__ import annotations
+
+import sys
+from typing import IO, Any
+
+from notifyd.cli import EXIT_INVALID, EXIT_OK, print_json
+from notifyd.publish import EventError
+
+
+def _open(path: str) -> IO[str]:
+    if path == "-":
+        return sys.stdin
+    try:
+        return open(path, encoding="utf-8")  # noqa: SIM115 - closed by the caller
+    except OSError as exc:
+        raise EventError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def publish_stream(rt: Any, path: str) -> int:
+    """Exit 0 when every event was accepted or a duplicate; 2 when any was invalid."""
+    try:
+        fh = _open(path)
+    except EventError as exc:
+        print(f"notifyd: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    with fh:
+        text = fh.read()
+    stripped = text.strip()
+    if not stripped:
+        print("notifyd: no event in input", file=sys.stderr)
+        return EXIT_INVALID
+    # A single (possibly pretty-printed) JSON object, or one object per line.
+    lines: list[tuple[int, str]]
+    if stripped.startswith("{") and "\n{" not in stripped:
+        lines = [(1, stripped)]
+    else:
+        lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    code = EXIT_OK
+    for number, line in lines:
+        try:
+            result = rt.publisher.publish(line)
+        except EventError as exc:
+            where = f"line {number}: " if len(lines) > 1 else ""
+            print(f"notifyd: invalid event: {where}{exc}", file=sys.stderr)
+            code = EXIT_INVALID
+            continue
+        print_json(result.as_dict())
+    return code

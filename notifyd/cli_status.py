@@ -1,0 +1,66 @@
+"""``notifyd status EVENT_ID [--json] [--watch]``."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from notifyd.cli import EXIT_INVALID, EXIT_OK, print_json
+
+FINAL_STATES = ("done", "deduplicated")
+
+
+def _line(summary: dict[str, Any]) -> str:
+    c = summary["counts"]
+    return (
+        f"{summary['event_id']} [{summary['priority']}] {summary['state']}: "
+        f"planned {c['planned']}, delivered {c['delivered']}, retrying {c['retrying']}, "
+        f"failed {c['failed']}, rate_limited {c['rate_limited']}, suppressed {c['suppressed']}"
+    )
+
+
+def settled(summary: dict[str, Any]) -> int:
+    c = summary["counts"]
+    return c["delivered"] + c["failed"] + c["rate_limited"] + c["suppressed"]
+
+
+def show_status(rt: Any, event_id: str, *, as_json: bool, watch: bool) -> int:
+    summary = rt.tracker.summary(event_id)
+    if summary is None:
+        print(f"notifyd: no event {event_id!r} (never accepted, or expired)", file=sys.stderr)
+        return EXIT_INVALID
+    if not watch:
+        if as_json:
+            print_json(summary)
+        else:
+            print(_line(summary))
+        return EXIT_OK
+    console = Console(stderr=as_json)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task(summary["state"], total=max(1, summary["counts"]["planned"]))
+        while True:
+            summary = rt.tracker.summary(event_id) or summary
+            progress.update(
+                task,
+                total=max(1, summary["counts"]["planned"]),
+                completed=settled(summary),
+                description=f"{event_id} {summary['state']}",
+            )
+            if summary["state"] in FINAL_STATES:
+                break
+            time.sleep(0.2)
+    if as_json:
+        print_json(summary)
+    else:
+        print(_line(summary))
+    return EXIT_OK

@@ -1,0 +1,42 @@
+"""``notifyd dev``: the embedded server (when no URL is set), the workers and the API, in one process."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+from notifyd.connection import describe_url
+from notifyd.runtime import Runtime
+from notifyd.settings import Settings
+from notifyd.worker import InProcessWorker, open_store
+
+
+def run_dev(settings: Settings, *, host: str, port: int, threads: int) -> int:
+    runtime = Runtime.start(settings)
+    store = open_store(settings, "dev")
+    worker = InProcessWorker.start(runtime, threads=threads, store=store)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    where = "embedded server, data in " + str(settings.data_dir) if runtime.embedded else "external"
+    print(f"notifyd dev: Redis {describe_url(runtime.url)} ({where})", file=sys.stderr)
+    api = None
+    try:
+        from notifyd.api.server import start_in_thread
+    except ImportError:
+        print("notifyd dev: workers running (the HTTP API is not part of this build yet)", file=sys.stderr)
+    else:
+        api = start_in_thread(runtime, store, host=host, port=port)
+    print("notifyd dev: Ctrl-C stops it cleanly", file=sys.stderr)
+    try:
+        stop.wait()
+    finally:
+        print("notifyd dev: stopping", file=sys.stderr)
+        if api is not None:
+            api.stop()
+        worker.stop()
+        if store is not None:
+            store.close()  # type: ignore[attr-defined]
+        runtime.close()
+    return 0

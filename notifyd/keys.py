@@ -1,0 +1,70 @@
+"""Every Redis key notifyd writes, in one place, under ``NOTIFYD_NAMESPACE``.
+
+Tracking and subscriber records live in buckets of :data:`BUCKET` entries so
+that each bucket stays a listpack-encoded hash (Redis' compact encoding):
+that is what keeps a tracked delivery under 100 bytes of Redis memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Entries per bucket hash; Redis keeps hashes of up to 128 small entries as listpacks.
+BUCKET = 128
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    ns: str
+
+    # events
+    def event(self, event_id: str) -> str:
+        return f"{self.ns}:ev:{event_id}"
+
+    def event_shards(self, event_id: str) -> str:
+        return f"{self.ns}:ev:{event_id}:shards"
+
+    def deliveries(self, event_id: str, bucket: int) -> str:
+        return f"{self.ns}:dl:{event_id}:{bucket}"
+
+    def dedup(self, page_id: str, dedup_key: str) -> str:
+        return f"{self.ns}:dk:{page_id}:{dedup_key}"
+
+    def page_events(self, page_id: str) -> str:
+        return f"{self.ns}:p:{page_id}:events"
+
+    def dead_letters(self) -> str:
+        return f"{self.ns}:dead"
+
+    # subscribers
+    def pages(self) -> str:
+        return f"{self.ns}:pages"
+
+    def page_seq(self, page_id: str) -> str:
+        return f"{self.ns}:p:{page_id}:seq"
+
+    def subscribers(self, page_id: str, bucket: int) -> str:
+        return f"{self.ns}:p:{page_id}:s:{bucket}"
+
+    def subscriber_targets(self, page_id: str) -> str:
+        return f"{self.ns}:p:{page_id}:targets"
+
+    def subscriber_ids(self) -> str:
+        return f"{self.ns}:sid"
+
+    def rate_limit_prefix(self) -> str:
+        return f"{self.ns}:rl"
+
+    # queues (dramatiq's own layout: <namespace>:<queue> and <namespace>:<queue>.msgs)
+    def queue_name(self, priority: str) -> str:
+        return f"{self.ns}.{priority}"
+
+    def queue(self, queue_name: str) -> str:
+        return f"{self.ns}:{queue_name}"
+
+    def queue_messages(self, queue_name: str) -> str:
+        return f"{self.ns}:{queue_name}.msgs"
+
+
+def bucket_of(seq: int) -> int:
+    return seq // BUCKET

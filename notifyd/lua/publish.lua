@@ -1,0 +1,33 @@
+-- Accept an event durably, or say why not, in one atomic step.
+--
+-- KEYS[1] = event hash, KEYS[2] = dedup-key marker ("" when the event has no dedup_key),
+-- KEYS[3] = queue list, KEYS[4] = queue messages hash (dramatiq's Redis layout)
+-- ARGV[1] = event-id TTL (s), ARGV[2] = dedup window (s), ARGV[3] = now (epoch seconds),
+-- ARGV[4] = event JSON, ARGV[5] = page_id, ARGV[6] = type, ARGV[7] = priority,
+-- ARGV[8] = queue message id, ARGV[9] = encoded dramatiq message, ARGV[10] = event_id
+--
+-- The queue message is written in the same script as the event record, so an
+-- accepted event is always enqueued and a crash can never leave an event that
+-- is marked seen but will never be delivered.
+
+local ttl = tonumber(ARGV[1])
+if redis.call("exists", KEYS[1]) == 1 then
+    return "duplicate"
+end
+
+local fields = {"body", ARGV[4], "page_id", ARGV[5], "type", ARGV[6], "priority", ARGV[7], "accepted_at", ARGV[3]}
+
+if KEYS[2] ~= "" then
+    local taken = redis.call("set", KEYS[2], ARGV[10], "NX", "EX", tonumber(ARGV[2]))
+    if not taken then
+        redis.call("hset", KEYS[1], "state", "deduplicated", "finished_at", ARGV[3], unpack(fields))
+        redis.call("expire", KEYS[1], ttl)
+        return "deduplicated"
+    end
+end
+
+redis.call("hset", KEYS[1], unpack(fields))
+redis.call("expire", KEYS[1], ttl)
+redis.call("hset", KEYS[4], ARGV[8], ARGV[9])
+redis.call("rpush", KEYS[3], ARGV[8])
+return "accepted"

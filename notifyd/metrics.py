@@ -1,0 +1,19 @@
+"""Prometheus metrics of the pipeline (queue depths are read from Redis by the API)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+EVENTS_INGESTED = Counter("notifyd_events_ingested_total", "Events taken by the ingest actor", ["priority"])
+EVENTS_FILTERED = Counter(
+    "notifyd_events_filtered_total", "Events that deliver nothing, by the filter that stopped them", ["filter"]
+)
+DELIVERIES = Counter("notifyd_deliveries_total", "Delivery attempts by outcome", ["channel", "outcome"])
+RATE_LIMITED = Counter("notifyd_rate_limited_total", "Deliveries dropped by the rate limit", ["channel"])
+SHARDS = Counter("notifyd_shards_total", "Fanout shards run", ["priority"])
+PUBLISH_TO_DELIVERY = Histogram(
+    "notifyd_publish_to_delivery_seconds",
+    "From acceptance to a delivered outcome",
+    ["channel", "priority"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+)

@@ -1,0 +1,190 @@
+"""The event and subscriber models, exactly as ../shared/CONTRACT.md describes them."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+
+from notifyd.targets import TargetError, normalize_target
+
+MAX_EVENT_BYTES = 64 * 1024
+
+EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+PageId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+ObjectId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+Text = Annotated[str, StringConstraints(max_length=4000)]
+
+
+class EventType(StrEnum):
+    incident_created = "incident_created"
+    incident_updated = "incident_updated"
+    incident_resolved = "incident_resolved"
+    component_status_changed = "component_status_changed"
+
+
+class Priority(StrEnum):
+    critical = "critical"
+    high = "high"
+    normal = "normal"
+    low = "low"
+
+
+IncidentStatus = Literal["investigating", "identified", "monitoring", "resolved", "postmortem"]
+Impact = Literal["none", "minor", "major", "critical"]
+ComponentStatus = Literal[
+    "operational", "degraded_performance", "partial_outage", "major_outage", "under_maintenance"
+]
+Channel = Literal["email", "sms", "slack", "webhook"]
+
+IMPACT_PRIORITY = {"critical": "critical", "major": "high", "minor": "normal", "none": "low"}
+COMPONENT_PRIORITY = {
+    "major_outage": "critical",
+    "partial_outage": "high",
+    "degraded_performance": "normal",
+    "under_maintenance": "low",
+    "operational": "normal",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Incident(_Strict):
+    id: ObjectId
+    title: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    status: IncidentStatus
+    impact: Impact = "none"
+    message: Text = ""
+    components: list[ObjectId] = Field(default_factory=list, max_length=500)
+
+
+class Component(_Strict):
+    id: ObjectId
+    name: Annotated[str, StringConstraints(max_length=500)] = ""
+    status: ComponentStatus
+
+
+class Event(_Strict):
+    event_id: EventId
+    type: EventType
+    page_id: PageId
+    occurred_at: datetime
+    priority: Priority | None = None
+    dedup_key: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
+    notify: bool = True
+    incident: Incident | None = None
+    component: Component | None = None
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("occurred_at must include a timezone, such as 2026-11-28T13:00:00Z")
+        return value
+
+    @model_validator(mode="after")
+    def _payload_matches_type(self) -> Event:
+        if self.type is EventType.component_status_changed:
+            if self.component is None:
+                raise ValueError("component_status_changed events carry a 'component' object")
+        elif self.incident is None:
+            raise ValueError(f"{self.type.value} events carry an 'incident' object")
+        if self.priority is None:
+            if self.incident is not None:
+                self.priority = Priority(IMPACT_PRIORITY[self.incident.impact])
+            else:
+                assert self.component is not None
+                self.priority = Priority(COMPONENT_PRIORITY[self.component.status])
+        return self
+
+    @property
+    def lane(self) -> str:
+        assert self.priority is not None
+        return self.priority.value
+
+    def components_touched(self) -> set[str]:
+        touched: set[str] = set()
+        if self.incident is not None:
+            touched.update(self.incident.components)
+        if self.component is not None:
+            touched.add(self.component.id)
+        return touched
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON-ready form that travels in queue messages and to the status store."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def generate_webhook_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+class Subscriber(_Strict):
+    id: ObjectId | None = None
+    channel: Channel
+    target: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+    secret: SecretStr | None = None
+    components: list[ObjectId] | None = Field(default=None, max_length=1000)
+    contact_email: str | None = None
+
+    @field_validator("target")
+    @classmethod
+    def _valid_target(cls, value: str, info: ValidationInfo) -> str:
+        channel = info.data.get("channel")
+        if channel is None:
+            return value  # the channel error is reported on its own
+        allow_private = bool((info.context or {}).get("allow_private", False))
+        try:
+            return normalize_target(channel, value, allow_private=allow_private)
+        except TargetError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("contact_email")
+    @classmethod
+    def _valid_contact(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        allow_private = bool((info.context or {}).get("allow_private", False))
+        try:
+            return normalize_target("email", value, allow_private=allow_private)
+        except TargetError as exc:
+            raise ValueError(str(exc)) from None
+
+    @model_validator(mode="after")
+    def _secret_only_for_webhooks(self) -> Subscriber:
+        if self.secret is not None:
+            if self.channel != "webhook":
+                raise ValueError("'secret' applies to webhook subscribers only")
+            raw = self.secret.get_secret_value()
+            if not raw.startswith("whsec_") or len(raw) < 16:
+                raise ValueError("'secret' must be a whsec_ secret of at least 10 characters")
+        if self.contact_email is not None and self.channel not in ("webhook", "slack"):
+            raise ValueError("'contact_email' applies to webhook and Slack subscribers only")
+        return self
+
+    @field_serializer("secret", when_used="json")
+    def _dump_secret(self, value: SecretStr | None) -> str | None:
+        # JSON dumps are for storage; API answers strip the secret explicitly.
+        return value.get_secret_value() if value is not None else None
+
+    def public(self, *, reveal_secret: bool = False) -> dict[str, Any]:
+        data = self.model_dump(mode="json", exclude_none=True)
+        if not reveal_secret:
+            data.pop("secret", None)
+        return data

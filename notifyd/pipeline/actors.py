@@ -1,0 +1,67 @@
+"""Bind the engine's steps to dramatiq actors: one per step and priority lane.
+
+The engine is built lazily in each worker process (after the fork), so that
+Redis connections and the adapters' event loop belong to that process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import dramatiq
+
+from notifyd.broker import LANE_PRIORITY
+from notifyd.pipeline.engine import Engine, actor_name
+from notifyd.settings import PRIORITIES
+
+#: A shard that takes longer than this is killed and retried by dramatiq.
+SHARD_TIME_LIMIT_MS = 5 * 60 * 1000
+
+EngineFactory = Callable[[], Engine]
+
+
+class EngineHolder:
+    def __init__(self, factory: EngineFactory) -> None:
+        self._factory = factory
+        self._engine: Engine | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Engine:
+        if self._engine is None:
+            with self._lock:
+                if self._engine is None:
+                    self._engine = self._factory()
+        return self._engine
+
+    def close(self) -> None:
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.adapters.close()
+
+
+def declare_actors(broker: dramatiq.Broker, holder: EngineHolder, namespace: str) -> dict[str, dramatiq.Actor]:
+    actors: dict[str, dramatiq.Actor] = {}
+
+    def bind(step: str, lane: str, fn: Callable[..., Any]) -> None:
+        name = actor_name(step, lane)
+        fn.__name__ = name
+        actors[name] = dramatiq.Actor(
+            fn,
+            broker=broker,
+            actor_name=name,
+            queue_name=f"{namespace}.{lane}",
+            priority=LANE_PRIORITY[lane],
+            options={"time_limit": SHARD_TIME_LIMIT_MS},
+        )
+
+    for lane in PRIORITIES:
+        bind("ingest", lane, lambda event_id: holder.get().ingest(event_id))
+        bind(
+            "deliver_shard",
+            lane,
+            lambda event_id, shard, start, end: holder.get().deliver_shard(event_id, shard, start, end),
+        )
+        bind("retry", lane, lambda event_id, seqs, attempt: holder.get().retry(event_id, seqs, attempt))
+    return actors

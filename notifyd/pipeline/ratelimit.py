@@ -1,0 +1,38 @@
+"""Per-subscriber-per-channel rate limits with the limits library, one round trip per shard.
+
+We use limits' own Redis storage and its moving-window Lua script, run for a
+whole shard in one pipeline. The keys and semantics are limits' own, so
+``MovingWindowRateLimiter.get_window_stats`` sees the same counters.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import redis
+from limits import RateLimitItem, parse
+from limits.storage import RedisStorage
+
+
+class BatchRateLimiter:
+    def __init__(self, client: redis.Redis, *, rate: str, key_prefix: str) -> None:
+        self.client = client
+        self.item: RateLimitItem = parse(rate)
+        # Share our connection pool; the URI only tells limits which client library to use.
+        self.storage = RedisStorage("redis://", connection_pool=client.connection_pool, key_prefix=key_prefix)
+        self._acquire = self.storage.lua_acquire_moving_window
+
+    def key(self, subscriber_id: str, channel: str) -> str:
+        return self.storage.prefixed_key(self.item.key_for(subscriber_id, channel))
+
+    def hit_many(self, identities: Sequence[tuple[str, str]]) -> list[bool]:
+        """Take one slot for each (subscriber_id, channel); True where it was allowed."""
+        if not identities:
+            return []
+        now = time.time()
+        amount, expiry = self.item.amount, self.item.get_expiry()
+        pipe = self.client.pipeline(transaction=False)
+        for subscriber_id, channel in identities:
+            self._acquire(keys=[self.key(subscriber_id, channel)], args=[now, amount, expiry, 1], client=pipe)
+        return [bool(allowed) for allowed in pipe.execute()]

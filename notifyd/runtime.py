@@ -1,0 +1,59 @@
+"""The wired-up engine for one process: settings, Redis, broker and repositories."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from dramatiq.brokers.redis import RedisBroker
+
+from notifyd.broker import make_broker
+from notifyd.connection import client_for, resolve_redis
+from notifyd.embedded import EmbeddedRedis
+from notifyd.keys import Keys
+from notifyd.publish import Publisher
+from notifyd.settings import Settings, load_settings
+from notifyd.subscribers import SubscriberRepo
+from notifyd.tracking import Tracker
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    url: str
+    client: redis.Redis
+    keys: Keys
+    broker: RedisBroker
+    subscribers: SubscriberRepo
+    tracker: Tracker
+    publisher: Publisher
+    embedded: EmbeddedRedis | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, settings: Settings | None = None) -> Runtime:
+        settings = settings or load_settings()
+        url, embedded = resolve_redis(settings)
+        client = client_for(url)
+        keys = Keys(settings.namespace)
+        return cls(
+            settings=settings,
+            url=url,
+            client=client,
+            keys=keys,
+            broker=make_broker(settings, url),
+            subscribers=SubscriberRepo(client, keys, allow_private_targets=settings.allow_private_targets),
+            tracker=Tracker(client, keys, ttl_s=settings.event_id_ttl_s),
+            publisher=Publisher(client, keys, settings),
+            embedded=embedded,
+        )
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.broker.close()
+        with contextlib.suppress(Exception):
+            self.client.close()
+        if self.embedded is not None:
+            self.embedded.stop()

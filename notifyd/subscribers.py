@@ -1,0 +1,331 @@
+"""Subscribers in Redis, indexed per page so 1M can be walked in order.
+
+Each page numbers its subscribers with a sequence (``seq``). Records live in
+bucket hashes of :data:`~notifyd.keys.BUCKET` entries keyed by seq, so a
+fanout shard reads a seq range with a few ``HGETALL`` calls and never loads
+the whole page. ``(channel, target)`` maps to its seq, which makes adding the
+same target twice an update. A removed subscriber keeps a small tombstone
+(id and channel) so past deliveries can still name it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from pydantic import ValidationError
+
+from notifyd.ids import new_subscriber_id
+from notifyd.keys import BUCKET, Keys, bucket_of
+from notifyd.models import Subscriber, generate_webhook_secret
+
+#: How many subscribers one import round trip writes.
+IMPORT_BATCH = 1000
+
+
+class SubscriberError(ValueError):
+    """A subscriber request that cannot be honoured; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSubscriber:
+    page_id: str
+    seq: int
+    id: str
+    channel: str
+    target: str
+    secret: str | None
+    components: frozenset[str] | None
+    contact_email: str | None
+    disabled: str | None = None
+    removed: bool = False
+
+    def __repr__(self) -> str:  # never show the secret
+        return (
+            f"StoredSubscriber(page_id={self.page_id!r}, seq={self.seq}, id={self.id!r}, "
+            f"channel={self.channel!r}, disabled={self.disabled!r}, removed={self.removed})"
+        )
+
+    def wants(self, components: set[str]) -> bool:
+        """An event reaches this subscriber unless a component filter excludes it."""
+        if self.components is None:
+            return True
+        return bool(self.components & components)
+
+    def public(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self.id, "page_id": self.page_id, "channel": self.channel}
+        if not self.removed:
+            data["target"] = self.target
+        if self.components is not None:
+            data["components"] = sorted(self.components)
+        if self.contact_email:
+            data["contact_email"] = self.contact_email
+        data["status"] = "removed" if self.removed else ("disabled" if self.disabled else "active")
+        if self.disabled:
+            data["disabled_reason"] = self.disabled
+        return data
+
+    def encode(self) -> str:
+        record: dict[str, Any] = {"id": self.id, "ch": self.channel}
+        if not self.removed:
+            record["t"] = self.target
+            if self.secret:
+                record["sec"] = self.secret
+            if self.components is not None:
+                record["comp"] = sorted(self.components)
+            if self.contact_email:
+                record["ce"] = self.contact_email
+            if self.disabled:
+                record["dis"] = self.disabled
+        else:
+            record["rm"] = 1
+        return json.dumps(record, separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, page_id: str, seq: int, raw: bytes | str) -> StoredSubscriber:
+        record = json.loads(raw)
+        comp = record.get("comp")
+        return cls(
+            page_id=page_id,
+            seq=seq,
+            id=record["id"],
+            channel=record["ch"],
+            target=record.get("t", ""),
+            secret=record.get("sec"),
+            components=frozenset(comp) if comp is not None else None,
+            contact_email=record.get("ce"),
+            disabled=record.get("dis"),
+            removed=bool(record.get("rm")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    subscriber: StoredSubscriber
+    created: bool
+    #: The webhook secret, returned once when notifyd generated it.
+    generated_secret: str | None = None
+
+
+def _target_key(channel: str, target: str) -> str:
+    return f"{channel}\x1f{target}"
+
+
+class SubscriberRepo:
+    def __init__(self, client: redis.Redis, keys: Keys, *, allow_private_targets: bool = False) -> None:
+        self.client = client
+        self.keys = keys
+        self.allow_private_targets = allow_private_targets
+
+    # -- validation -----------------------------------------------------------------
+
+    def validate(self, data: dict[str, Any] | Subscriber) -> Subscriber:
+        if isinstance(data, Subscriber):
+            return data
+        try:
+            return Subscriber.model_validate(data, context={"allow_private": self.allow_private_targets})
+        except ValidationError as exc:
+            raise SubscriberError(describe_validation_error(exc)) from None
+
+    # -- writes ---------------------------------------------------------------------
+
+    def add(self, page_id: str, data: dict[str, Any] | Subscriber) -> AddResult:
+        sub = self.validate(data)
+        tkey = _target_key(sub.channel, sub.target)
+        targets = self.keys.subscriber_targets(page_id)
+        existing = self.client.hget(targets, tkey)
+        if existing is not None:
+            return self._update(page_id, int(existing), sub)
+        sub_id = sub.id or new_subscriber_id()
+        owner = self.client.hget(self.keys.subscriber_ids(), sub_id)
+        if owner is not None:
+            raise SubscriberError(f"subscriber id {sub_id!r} is already used by another target")
+        seq = int(self.client.incr(self.keys.page_seq(page_id))) - 1
+        if not self.client.hsetnx(targets, tkey, seq):
+            # Someone added the same target concurrently; theirs wins and ours is an update.
+            return self._update(page_id, int(self.client.hget(targets, tkey) or seq), sub)
+        generated = None
+        secret = sub.secret.get_secret_value() if sub.secret else None
+        if sub.channel == "webhook" and secret is None:
+            secret = generated = generate_webhook_secret()
+        stored = StoredSubscriber(
+            page_id=page_id,
+            seq=seq,
+            id=sub_id,
+            channel=sub.channel,
+            target=sub.target,
+            secret=secret,
+            components=frozenset(sub.components) if sub.components is not None else None,
+            contact_email=sub.contact_email,
+        )
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(self.keys.subscribers(page_id, bucket_of(seq)), str(seq), stored.encode())
+        pipe.hset(self.keys.subscriber_ids(), sub_id, f"{page_id}\x1f{seq}")
+        pipe.sadd(self.keys.pages(), page_id)
+        pipe.execute()
+        return AddResult(stored, True, generated)
+
+    def _update(self, page_id: str, seq: int, sub: Subscriber) -> AddResult:
+        current = self.get_seq(page_id, seq)
+        if current is None:
+            raise SubscriberError("subscriber record is missing; remove and add it again")
+        if sub.id is not None and sub.id != current.id:
+            raise SubscriberError(
+                f"target is already subscribed as {current.id!r}; the same (page, channel, target) "
+                "is the same subscriber"
+            )
+        updated = StoredSubscriber(
+            page_id=page_id,
+            seq=seq,
+            id=current.id,
+            channel=current.channel,
+            target=current.target,
+            secret=sub.secret.get_secret_value() if sub.secret else current.secret,
+            components=frozenset(sub.components) if sub.components is not None else None,
+            contact_email=sub.contact_email,
+            disabled=None,  # re-adding a target is how an owner re-enables it
+        )
+        self.client.hset(self.keys.subscribers(page_id, bucket_of(seq)), str(seq), updated.encode())
+        return AddResult(updated, False, None)
+
+    def import_many(
+        self, page_id: str, rows: Iterable[tuple[int, dict[str, Any] | Exception]]
+    ) -> Iterator[tuple[int, AddResult | SubscriberError]]:
+        """Add many subscribers; yields (line, result or error) per row, streaming."""
+        for line, row in rows:
+            if isinstance(row, Exception):
+                yield line, SubscriberError(str(row))
+                continue
+            try:
+                yield line, self.add(page_id, row)
+            except SubscriberError as exc:
+                yield line, exc
+
+    def remove(self, page_id: str, sub_id: str) -> bool:
+        current = self.get(page_id, sub_id)
+        if current is None or current.removed:
+            return False
+        tomb = StoredSubscriber(
+            page_id=page_id,
+            seq=current.seq,
+            id=current.id,
+            channel=current.channel,
+            target="",
+            secret=None,
+            components=None,
+            contact_email=None,
+            removed=True,
+        )
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(self.keys.subscribers(page_id, bucket_of(current.seq)), str(current.seq), tomb.encode())
+        pipe.hdel(self.keys.subscriber_targets(page_id), _target_key(current.channel, current.target))
+        pipe.hdel(self.keys.subscriber_ids(), sub_id)
+        pipe.execute()
+        return True
+
+    def disable(self, page_id: str, seq: int, reason: str) -> None:
+        current = self.get_seq(page_id, seq)
+        if current is None or current.removed or current.disabled:
+            return
+        disabled = StoredSubscriber(**{**_fields(current), "disabled": reason})
+        self.client.hset(self.keys.subscribers(page_id, bucket_of(seq)), str(seq), disabled.encode())
+
+    # -- reads ----------------------------------------------------------------------
+
+    def locate(self, sub_id: str) -> tuple[str, int] | None:
+        raw = self.client.hget(self.keys.subscriber_ids(), sub_id)
+        if raw is None:
+            return None
+        page_id, seq = raw.decode().split("\x1f")
+        return page_id, int(seq)
+
+    def get(self, page_id: str, sub_id: str) -> StoredSubscriber | None:
+        located = self.locate(sub_id)
+        if located is None or located[0] != page_id:
+            return None
+        return self.get_seq(page_id, located[1])
+
+    def get_seq(self, page_id: str, seq: int) -> StoredSubscriber | None:
+        raw = self.client.hget(self.keys.subscribers(page_id, bucket_of(seq)), str(seq))
+        return StoredSubscriber.decode(page_id, seq, raw) if raw is not None else None
+
+    def max_seq(self, page_id: str) -> int:
+        """One past the highest seq ever given on this page."""
+        raw = self.client.get(self.keys.page_seq(page_id))
+        return int(raw) if raw is not None else 0
+
+    def range(self, page_id: str, start: int, end: int) -> list[StoredSubscriber]:
+        """Subscribers (tombstones included) with start <= seq < end, in seq order."""
+        if end <= start:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        buckets = range(bucket_of(start), bucket_of(end - 1) + 1)
+        for bucket in buckets:
+            pipe.hgetall(self.keys.subscribers(page_id, bucket))
+        found: list[StoredSubscriber] = []
+        for records in pipe.execute():
+            for field, raw in records.items():
+                seq = int(field)
+                if start <= seq < end:
+                    found.append(StoredSubscriber.decode(page_id, seq, raw))
+        found.sort(key=lambda s: s.seq)
+        return found
+
+    def range_many(self, page_id: str, seqs: Iterable[int]) -> list[StoredSubscriber]:
+        """The subscribers with these seqs (missing ones are left out), in seq order."""
+        by_bucket: dict[int, list[int]] = {}
+        for seq in seqs:
+            by_bucket.setdefault(bucket_of(seq), []).append(seq)
+        pipe = self.client.pipeline(transaction=False)
+        order = sorted(by_bucket.items())
+        for bucket, members in order:
+            pipe.hmget(self.keys.subscribers(page_id, bucket), [str(s) for s in members])
+        found: list[StoredSubscriber] = []
+        for (_, members), values in zip(order, pipe.execute(), strict=True):
+            found.extend(
+                StoredSubscriber.decode(page_id, seq, raw)
+                for seq, raw in zip(members, values, strict=True)
+                if raw is not None
+            )
+        found.sort(key=lambda s: s.seq)
+        return found
+
+    def page(
+        self, page_id: str, *, cursor: int = 0, limit: int = 100
+    ) -> tuple[list[StoredSubscriber], int | None]:
+        """Live subscribers from ``cursor`` on; returns them and the next cursor (None at the end)."""
+        top = self.max_seq(page_id)
+        items: list[StoredSubscriber] = []
+        start = cursor
+        while start < top and len(items) < limit:
+            end = min(top, (bucket_of(start) + 1) * BUCKET)
+            for sub in self.range(page_id, start, end):
+                if sub.removed:
+                    continue
+                if len(items) == limit:
+                    return items, sub.seq
+                items.append(sub)
+            start = end
+        return items, (start if start < top else None)
+
+    def count(self, page_id: str) -> int:
+        return int(self.client.hlen(self.keys.subscriber_targets(page_id)))
+
+
+def _fields(sub: StoredSubscriber) -> dict[str, Any]:
+    return {name: getattr(sub, name) for name in StoredSubscriber.__slots__}
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "body"
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}")
+    return "; ".join(parts)
+
+
+__all__ = ["AddResult", "StoredSubscriber", "SubscriberError", "SubscriberRepo"]

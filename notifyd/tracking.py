@@ -1,0 +1,194 @@
+"""Delivery tracking: one compact record per (event, subscriber), plus event counters.
+
+A record is a short string in a bucket hash keyed by the subscriber's seq:
+``<status><attempts>,<seconds since the event was accepted>[|<last error>]``,
+for example ``d1,3`` or ``r2,95|HTTP 500``. Every transition goes through
+``lua/track.lua``, which moves the event's counters in the same step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from notifyd.ids import delivery_id
+from notifyd.keys import BUCKET, Keys, bucket_of
+from notifyd.scripts import register
+
+STATUS_CODES = {
+    "pending": "p",
+    "delivered": "d",
+    "retrying": "r",
+    "failed": "f",
+    "rate_limited": "l",
+    "suppressed": "s",
+}
+STATUS_NAMES = {code: name for name, code in STATUS_CODES.items()}
+FINAL_CODES = frozenset("dfls")
+COUNTERS = ("planned", "delivered", "retrying", "failed", "rate_limited", "suppressed")
+#: Keeps a record under Redis' 64-byte listpack value limit.
+MAX_ERROR_CHARS = 40
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    status: str
+    attempts: int
+    offset_s: int
+    error: str = ""
+
+    @property
+    def final(self) -> bool:
+        return STATUS_CODES[self.status] in FINAL_CODES
+
+    def encode(self) -> str:
+        text = f"{STATUS_CODES[self.status]}{self.attempts},{self.offset_s}"
+        if self.error:
+            text += "|" + self.error[:MAX_ERROR_CHARS].replace("|", "/")
+        return text
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> Record:
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        head, _, error = text.partition("|")
+        attempts, _, offset = head[1:].partition(",")
+        return cls(STATUS_NAMES[head[0]], int(attempts), int(offset or 0), error)
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    seq: int
+    record: Record
+
+
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+class Tracker:
+    def __init__(self, client: redis.Redis, keys: Keys, *, ttl_s: int) -> None:
+        self.client = client
+        self.keys = keys
+        self.ttl_s = ttl_s
+        self._script = register(client, "track")
+
+    # -- transitions ----------------------------------------------------------------
+
+    def _run(self, mode: str, event_id: str, updates: Iterable[Update]) -> list[Record | None]:
+        keys = [self.keys.event(event_id), self.keys.event_shards(event_id)]
+        index: dict[int, int] = {}
+        args: list[Any] = [mode, self.ttl_s, int(time.time())]
+        for update in updates:
+            bucket = bucket_of(update.seq)
+            if bucket not in index:
+                keys.append(self.keys.deliveries(event_id, bucket))
+                index[bucket] = len(keys)
+            args.extend((index[bucket], update.seq, update.record.encode()))
+        previous = self._script(keys=keys, args=args)
+        return [Record.decode(raw) if raw else None for raw in previous]
+
+    def plan(self, event_id: str, updates: Iterable[Update]) -> list[Record | None]:
+        """Create pending records where none exist; returns what was there before."""
+        return self._run("plan", event_id, updates)
+
+    def record(self, event_id: str, updates: Iterable[Update]) -> list[Record | None]:
+        """Move records to new statuses; final statuses never change."""
+        return self._run("record", event_id, updates)
+
+    def redrive(self, event_id: str, updates: Iterable[Update]) -> list[Record | None]:
+        """Move failed records back to pending."""
+        return self._run("redrive", event_id, updates)
+
+    def shard_done(self, event_id: str, shard: int) -> None:
+        self._script(
+            keys=[self.keys.event(event_id), self.keys.event_shards(event_id)],
+            args=["shard_done", self.ttl_s, int(time.time()), shard],
+        )
+
+    # -- reads ----------------------------------------------------------------------
+
+    def records(self, event_id: str, seqs: Iterable[int]) -> dict[int, Record]:
+        by_bucket: dict[int, list[int]] = defaultdict(list)
+        for seq in seqs:
+            by_bucket[bucket_of(seq)].append(seq)
+        pipe = self.client.pipeline(transaction=False)
+        order = list(by_bucket.items())
+        for bucket, members in order:
+            pipe.hmget(self.keys.deliveries(event_id, bucket), [str(s) for s in members])
+        found: dict[int, Record] = {}
+        for (_, members), values in zip(order, pipe.execute(), strict=True):
+            for seq, raw in zip(members, values, strict=True):
+                if raw is not None:
+                    found[seq] = Record.decode(raw)
+        return found
+
+    def bucket_records(self, event_id: str, bucket: int) -> dict[int, Record]:
+        raw = self.client.hgetall(self.keys.deliveries(event_id, bucket))
+        return {int(field): Record.decode(value) for field, value in raw.items()}
+
+    def event_hash(self, event_id: str) -> dict[str, str] | None:
+        raw = self.client.hgetall(self.keys.event(event_id))
+        if not raw:
+            return None
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+    def summary(self, event_id: str) -> dict[str, Any] | None:
+        """The object of ``GET /v1/events/{event_id}``."""
+        h = self.event_hash(event_id)
+        if h is None:
+            return None
+        return summarize(event_id, h)
+
+
+def state_of(h: dict[str, str]) -> str:
+    if h.get("state") == "deduplicated":
+        return "deduplicated"
+    if "shards_total" not in h:
+        return "accepted"
+    if "finished_at" in h:
+        return "done"
+    if int(h.get("shards_done", 0)) < int(h["shards_total"]):
+        return "fanning_out"
+    return "delivering"
+
+
+def summarize(event_id: str, h: dict[str, str]) -> dict[str, Any]:
+    counts = {name: max(0, int(h.get(name, 0))) for name in COUNTERS}
+    started = h.get("started_at")
+    finished = h.get("finished_at")
+    return {
+        "event_id": event_id,
+        "page_id": h.get("page_id"),
+        "type": h.get("type"),
+        "priority": h.get("priority"),
+        "state": state_of(h),
+        "counts": counts,
+        "accepted_at": _iso(float(h["accepted_at"])) if "accepted_at" in h else None,
+        "started_at": _iso(float(started)) if started else None,
+        "finished_at": _iso(float(finished)) if finished else None,
+    }
+
+
+def delivery_view(
+    event_id: str, accepted_at: float, subscriber_id: str, channel: str, record: Record
+) -> dict[str, Any]:
+    return {
+        "delivery_id": delivery_id(event_id, subscriber_id, channel),
+        "subscriber_id": subscriber_id,
+        "channel": channel,
+        "status": record.status,
+        "attempts": record.attempts,
+        "last_error": record.error or None,
+        "updated_at": _iso(accepted_at + record.offset_s),
+    }
+
+
+__all__ = ["BUCKET", "Record", "Tracker", "Update", "delivery_view", "summarize"]

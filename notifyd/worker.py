@@ -1,0 +1,125 @@
+"""Run dramatiq workers for notifyd's queues, in this process or a few children."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import dramatiq
+
+from notifyd.pipeline.actors import EngineHolder, declare_actors
+from notifyd.pipeline.adapters import AdapterPool
+from notifyd.pipeline.engine import Engine
+from notifyd.runtime import Runtime
+from notifyd.settings import PRIORITIES, Settings
+
+log = logging.getLogger("notifyd.worker")
+
+
+def parse_queues(raw: str | None) -> list[str]:
+    if not raw:
+        return list(PRIORITIES)
+    lanes = [q.strip() for q in raw.split(",") if q.strip()]
+    unknown = [q for q in lanes if q not in PRIORITIES]
+    if unknown:
+        raise ValueError(f"unknown queue(s) {', '.join(unknown)}; choose from {', '.join(PRIORITIES)}")
+    return lanes
+
+
+def open_store(settings: Settings, role: str) -> object | None:
+    """The CRDT status store of this process, when the store package is installed."""
+    try:
+        from notifyd.store import StatusStore
+    except ImportError:
+        return None
+    node = f"{settings.node_id}-{role}"
+    return StatusStore.open(settings.data_dir / "store" / node, node_id=node, event_id_ttl_s=settings.event_id_ttl_s)
+
+
+@dataclass
+class InProcessWorker:
+    """A dramatiq worker bound to a runtime; used by ``notifyd worker``, the demo and the tests."""
+
+    runtime: Runtime
+    worker: dramatiq.Worker
+    holder: EngineHolder
+
+    @classmethod
+    def start(
+        cls,
+        runtime: Runtime,
+        *,
+        lanes: Sequence[str] = PRIORITIES,
+        threads: int = 8,
+        adapters: AdapterPool | None = None,
+        store: object | None = None,
+    ) -> InProcessWorker:
+        settings = runtime.settings
+        pool = adapters or AdapterPool(settings)
+        pool.check()
+        holder = EngineHolder(lambda: Engine(runtime, pool, store))  # type: ignore[arg-type]
+        declare_actors(runtime.broker, holder, settings.namespace)
+        worker = dramatiq.Worker(
+            runtime.broker,
+            queues={runtime.keys.queue_name(lane) for lane in lanes},
+            worker_timeout=settings.poll_timeout_ms,
+            worker_threads=threads,
+        )
+        worker.start()
+        return cls(runtime, worker, holder)
+
+    def stop(self, timeout_ms: int = 30_000) -> None:
+        # dramatiq requeues what it prefetched but did not start; running shards finish first.
+        self.worker.stop(timeout=timeout_ms)
+        self.holder.close()
+
+
+def run_forever(settings: Settings, *, lanes: Sequence[str], threads: int) -> int:
+    """Run one worker process until SIGINT or SIGTERM."""
+    runtime = Runtime.start(settings)
+    store = open_store(settings, f"worker{os.getpid()}")
+    worker = InProcessWorker.start(runtime, lanes=lanes, threads=threads, store=store)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    log.info("worker %d serving %s with %d threads", os.getpid(), ",".join(lanes), threads)
+    stop.wait()
+    worker.stop()
+    if store is not None:
+        store.close()  # type: ignore[attr-defined]
+    runtime.close()
+    return 0
+
+
+def supervise(argv_for_child: list[str], processes: int, env: dict[str, str], stop: threading.Event) -> int:
+    """Run ``processes`` worker children; restart any that die until ``stop`` is set."""
+    children: list[subprocess.Popen[bytes]] = []
+
+    def spawn() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "notifyd", *argv_for_child], env=env)
+
+    children = [spawn() for _ in range(processes)]
+    try:
+        while not stop.wait(0.5):
+            for i, child in enumerate(children):
+                if child.poll() is not None:
+                    log.warning("worker %d exited with %s; restarting it", child.pid, child.returncode)
+                    time.sleep(0.5)
+                    children[i] = spawn()
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                child.kill()
+    return 0

@@ -1,0 +1,129 @@
+"""Retries are durable delayed messages on a jittered schedule; Retry-After is honoured."""
+
+from __future__ import annotations
+
+import random
+
+from standardwebhooks.webhooks import Webhook
+
+from notifyd.pipeline.retry import next_delay
+from tests.conftest import wait_until
+from tests.support.events import incident_event
+from tests.support.sink import Reply
+
+
+def _state(rt, event_id):
+    return (rt.tracker.summary(event_id) or {}).get("state")
+
+
+def test_default_webhook_schedule_is_eight_retries_from_30s_to_60m_with_half_jitter():
+    from notifyd.settings import Settings
+
+    schedule = Settings().retry_schedule("webhook")
+    assert schedule == (30, 60, 120, 240, 480, 960, 1920, 3600)
+    rng = random.Random(7)
+    delays = [next_delay(schedule, 1, jitter=0.5, rng=rng) for _ in range(2000)]
+    assert 15 <= min(delays) < 16 and 44 < max(delays) <= 45
+    assert next_delay(schedule, 8, jitter=0.5, rng=rng) >= 1800
+    assert next_delay(schedule, 9, jitter=0.5, rng=rng) is None
+
+
+def test_retry_after_is_never_undercut_by_the_schedule():
+    assert next_delay((1.0,), 1, jitter=0.5, retry_after=120) == 120
+    assert next_delay((1.0,), 1, jitter=0.0, retry_after=0.2) == 1.0
+
+
+def test_target_failing_twice_is_delivered_on_the_third_attempt_with_the_same_webhook_id(runtime, sink, start_worker):
+    rt = runtime(retry_schedule_webhook="0.2,0.2,0.2", retry_jitter=0.0)
+    added = rt.subscribers.add("acme", {"channel": "webhook", "target": f"{sink.url}/flaky"})
+    sink.script("/flaky", Reply(500), Reply(500), Reply(200))
+    start_worker(rt)
+    event = incident_event()
+    rt.publisher.publish(event)
+    assert wait_until(lambda: _state(rt, event["event_id"]) == "done")
+    got = sink.on("/flaky")
+    assert len(got) == 3
+    assert len({r.headers["webhook-id"] for r in got}) == 1
+    # Every attempt verifies with the standard library of the spec, using the subscriber's secret.
+    verifier = Webhook(added.generated_secret)
+    for r in got:
+        assert verifier.verify(r.body, r.headers)["event_id"] == event["event_id"]
+    (item,) = rt.tracker.records(event["event_id"], [added.subscriber.seq]).values()
+    assert (item.status, item.attempts) == ("delivered", 3)
+
+
+def test_target_that_never_succeeds_ends_failed_and_dead_lettered(runtime, sink, start_worker):
+    rt = runtime(retry_schedule_webhook="0.1,0.1,0.1", retry_jitter=0.0)
+    sub = rt.subscribers.add("acme", {"channel": "webhook", "target": f"{sink.url}/down"}).subscriber
+    sink.defaults["/down"] = Reply(503)
+    start_worker(rt)
+    event = incident_event()
+    rt.publisher.publish(event)
+    assert wait_until(lambda: _state(rt, event["event_id"]) == "done")
+    assert len(sink.on("/down")) == 4  # first attempt + 3 retries
+    summary = rt.tracker.summary(event["event_id"])
+    assert summary["counts"]["failed"] == 1 and summary["counts"]["retrying"] == 0
+    (record,) = rt.tracker.records(event["event_id"], [sub.seq]).values()
+    assert record.status == "failed" and record.attempts == 4 and "503" in record.error
+    assert rt.client.zscore(rt.keys.dead_letters(), f"{event['event_id']}\x1f{sub.seq}") is not None
+
+
+def test_retry_after_from_the_target_is_honoured(runtime, sink, start_worker):
+    rt = runtime(retry_schedule_webhook="0.05,0.05", retry_jitter=0.0)
+    rt.subscribers.add("acme", {"channel": "webhook", "target": f"{sink.url}/busy"})
+    sink.script("/busy", Reply(429, {"Retry-After": "2"}), Reply(200))
+    start_worker(rt)
+    event = incident_event()
+    rt.publisher.publish(event)
+    assert wait_until(lambda: _state(rt, event["event_id"]) == "done")
+    first, second = sink.on("/busy")
+    assert second.at - first.at >= 1.9
+
+
+def test_client_error_other_than_429_is_permanent_and_not_retried(runtime, sink, start_worker):
+    rt = runtime(retry_schedule_webhook="0.05,0.05", retry_jitter=0.0)
+    rt.subscribers.add("acme", {"channel": "webhook", "target": f"{sink.url}/bad"})
+    sink.defaults["/bad"] = Reply(400)
+    start_worker(rt)
+    event = incident_event()
+    rt.publisher.publish(event)
+    assert wait_until(lambda: _state(rt, event["event_id"]) == "done")
+    assert len(sink.on("/bad")) == 1
+    assert rt.tracker.summary(event["event_id"])["counts"]["failed"] == 1
+
+
+def test_gone_endpoint_disables_its_subscriber(runtime, sink, start_worker):
+    rt = runtime()
+    sub = rt.subscribers.add("acme", {"channel": "webhook", "target": f"{sink.url}/gone"}).subscriber
+    sink.defaults["/gone"] = Reply(410)
+    start_worker(rt)
+    event = incident_event()
+    rt.publisher.publish(event)
+    assert wait_until(lambda: _state(rt, event["event_id"]) == "done")
+    assert rt.subscribers.get_seq("acme", sub.seq).disabled == "endpoint_gone"
+    second = incident_event()
+    rt.publisher.publish(second)
+    assert wait_until(lambda: _state(rt, second["event_id"]) == "done")
+    assert rt.tracker.summary(second["event_id"])["counts"]["suppressed"] == 1
+    assert len(sink.on("/gone")) == 1
+
+
+def test_redrive_resends_failed_deliveries_with_their_delivery_ids(runtime, sink, start_worker):
+    from notifyd.pipeline.adapters import AdapterPool
+    from notifyd.pipeline.engine import Engine
+
+    rt = runtime(retry_schedule_webhook="", retry_jitter=0.0)
+    rt.subscribers.add("acme", {"channel": "webhook", "target": f"{sink.url}/later"})
+    sink.script("/later", Reply(500), Reply(200))
+    start_worker(rt)
+    event = incident_event()
+    rt.publisher.publish(event)
+    assert wait_until(lambda: _state(rt, event["event_id"]) == "done")
+    assert rt.tracker.summary(event["event_id"])["counts"]["failed"] == 1
+    engine = Engine(rt, AdapterPool(rt.settings))
+    assert engine.redrive(event["event_id"]) == 1
+    assert wait_until(lambda: rt.tracker.summary(event["event_id"])["counts"]["delivered"] == 1)
+    first, second = sink.on("/later")
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    assert _state(rt, event["event_id"]) == "done"
+    engine.adapters.close()

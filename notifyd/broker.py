@@ -8,12 +8,21 @@ has prefetched.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.middleware import AgeLimit, Callbacks, Middleware, Pipelines, Retries, ShutdownNotifications, TimeLimit
+from dramatiq.middleware import (
+    AgeLimit,
+    Callbacks,
+    Middleware,
+    Pipelines,
+    Retries,
+    ShutdownNotifications,
+    TimeLimit,
+)
 
 from notifyd.settings import PRIORITIES, Settings
 
@@ -46,10 +55,9 @@ class Heartbeat(Middleware):
 
         def beat() -> None:
             while not self._stop.wait(self.interval_s):
-                try:
+                # Redis down: dramatiq itself reports it on its next call.
+                with contextlib.suppress(Exception):
                     broker.client.zadd(key, {broker.broker_id: int(time.time() * 1000)})
-                except Exception:  # noqa: BLE001 - Redis down: dramatiq reports it on its next call
-                    pass
 
         threading.Thread(target=beat, name="notifyd-heartbeat", daemon=True).start()
 

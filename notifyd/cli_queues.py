@@ -13,14 +13,20 @@ from notifyd.queues import snapshot
 
 
 def _table(snap: dict[str, Any], rates: dict[str, float]) -> Table:
-    table = Table(title=f"notifyd queues — {snap['workers']} worker process(es), "
-                  f"{snap['dead_deliveries']} dead-lettered deliveries")
+    table = Table(
+        title=f"notifyd queues — {snap['workers']} worker process(es), "
+        f"{snap['dead_deliveries']} dead-lettered deliveries"
+    )
     for column in ("lane", "ready", "in flight", "delayed (retries)", "dead messages", "drain/s"):
         table.add_column(column, justify="right")
     for lane in snap["lanes"]:
         table.add_row(
-            lane["lane"], str(lane["ready"]), str(lane["in_flight"]), str(lane["delayed"]),
-            str(lane["dead_messages"]), f"{rates.get(lane['lane'], 0.0):.1f}",
+            lane["lane"],
+            str(lane["ready"]),
+            str(lane["in_flight"]),
+            str(lane["delayed"]),
+            str(lane["dead_messages"]),
+            f"{rates.get(lane['lane'], 0.0):.1f}",
         )
     return table
 

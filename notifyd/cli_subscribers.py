@@ -65,7 +65,10 @@ def _import(rt: Any, args: argparse.Namespace) -> int:
         print(f"notifyd: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return EXIT_INVALID
     summary: dict[str, Any] = {"imported": 0, "updated": 0, "rejected": []}
-    with fh, Progress(SpinnerColumn(), TextColumn("{task.description}"), console=Console(stderr=True)) as progress:
+    with (
+        fh,
+        Progress(SpinnerColumn(), TextColumn("{task.description}"), console=Console(stderr=True)) as progress,
+    ):
         task = progress.add_task("importing", total=None)
         for line, result in rt.subscribers.import_many(args.page, rows_from(fh, fmt)):
             if isinstance(result, AddResult):

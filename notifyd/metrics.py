@@ -6,7 +6,9 @@ from prometheus_client import Counter, Histogram
 
 EVENTS_INGESTED = Counter("notifyd_events_ingested_total", "Events taken by the ingest actor", ["priority"])
 EVENTS_FILTERED = Counter(
-    "notifyd_events_filtered_total", "Events that deliver nothing, by the filter that stopped them", ["filter"]
+    "notifyd_events_filtered_total",
+    "Events that deliver nothing, by the filter that stopped them",
+    ["filter"],
 )
 DELIVERIES = Counter("notifyd_deliveries_total", "Delivery attempts by outcome", ["channel", "outcome"])
 RATE_LIMITED = Counter("notifyd_rate_limited_total", "Deliveries dropped by the rate limit", ["channel"])

@@ -46,7 +46,9 @@ def parse_event(data: bytes | str | dict[str, Any] | Event) -> Event:
         try:
             data = json.loads(data)
         except json.JSONDecodeError as exc:
-            raise EventError(f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+            raise EventError(
+                f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            ) from None
     if not isinstance(data, dict):
         raise EventError("an event is a JSON object")
     try:
@@ -72,7 +74,7 @@ class Publisher:
         lane = event.lane
         queue_name = self.keys.queue_name(lane)
         redis_message_id = str(uuid.uuid4())
-        message = Message(
+        message: Message[Any] = Message(
             queue_name=queue_name,
             actor_name=ingest_actor_name(lane),
             args=(event.event_id,),

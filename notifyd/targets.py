@@ -33,7 +33,8 @@ def _email(target: str, allow_private: bool) -> str:
         result = validate_email(target, check_deliverability=False, test_environment=allow_private)
     except EmailNotValidError as exc:
         raise TargetError(f"not a valid email address: {exc}") from None
-    return str(result.normalized)
+    # Mail systems treat local parts case-insensitively in practice; one inbox, one subscriber.
+    return str(result.normalized).lower()
 
 
 def _sms(target: str, allow_private: bool) -> str:
@@ -77,7 +78,9 @@ def _slack(target: str, allow_private: bool) -> str:
     url = _url(target, allow_private, what="Slack incoming-webhook")
     host = urlsplit(url).hostname or ""
     if not allow_private and host not in SLACK_WEBHOOK_HOSTS:
-        raise TargetError("a Slack target is an incoming-webhook URL on hooks.slack.com, or slack:<channel-id>")
+        raise TargetError(
+            "a Slack target is an incoming-webhook URL on hooks.slack.com, or slack:<channel-id>"
+        )
     return url
 
 

@@ -40,7 +40,9 @@ def open_store(settings: Settings, role: str) -> object | None:
     except ImportError:
         return None
     node = f"{settings.node_id}-{role}"
-    return StatusStore.open(settings.data_dir / "store" / node, node_id=node, event_id_ttl_s=settings.event_id_ttl_s)
+    return StatusStore.open(
+        settings.data_dir / "store" / node, node_id=node, event_id_ttl_s=settings.event_id_ttl_s
+    )
 
 
 @dataclass

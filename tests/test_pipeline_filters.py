@@ -13,7 +13,10 @@ def _done(rt, event_id: str) -> bool:
 
 
 def _add_webhooks(rt, sink, n: int, page: str = "acme", **extra):
-    return [rt.subscribers.add(page, {"channel": "webhook", "target": f"{sink.url}/h/{i}", **extra}) for i in range(n)]
+    return [
+        rt.subscribers.add(page, {"channel": "webhook", "target": f"{sink.url}/h/{i}", **extra})
+        for i in range(n)
+    ]
 
 
 def test_repeated_event_id_is_a_duplicate_and_delivers_nothing(runtime, sink, start_worker):
@@ -117,8 +120,12 @@ def test_batched_rate_limit_shares_counters_with_the_limits_library(runtime):
 
 def test_component_filter_limits_who_hears_about_an_event(runtime, sink, start_worker):
     rt = runtime()
-    api_only = rt.subscribers.add("acme", {"channel": "webhook", "target": f"{sink.url}/api", "components": ["api"]})
-    web_only = rt.subscribers.add("acme", {"channel": "webhook", "target": f"{sink.url}/web", "components": ["web"]})
+    api_only = rt.subscribers.add(
+        "acme", {"channel": "webhook", "target": f"{sink.url}/api", "components": ["api"]}
+    )
+    web_only = rt.subscribers.add(
+        "acme", {"channel": "webhook", "target": f"{sink.url}/web", "components": ["web"]}
+    )
     everything = rt.subscribers.add("acme", {"channel": "webhook", "target": f"{sink.url}/all"})
     start_worker(rt)
     event = component_event(component="api", status="partial_outage")

@@ -33,7 +33,9 @@ def test_retry_after_is_never_undercut_by_the_schedule():
     assert next_delay((1.0,), 1, jitter=0.0, retry_after=0.2) == 1.0
 
 
-def test_target_failing_twice_is_delivered_on_the_third_attempt_with_the_same_webhook_id(runtime, sink, start_worker):
+def test_target_failing_twice_is_delivered_on_the_third_attempt_with_the_same_webhook_id(
+    runtime, sink, start_worker
+):
     rt = runtime(retry_schedule_webhook="0.2,0.2,0.2", retry_jitter=0.0)
     added = rt.subscribers.add("acme", {"channel": "webhook", "target": f"{sink.url}/flaky"})
     sink.script("/flaky", Reply(500), Reply(500), Reply(200))

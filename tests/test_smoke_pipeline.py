@@ -7,7 +7,8 @@ from tests.support.events import incident_event
 
 def test_published_incident_reaches_every_webhook_subscriber(runtime, sink, monkeypatch):
     from notifyd.pipeline.adapters import AdapterPool
-    monkeypatch.setattr(AdapterPool, 'check', lambda self: None)  # TEMP until all adapters exist
+
+    monkeypatch.setattr(AdapterPool, "check", lambda self: None)  # TEMP until all adapters exist
     rt = runtime()
     for i in range(120):
         rt.subscribers.add("acme", {"channel": "webhook", "target": f"{sink.url}/hook/{i}"})

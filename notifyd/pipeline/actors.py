@@ -41,7 +41,9 @@ class EngineHolder:
             engine.adapters.close()
 
 
-def declare_actors(broker: dramatiq.Broker, holder: EngineHolder, namespace: str) -> dict[str, dramatiq.Actor]:
+def declare_actors(
+    broker: dramatiq.Broker, holder: EngineHolder, namespace: str
+) -> dict[str, dramatiq.Actor]:
     actors: dict[str, dramatiq.Actor] = {}
 
     def bind(step: str, lane: str, fn: Callable[..., Any]) -> None:

@@ -103,7 +103,7 @@ class Engine:
         return notification_for(loaded.event, page_state, self.settings.public_url)
 
     def _enqueue(self, step: str, lane: str, args: tuple[Any, ...], delay_ms: int | None = None) -> None:
-        message = QueueMessage(
+        message: QueueMessage[Any] = QueueMessage(
             queue_name=self.rt.keys.queue_name(lane),
             actor_name=actor_name(step, lane),
             args=args,
@@ -139,7 +139,9 @@ class Engine:
             verdict = StoreVerdict()
             if self.store is not None:
                 result = self.store.apply_event(json.loads(h["body"]))
-                verdict = StoreVerdict(bool(getattr(result, "duplicate", False)), bool(getattr(result, "stale", False)))
+                verdict = StoreVerdict(
+                    bool(getattr(result, "duplicate", False)), bool(getattr(result, "stale", False))
+                )
             reason = first_reason(event, verdict)
             top = 0 if reason else self.rt.subscribers.max_seq(event.page_id)
             shards = math.ceil(top / self.settings.shard_size)
@@ -217,14 +219,22 @@ class Engine:
         if loaded is None:
             return
         records = self.rt.tracker.records(event_id, seqs)
-        due = [s for s in seqs if (r := records.get(s)) is not None and r.status == "retrying" and r.attempts == attempt - 1]
+        due = [
+            s
+            for s in seqs
+            if (r := records.get(s)) is not None and r.status == "retrying" and r.attempts == attempt - 1
+        ]
         subs = self.rt.subscribers.range_many(loaded.event.page_id, due)
         live = [s for s in subs if not s.removed and not s.disabled]
         gone = [s for s in subs if s.removed or s.disabled]
         if gone:
             offset = self._offset(loaded)
             self.rt.tracker.record(
-                event_id, [Update(s.seq, Record("suppressed", attempt - 1, offset, "subscriber disabled")) for s in gone]
+                event_id,
+                [
+                    Update(s.seq, Record("suppressed", attempt - 1, offset, "subscriber disabled"))
+                    for s in gone
+                ],
             )
         self._send_and_record(loaded, live, attempt=attempt)
 
@@ -238,18 +248,30 @@ class Engine:
         offset = self._offset(loaded)
         moved: list[int] = []
         for bucket in range(0, math.ceil(top / 128) if top else 0):
-            failed = [seq for seq, r in self.rt.tracker.bucket_records(event_id, bucket).items() if r.status == "failed"]
+            failed = [
+                seq
+                for seq, r in self.rt.tracker.bucket_records(event_id, bucket).items()
+                if r.status == "failed"
+            ]
             if not failed:
                 continue
-            prev = self.rt.tracker.redrive(event_id, [Update(s, Record("retrying", 0, offset, "redrive")) for s in failed])
-            moved.extend(s for s, p in zip(failed, prev, strict=True) if p is not None and p.status == "failed")
+            prev = self.rt.tracker.redrive(
+                event_id, [Update(s, Record("retrying", 0, offset, "redrive")) for s in failed]
+            )
+            moved.extend(
+                s for s, p in zip(failed, prev, strict=True) if p is not None and p.status == "failed"
+            )
         for first in range(0, len(moved), self.settings.shard_size):
-            self._enqueue("retry", loaded.event.lane, (event_id, moved[first : first + self.settings.shard_size], 1))
+            self._enqueue(
+                "retry", loaded.event.lane, (event_id, moved[first : first + self.settings.shard_size], 1)
+            )
         return len(moved)
 
     # -- shared: send a batch and record what happened ------------------------------
 
-    def _send_and_record(self, loaded: LoadedEvent, subs: Sequence[StoredSubscriber], *, attempt: int) -> None:
+    def _send_and_record(
+        self, loaded: LoadedEvent, subs: Sequence[StoredSubscriber], *, attempt: int
+    ) -> None:
         if not subs:
             return
         event = loaded.event
@@ -298,7 +320,9 @@ class Engine:
         for sub, outcome in results:
             DELIVERIES.labels(sub.channel, outcome.kind.value).inc()
             if outcome.kind is OutcomeKind.delivered:
-                PUBLISH_TO_DELIVERY.labels(sub.channel, event.lane).observe(max(0.0, now - loaded.accepted_at))
+                PUBLISH_TO_DELIVERY.labels(sub.channel, event.lane).observe(
+                    max(0.0, now - loaded.accepted_at)
+                )
                 updates.append(Update(sub.seq, Record("delivered", attempt, offset)))
                 continue
             if outcome.kind is OutcomeKind.transient:

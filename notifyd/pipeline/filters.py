@@ -28,31 +28,28 @@ class IngestFilter(Protocol):
     def reason(self, event: Event, verdict: StoreVerdict) -> str | None: ...
 
 
-@dataclass(frozen=True)
 class ReplicatedDuplicate:
     """Another region already took this event id (seen through the store's replicated set)."""
 
-    name: str = "replicated_duplicate"
+    name = "replicated_duplicate"
 
     def reason(self, event: Event, verdict: StoreVerdict) -> str | None:
         return "event id already taken by a peer region" if verdict.duplicate else None
 
 
-@dataclass(frozen=True)
 class StaleEvent:
     """An event older than the state it would change is recorded, not notified."""
 
-    name: str = "stale"
+    name = "stale"
 
     def reason(self, event: Event, verdict: StoreVerdict) -> str | None:
         return "older than the current state" if verdict.stale else None
 
 
-@dataclass(frozen=True)
 class NotifyFlag:
     """``notify: false`` records the event and delivers nothing."""
 
-    name: str = "notify_false"
+    name = "notify_false"
 
     def reason(self, event: Event, verdict: StoreVerdict) -> str | None:
         return "notify is false" if not event.notify else None
@@ -61,7 +58,9 @@ class NotifyFlag:
 INGEST_FILTERS: tuple[IngestFilter, ...] = (ReplicatedDuplicate(), StaleEvent(), NotifyFlag())
 
 
-def first_reason(event: Event, verdict: StoreVerdict, filters: tuple[IngestFilter, ...] = INGEST_FILTERS) -> str | None:
+def first_reason(
+    event: Event, verdict: StoreVerdict, filters: tuple[IngestFilter, ...] = INGEST_FILTERS
+) -> str | None:
     for unit in filters:
         reason = unit.reason(event, verdict)
         if reason is not None:

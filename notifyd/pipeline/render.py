@@ -27,10 +27,21 @@ def notification_for(event: Event, page_state: dict[str, Any] | None, public_url
         "page_id": event.page_id,
         "occurred_at": event.occurred_at.isoformat().replace("+00:00", "Z"),
     }
+    title: str
+    status: str
+    impact: str
+    message: str
+    components: list[str]
     if event.incident is not None:
         inc = event.incident
         payload["incident"] = inc.model_dump(mode="json")
-        title, status, impact, message, components = inc.title, inc.status, inc.impact, inc.message, inc.components
+        title, status, impact, message, components = (
+            inc.title,
+            inc.status,
+            inc.impact,
+            inc.message,
+            inc.components,
+        )
     else:
         assert event.component is not None
         comp = event.component

@@ -26,7 +26,9 @@ def incident_event(page: str = "acme", **overrides: Any) -> dict[str, Any]:
     return event
 
 
-def component_event(page: str = "acme", component: str = "api", status: str = "major_outage", **overrides: Any) -> dict[str, Any]:
+def component_event(
+    page: str = "acme", component: str = "api", status: str = "major_outage", **overrides: Any
+) -> dict[str, Any]:
     event: dict[str, Any] = {
         "event_id": f"ev-{uuid.uuid4().hex[:12]}",
         "type": "component_status_changed",

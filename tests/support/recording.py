@@ -38,7 +38,15 @@ class RecordingAdapter(Adapter):
         with self.lock:
             for m in batch:
                 self.log.append(
-                    Sent(self.channel_name, m.delivery_id, m.notification.event_id, m.subscriber_id, m.target, m.attempt, now)
+                    Sent(
+                        self.channel_name,
+                        m.delivery_id,
+                        m.notification.event_id,
+                        m.subscriber_id,
+                        m.target,
+                        m.attempt,
+                        now,
+                    )
                 )
         return [Outcome.delivered() for _ in batch]
 

@@ -49,7 +49,9 @@ class Sink:
                     time.sleep(reply.delay_s)
                 with sink.cond:
                     sink.received.append(
-                        Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time())
+                        Received(
+                            self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time()
+                        )
                     )
                     sink.cond.notify_all()
                 self.send_response(reply.status)

@@ -1,0 +1,273 @@
+"""``make demo``: the engine on its embedded defaults, delivering to local stand-ins.
+
+No Redis, no accounts: an embedded Valkey in ./var/demo, a webhook receiver
+that checks every signature, and loopback stand-ins for SMTP, Twilio and
+Slack when the channel package provides them. A page with a few hundred
+subscribers hears an incident being created, updated and resolved.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import shutil
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from notifyd.runtime import Runtime
+from notifyd.settings import Settings
+from notifyd.worker import InProcessWorker, open_store
+
+PAGE = "acme"
+WEBHOOK_SUBSCRIBERS = 300
+console = Console()
+
+
+class WebhookReceiver:
+    """Counts deliveries per webhook-id and checks each Standard Webhooks signature."""
+
+    def __init__(self, secrets: dict[str, str]) -> None:
+        self.secrets = secrets  # path -> whsec_ secret
+        self.by_id: Counter[str] = Counter()
+        self.bad_signatures = 0
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                ok = receiver.verify(self.path, self.headers, body)
+                with receiver.lock:
+                    receiver.by_id[self.headers.get("webhook-id", "")] += 1
+                    receiver.bad_signatures += 0 if ok else 1
+                self.send_response(204 if ok else 401)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 1024
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def verify(self, path: str, headers: Any, body: bytes) -> bool:
+        secret = self.secrets.get(path)
+        if secret is None:
+            return False
+        key = base64.b64decode(secret.removeprefix("whsec_"))
+        signed = f"{headers.get('webhook-id')}.{headers.get('webhook-timestamp')}.".encode() + body
+        expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+        offered = [s.split(",", 1)[-1] for s in headers.get("webhook-signature", "").split()]
+        return any(hmac.compare_digest(expected, s) for s in offered)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def lifecycle() -> list[dict[str, Any]]:
+    incident = {"id": "inc-42", "title": "Database outage", "impact": "critical", "components": ["api", "db"]}
+    stamp = int(time.time())
+    return [
+        {
+            "event_id": f"inc-42-created-{stamp}",
+            "type": "incident_created",
+            "page_id": PAGE,
+            "occurred_at": _now(),
+            "incident": {**incident, "status": "investigating", "message": "Elevated errors on the API."},
+        },
+        {
+            "event_id": f"inc-42-update-1-{stamp}",
+            "type": "incident_updated",
+            "page_id": PAGE,
+            "occurred_at": _now(),
+            "incident": {
+                **incident,
+                "status": "identified",
+                "message": "Primary database failed; failover in progress.",
+            },
+        },
+        {
+            "event_id": f"inc-42-resolved-{stamp}",
+            "type": "incident_resolved",
+            "page_id": PAGE,
+            "occurred_at": _now(),
+            "incident": {
+                **incident,
+                "status": "resolved",
+                "impact": "critical",
+                "message": "Failover complete.",
+            },
+        },
+    ]
+
+
+def start_standins() -> tuple[dict[str, Any], list[Any], list[tuple[str, str]]]:
+    """Loopback SMTP, Twilio and Slack stand-ins, when the channels package ships them."""
+    try:
+        from channels import loopback
+    except ImportError:
+        return {}, [], []
+    servers: list[Any] = []
+    settings: dict[str, Any] = {}
+    subscribers: list[tuple[str, str]] = []
+    try:
+        smtp = loopback.SMTPSink().start()
+        servers.append(("email (SMTP)", smtp))
+        settings.update(smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_tls="none")
+        subscribers += [("email", f"oncall{i}@example.com") for i in range(5)]
+        twilio = loopback.TwilioServer().start()
+        servers.append(("sms (Twilio API)", twilio))
+        settings.update(
+            twilio_account_sid=twilio.account_sid,
+            twilio_auth_token=twilio.auth_token,
+            twilio_from="+15005550006",
+            twilio_base_url=twilio.url,
+        )
+        subscribers += [("sms", f"+1415555{2670 + i:04d}") for i in range(3)]
+        slack = loopback.SlackServer().start()
+        servers.append(("slack (chat.postMessage)", slack))
+        settings.update(slack_bot_token=slack.token, slack_base_url=slack.api_url)
+        subscribers += [("slack", "slack:C0INCIDENTS"), ("slack", f"{slack.url}/services/T000/B000/demo")]
+    except Exception as exc:  # noqa: BLE001 - the demo goes on with webhooks alone
+        console.print(
+            f"[yellow]channel stand-ins unavailable ({type(exc).__name__}: {exc}); webhooks only[/]"
+        )
+    return settings, servers, subscribers
+
+
+def main() -> int:
+    data_dir = Path("var/demo")
+    shutil.rmtree(data_dir, ignore_errors=True)
+    standin_settings, standins, extra_subscribers = start_standins()
+    settings = Settings(
+        data_dir=data_dir,
+        namespace="demo",
+        allow_private_targets=True,
+        shard_size=100,
+        **standin_settings,
+    )
+    console.rule("[bold]notifyd demo")
+    runtime = Runtime.start(settings)
+    where = "embedded Valkey (AOF in var/demo/redis)" if runtime.embedded else runtime.url
+    console.print(f"Redis: {where}")
+
+    secrets: dict[str, str] = {}
+    receiver = WebhookReceiver(secrets)
+    for i in range(WEBHOOK_SUBSCRIBERS):
+        path = f"/hooks/{i}"
+        added = runtime.subscribers.add(PAGE, {"channel": "webhook", "target": receiver.url + path})
+        secrets[path] = added.generated_secret or ""
+    for channel, target in extra_subscribers:
+        runtime.subscribers.add(PAGE, {"channel": channel, "target": target})
+    console.print(
+        f"Page [bold]{PAGE}[/]: {runtime.subscribers.count(PAGE)} subscribers "
+        f"({WEBHOOK_SUBSCRIBERS} signed webhooks to {receiver.url}"
+        + (
+            f", plus {len(extra_subscribers)} on email, SMS and Slack stand-ins)"
+            if extra_subscribers
+            else ")"
+        )
+    )
+
+    store = open_store(settings, "demo")
+    worker = InProcessWorker.start(runtime, threads=8, store=store)
+    summaries = []
+    try:
+        for event in lifecycle():
+            result = runtime.publisher.publish(event)
+            console.print(f"published [cyan]{event['type']}[/] {event['event_id']}: {result.status}")
+            summaries.append(_follow(runtime, event["event_id"]))
+        duplicate = runtime.publisher.publish(lifecycle()[0] | {"event_id": summaries[0]["event_id"]})
+        console.print(
+            f"re-published {summaries[0]['event_id']}: [yellow]{duplicate.status}[/] (delivers nothing)"
+        )
+    finally:
+        worker.stop()
+    _report(summaries, receiver, standins)
+    if store is not None:
+        console.print_json(data=store.page_status(PAGE))  # type: ignore[attr-defined]
+        store.close()  # type: ignore[attr-defined]
+    receiver.stop()
+    for _, server in standins:
+        server.stop()
+    runtime.close()
+    console.print("Done. Run it yourself: [bold]notifyd dev[/] (see README).")
+    return 0 if receiver.bad_signatures == 0 else 1
+
+
+def _follow(runtime: Runtime, event_id: str) -> dict[str, Any]:
+    with Progress(
+        TextColumn("  {task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("accepted", total=1)
+        deadline = time.monotonic() + 120
+        while True:
+            summary = runtime.tracker.summary(event_id)
+            assert summary is not None
+            c = summary["counts"]
+            settled = c["delivered"] + c["failed"] + c["rate_limited"] + c["suppressed"]
+            progress.update(task, total=max(1, c["planned"]), completed=settled, description=summary["state"])
+            if summary["state"] in ("done", "deduplicated") or time.monotonic() > deadline:
+                return summary
+            time.sleep(0.05)
+
+
+def _report(summaries: list[dict[str, Any]], receiver: WebhookReceiver, standins: list[Any]) -> None:
+    table = Table(title="Deliveries per event", expand=False)
+    for column in ("event", "state", "planned", "delivered", "retrying", "failed", "rate_limited", "took"):
+        table.add_column(column, justify="right")
+    for s in summaries:
+        c = s["counts"]
+        took = "-"
+        if s["finished_at"] and s["accepted_at"]:
+            start = datetime.fromisoformat(s["accepted_at"].replace("Z", "+00:00"))
+            end = datetime.fromisoformat(s["finished_at"].replace("Z", "+00:00"))
+            took = f"{max(0.0, (end - start).total_seconds()):.2f}s"
+        table.add_row(
+            s["type"],
+            s["state"],
+            *(str(c[k]) for k in ("planned", "delivered", "retrying", "failed", "rate_limited")),
+            took,
+        )
+    console.print(table)
+    total = sum(receiver.by_id.values())
+    console.print(
+        f"Webhook receiver: {total} requests, {len(receiver.by_id)} distinct webhook-ids, "
+        f"{receiver.bad_signatures} bad signatures"
+    )
+    for name, server in standins:
+        console.print(f"{name} stand-in received {len(server.received)} message(s)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

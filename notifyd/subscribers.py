@@ -147,20 +147,7 @@ class SubscriberRepo:
         if not self.client.hsetnx(targets, tkey, seq):
             # Someone added the same target concurrently; theirs wins and ours is an update.
             return self._update(page_id, int(self.client.hget(targets, tkey) or seq), sub)
-        generated = None
-        secret = sub.secret.get_secret_value() if sub.secret else None
-        if sub.channel == "webhook" and secret is None:
-            secret = generated = generate_webhook_secret()
-        stored = StoredSubscriber(
-            page_id=page_id,
-            seq=seq,
-            id=sub_id,
-            channel=sub.channel,
-            target=sub.target,
-            secret=secret,
-            components=frozenset(sub.components) if sub.components is not None else None,
-            contact_email=sub.contact_email,
-        )
+        stored, generated = self._new_record(page_id, seq, sub_id, sub)
         pipe = self.client.pipeline(transaction=True)
         pipe.hset(self.keys.subscribers(page_id, bucket_of(seq)), str(seq), stored.encode())
         pipe.hset(self.keys.subscriber_ids(), sub_id, f"{page_id}\x1f{seq}")
@@ -194,15 +181,93 @@ class SubscriberRepo:
     def import_many(
         self, page_id: str, rows: Iterable[tuple[int, dict[str, Any] | Exception]]
     ) -> Iterator[tuple[int, AddResult | SubscriberError]]:
-        """Add many subscribers; yields (line, result or error) per row, streaming."""
-        for line, row in rows:
+        """Add many subscribers, streaming; yields (line, result or error) per row, in order.
+
+        New targets are written :data:`IMPORT_BATCH` at a time in a few round trips;
+        updates, explicit ids and repeats within a batch take the one-by-one path.
+        """
+        batch: list[tuple[int, dict[str, Any] | Exception]] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= IMPORT_BATCH:
+                yield from self._import_batch(page_id, batch)
+                batch = []
+        if batch:
+            yield from self._import_batch(page_id, batch)
+
+    def _import_batch(
+        self, page_id: str, batch: list[tuple[int, dict[str, Any] | Exception]]
+    ) -> Iterator[tuple[int, AddResult | SubscriberError]]:
+        results: dict[int, AddResult | SubscriberError] = {}
+        valid: list[tuple[int, Subscriber]] = []
+        for i, (_, row) in enumerate(batch):
             if isinstance(row, Exception):
-                yield line, SubscriberError(str(row))
+                results[i] = SubscriberError(str(row))
                 continue
             try:
-                yield line, self.add(page_id, row)
+                valid.append((i, self.validate(row)))
             except SubscriberError as exc:
-                yield line, exc
+                results[i] = exc
+        targets = self.keys.subscriber_targets(page_id)
+        pipe = self.client.pipeline(transaction=False)
+        for _, sub in valid:
+            pipe.hget(targets, _target_key(sub.channel, sub.target))
+        existing = pipe.execute() if valid else []
+        fresh: list[tuple[int, Subscriber]] = []
+        slow: list[tuple[int, Subscriber]] = []
+        in_batch: set[str] = set()
+        for (i, sub), known in zip(valid, existing, strict=True):
+            tkey = _target_key(sub.channel, sub.target)
+            if known is not None or sub.id is not None or tkey in in_batch:
+                slow.append((i, sub))
+            else:
+                in_batch.add(tkey)
+                fresh.append((i, sub))
+        if fresh:
+            top = int(self.client.incrby(self.keys.page_seq(page_id), len(fresh)))
+            seqs = range(top - len(fresh), top)
+            pipe = self.client.pipeline(transaction=False)
+            for (_, sub), seq in zip(fresh, seqs, strict=True):
+                pipe.hsetnx(targets, _target_key(sub.channel, sub.target), str(seq))
+            claimed = pipe.execute()
+            pipe = self.client.pipeline(transaction=True)
+            for (i, sub), seq, won in zip(fresh, seqs, claimed, strict=True):
+                if not won:  # added concurrently by someone else: an update
+                    slow.append((i, sub))
+                    continue
+                stored, generated = self._new_record(page_id, seq, new_subscriber_id(), sub)
+                pipe.hset(self.keys.subscribers(page_id, bucket_of(seq)), str(seq), stored.encode())
+                pipe.hset(self.keys.subscriber_ids(), stored.id, f"{page_id}\x1f{seq}")
+                results[i] = AddResult(stored, True, generated)
+            pipe.sadd(self.keys.pages(), page_id)
+            pipe.execute()
+        for i, sub in slow:
+            try:
+                results[i] = self.add(page_id, sub)
+            except SubscriberError as exc:
+                results[i] = exc
+        for i, (line, _) in enumerate(batch):
+            yield line, results[i]
+
+    @staticmethod
+    def _new_record(
+        page_id: str, seq: int, sub_id: str, sub: Subscriber
+    ) -> tuple[StoredSubscriber, str | None]:
+        generated = None
+        secret = sub.secret.get_secret_value() if sub.secret else None
+        if sub.channel == "webhook" and secret is None:
+            secret = generated = generate_webhook_secret()
+        stored = StoredSubscriber(
+            page_id=page_id,
+            seq=seq,
+            id=sub_id,
+            channel=sub.channel,
+            target=sub.target,
+            secret=secret,
+            components=frozenset(sub.components) if sub.components is not None else None,
+            contact_email=sub.contact_email,
+        )
+        return stored, generated
 
     def remove(self, page_id: str, sub_id: str) -> bool:
         current = self.get(page_id, sub_id)

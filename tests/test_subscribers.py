@@ -49,3 +49,22 @@ def test_removed_target_can_subscribe_again_as_a_new_subscriber(runtime):
     assert not rt.subscribers.remove("acme", first.id)
     again = rt.subscribers.add("acme", {"channel": "sms", "target": "+14155552671"})
     assert again.created and again.subscriber.seq != first.seq
+
+
+def test_import_streams_rows_reports_rejections_by_line_and_updates_known_targets(runtime):
+    rt = runtime()
+    rt.subscribers.add("acme", {"channel": "email", "target": "known@example.com"})
+    rows = [(n, {"channel": "email", "target": f"u{n}@example.com"}) for n in range(1, 2501)]
+    rows[10] = (11, {"channel": "email", "target": "known@example.com", "components": ["api"]})
+    rows[20] = (21, {"channel": "sms", "target": "12345"})
+    rows[30] = (31, ValueError("not valid JSON"))
+    rows[40] = (41, {"channel": "email", "target": "u1@example.com"})  # repeat within the file
+    results = list(rt.subscribers.import_many("acme", rows))
+    assert [line for line, _ in results] == list(range(1, 2501))
+    errors = {line: str(r) for line, r in results if not hasattr(r, "created")}
+    assert set(errors) == {21, 31} and "E.164" in errors[21]
+    created = sum(1 for _, r in results if getattr(r, "created", False))
+    assert created == 2500 - 2 - 2  # known target and the in-file repeat are updates
+    assert rt.subscribers.count("acme") == 1 + created
+    updated = results[10][1].subscriber
+    assert rt.subscribers.get("acme", updated.id).components == frozenset({"api"})

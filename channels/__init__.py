@@ -8,4 +8,13 @@ from __future__ import annotations
 from channels.base import Adapter, Message, Notification, Outcome, OutcomeKind
 from channels.registry import UnknownChannelError, build, register
 
-__all__ = ["Adapter", "Message", "Notification", "Outcome", "OutcomeKind", "UnknownChannelError", "build", "register"]
+__all__ = [
+    "Adapter",
+    "Message",
+    "Notification",
+    "Outcome",
+    "OutcomeKind",
+    "UnknownChannelError",
+    "build",
+    "register",
+]

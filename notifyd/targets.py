@@ -45,9 +45,9 @@ def _email(target: str, allow_private: bool) -> str:
     # Imports of a million subscribers share a few thousand domains: check each domain
     # once and the common local-part shape with a regex; anything unusual gets the full check.
     local, _, domain = target.rpartition("@")
-    if local and len(local) <= 64 and _SIMPLE_LOCAL_RE.match(local) and domain.isascii():
-        if _domain_ok(domain.lower(), allow_private):
-            return f"{local}@{domain}".lower()
+    simple = bool(local) and len(local) <= 64 and _SIMPLE_LOCAL_RE.match(local) and domain.isascii()
+    if simple and _domain_ok(domain.lower(), allow_private):
+        return f"{local}@{domain}".lower()
     try:
         # test_environment accepts reserved names such as example.com / localhost in tests.
         result = validate_email(target, check_deliverability=False, test_environment=allow_private)

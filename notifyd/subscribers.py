@@ -298,6 +298,18 @@ class SubscriberRepo:
         disabled = StoredSubscriber(**{**_fields(current), "disabled": reason})
         self.client.hset(self.keys.subscribers(page_id, bucket_of(seq)), str(seq), disabled.encode())
 
+    def reactivate(self, page_id: str, sub_id: str) -> StoredSubscriber | None:
+        """Clear a disabled (quarantined, gone, unsubscribed) subscriber; None when unknown."""
+        current = self.get(page_id, sub_id)
+        if current is None or current.removed:
+            return None
+        if current.disabled:
+            current = StoredSubscriber(**{**_fields(current), "disabled": None})
+            self.client.hset(
+                self.keys.subscribers(page_id, bucket_of(current.seq)), str(current.seq), current.encode()
+            )
+        return current
+
     # -- reads ----------------------------------------------------------------------
 
     def locate(self, sub_id: str) -> tuple[str, int] | None:

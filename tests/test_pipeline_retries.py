@@ -129,3 +129,24 @@ def test_redrive_resends_failed_deliveries_with_their_delivery_ids(runtime, sink
     assert first.headers["webhook-id"] == second.headers["webhook-id"]
     assert _state(rt, event["event_id"]) == "done"
     engine.adapters.close()
+
+
+def test_endpoint_failing_ten_times_in_an_hour_is_quarantined_and_its_owner_told_once(
+    runtime, sink, recorder, start_worker
+):
+    rt = runtime(retry_schedule_webhook="", retry_jitter=0.0, rate_limit="100/hour")
+    sub = rt.subscribers.add(
+        "acme", {"channel": "webhook", "target": f"{sink.url}/dead", "contact_email": "owner@example.com"}
+    ).subscriber
+    sink.defaults["/dead"] = Reply(500)
+    start_worker(rt)
+    events = [incident_event() for _ in range(12)]
+    for event in events:
+        rt.publisher.publish(event)
+        assert wait_until(lambda e=event: _state(rt, e["event_id"]) == "done")
+    assert len(sink.on("/dead")) == 10  # the tenth failure quarantines it
+    assert rt.subscribers.get_seq("acme", sub.seq).disabled == "quarantined"
+    assert rt.tracker.summary(events[-1]["event_id"])["counts"]["suppressed"] == 1
+    notices = [s for s in recorder.sent if s.target == "owner@example.com"]
+    assert len(notices) == 1
+    assert rt.subscribers.reactivate("acme", sub.id).disabled is None

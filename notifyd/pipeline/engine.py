@@ -31,6 +31,7 @@ from notifyd.ids import delivery_id
 from notifyd.metrics import DELIVERIES, EVENTS_INGESTED, PUBLISH_TO_DELIVERY, RATE_LIMITED, SHARDS
 from notifyd.models import Event
 from notifyd.pipeline.adapters import AdapterPool
+from notifyd.pipeline.endpoint_health import EndpointHealth, notice_message
 from notifyd.pipeline.filters import StoreVerdict, first_reason
 from notifyd.pipeline.ratelimit import BatchRateLimiter
 from notifyd.pipeline.render import notification_for
@@ -84,6 +85,7 @@ class Engine:
         self.limiter = BatchRateLimiter(
             runtime.client, rate=self.settings.rate_limit, key_prefix=runtime.keys.rate_limit_prefix()
         )
+        self.health = EndpointHealth(runtime.client, runtime.keys.ns)
         self._unsubscribe_key: bytes | None = None
         self._load_event = lru_cache(maxsize=256)(self._load_event_uncached)
         self._notification = lru_cache(maxsize=256)(self._notification_uncached)
@@ -316,7 +318,7 @@ class Engine:
         now = time.time()
         updates: list[Update] = []
         retries: dict[int, list[int]] = defaultdict(list)
-        dead: list[StoredSubscriber] = []
+        dead: list[tuple[StoredSubscriber, str]] = []
         for sub, outcome in results:
             DELIVERIES.labels(sub.channel, outcome.kind.value).inc()
             if outcome.kind is OutcomeKind.delivered:
@@ -344,7 +346,7 @@ class Engine:
                 if reason in DISABLING_REASONS:
                     self.rt.subscribers.disable(sub.page_id, sub.seq, reason)
             updates.append(Update(sub.seq, Record("failed", attempt, offset, outcome.reason or "failed")))
-            dead.append(sub)
+            dead.append((sub, outcome.reason or "failed"))
         # Retry messages first: a record that says "retrying" must always have a message behind it.
         for delay_ms, seqs in retries.items():
             self._enqueue("retry", event.lane, (event.event_id, seqs, attempt + 1), delay_ms=delay_ms)
@@ -353,6 +355,21 @@ class Engine:
         if dead:
             pipe = self.rt.client.pipeline(transaction=False)
             key = self.rt.keys.dead_letters()
-            pipe.zadd(key, {f"{event.event_id}\x1f{s.seq}": now for s in dead})
+            pipe.zadd(key, {f"{event.event_id}\x1f{s.seq}": now for s, _ in dead})
             pipe.zremrangebyrank(key, 0, -DEAD_LETTER_CAP - 1)
             pipe.execute()
+            self._watch_endpoints(event.event_id, dead)
+
+    def _watch_endpoints(self, event_id: str, dead: Sequence[tuple[StoredSubscriber, str]]) -> None:
+        reasons = {s.seq: reason for s, reason in dead}
+        verdict = self.health.on_failed([s for s, _ in dead])
+        for sub in verdict.quarantine:
+            self.rt.subscribers.disable(sub.page_id, sub.seq, "quarantined")
+        if verdict.notify:
+            day = time.strftime("%Y-%m-%d", time.gmtime())
+            notices = [
+                notice_message(s, event_id, reasons[s.seq], self.settings.public_url, day)
+                for s in verdict.notify
+            ]
+            for outcome in self.adapters.send("email", notices):
+                DELIVERIES.labels("email_notice", outcome.kind.value).inc()

@@ -1,0 +1,77 @@
+"""Dead endpoints: quarantine after repeated failures, and tell the owner once.
+
+Statuspage's rule: after 10 exhausted or failed deliveries within an hour, an
+endpoint is quarantined (the subscriber is disabled with reason
+``quarantined``) until its owner re-adds it or an operator reactivates it.
+If the subscriber gave a ``contact_email``, that address is told that the
+endpoint is unreachable, at most once a day.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import redis
+
+from channels.base import Message, Notification
+from notifyd.ids import delivery_id
+from notifyd.pipeline.ratelimit import BatchRateLimiter
+from notifyd.subscribers import StoredSubscriber
+
+#: Channels whose endpoints belong to the subscriber (a dead mailbox is handled by SMTP codes).
+WATCHED_CHANNELS = ("webhook", "slack")
+#: The tenth failure within the hour is the first one that finds a 9/hour window full.
+QUARANTINE_RATE = "9/hour"
+NOTICE_RATE = "1/day"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    quarantine: list[StoredSubscriber]
+    notify: list[StoredSubscriber]
+
+
+class EndpointHealth:
+    def __init__(self, client: redis.Redis, ns: str) -> None:
+        self.failures = BatchRateLimiter(client, rate=QUARANTINE_RATE, key_prefix=f"{ns}:quarantine")
+        self.notices = BatchRateLimiter(client, rate=NOTICE_RATE, key_prefix=f"{ns}:notice")
+
+    def on_failed(self, subs: Sequence[StoredSubscriber]) -> Verdict:
+        watched = [s for s in subs if s.channel in WATCHED_CHANNELS]
+        if not watched:
+            return Verdict([], [])
+        below = self.failures.hit_many([(s.id, "failed") for s in watched])
+        quarantine = [s for s, ok in zip(watched, below, strict=True) if not ok]
+        owners = [s for s in watched if s.contact_email]
+        allowed = self.notices.hit_many([(s.id, "notice") for s in owners])
+        return Verdict(quarantine, [s for s, ok in zip(owners, allowed, strict=True) if ok])
+
+
+def notice_message(sub: StoredSubscriber, event_id: str, reason: str, public_url: str, day: str) -> Message:
+    """The email that tells an endpoint's owner it is unreachable."""
+    assert sub.contact_email is not None
+    text = (
+        f"notifyd could not deliver status notifications for page {sub.page_id} to your {sub.channel} "
+        f"endpoint {sub.target} (subscriber {sub.id}). Last error: {reason}. "
+        "After 10 failures within an hour the endpoint is quarantined; re-add it to resume."
+    )
+    notification = Notification(
+        event_id=f"endpoint-notice-{event_id}",
+        event_type="endpoint_unreachable",
+        page_id=sub.page_id,
+        occurred_at=day,
+        title=f"Your {sub.channel} endpoint is unreachable",
+        status="unreachable",
+        impact="none",
+        message=text,
+        components=(),
+        payload={"type": "endpoint_unreachable", "subscriber_id": sub.id, "page_id": sub.page_id},
+        link=f"{public_url.rstrip('/')}/v1/subscribers/{sub.id}/deliveries",
+    )
+    return Message(
+        delivery_id=delivery_id(f"endpoint-notice:{day}", sub.id, "email"),
+        subscriber_id=sub.id,
+        target=sub.contact_email,
+        notification=notification,
+    )

@@ -11,8 +11,11 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from typing import Any
 
 import dramatiq
+import redis
+from dramatiq.broker import Consumer
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import (
     AgeLimit,
@@ -65,6 +68,59 @@ class Heartbeat(Middleware):
         self._stop.set()
 
 
+class NotifydBroker(RedisBroker):
+    """dramatiq's Redis broker, plus recovery of messages stranded by a lost connection.
+
+    When its connection drops, a dramatiq consumer thread throws away the
+    messages it had prefetched, but their ids stay in this process's ack set.
+    Maintenance only requeues the ack sets of *dead* processes, and this one is
+    alive and heartbeating, so those messages would wait for a restart that
+    may never come. Whenever a consumer is recreated, we requeue our own acks
+    for its queue, except the messages a worker thread is executing now.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._consumers_made: dict[str, int] = {}
+        self._executing: set[str] = set()
+        self._executing_lock = threading.Lock()
+        self.add_middleware(_TrackExecuting(self))
+
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Consumer:
+        made = self._consumers_made.get(queue_name, 0)
+        self._consumers_made[queue_name] = made + 1
+        if made:
+            self.requeue_orphans(queue_name)
+        return super().consume(queue_name, prefetch, timeout)
+
+    def requeue_orphans(self, queue_name: str) -> int:
+        key = f"{self.namespace}:__acks__.{self.broker_id}.{queue_name}"
+        try:
+            held = {m.decode() for m in self.client.smembers(key)}
+            with self._executing_lock:
+                orphans = sorted(held - self._executing)
+            if orphans:
+                self.do_requeue(queue_name, *orphans)
+            return len(orphans)
+        except redis.ConnectionError:
+            return 0  # still down: the consumer fails again and we come back here
+
+
+class _TrackExecuting(Middleware):
+    def __init__(self, broker: NotifydBroker) -> None:
+        self.broker = broker
+
+    def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        with self.broker._executing_lock:
+            self.broker._executing.add(message.options.get("redis_message_id", ""))
+
+    def after_process_message(self, broker: dramatiq.Broker, message: Any, **kwargs: Any) -> None:
+        with self.broker._executing_lock:
+            self.broker._executing.discard(message.options.get("redis_message_id", ""))
+
+    after_skip_message = after_process_message
+
+
 def make_broker(settings: Settings, url: str) -> RedisBroker:
     middleware = [
         AgeLimit(),
@@ -75,7 +131,7 @@ def make_broker(settings: Settings, url: str) -> RedisBroker:
         Retries(max_retries=MAX_CRASH_RETRIES, min_backoff=500, max_backoff=30_000),
         Heartbeat(interval_s=settings.heartbeat_timeout_ms / 3000),
     ]
-    broker = RedisBroker(
+    broker = NotifydBroker(
         url=url,
         namespace=settings.namespace,
         middleware=middleware,

@@ -118,7 +118,11 @@ class EmbeddedRedis:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
+        if process is None:
+            return
+        if process.poll() is not None:  # already gone (crashed or killed)
+            if process.stderr:
+                process.stderr.close()
             return
         with contextlib.suppress(redis.RedisError, OSError):
             client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=timeout_s)

@@ -80,6 +80,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from None
     if args.processes <= 1:
+        if args.metrics_port:
+            from prometheus_client import start_http_server
+
+            start_http_server(args.metrics_port, addr="127.0.0.1")
         return run_forever(settings, lanes=lanes, threads=args.threads)
     from notifyd.connection import resolve_redis
 
@@ -88,13 +92,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
     child = ["worker", "--processes", "1", "--threads", str(args.threads), "--queues", ",".join(lanes)]
     if args.config:
         child[:0] = ["--config", args.config]
+    metrics_ports = [args.metrics_port + i for i in range(args.processes)] if args.metrics_port else None
     stop = threading.Event()
     import signal
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        return supervise(child, args.processes, env, stop)
+        return supervise(child, args.processes, env, stop, metrics_ports=metrics_ports)
     finally:
         if embedded is not None:
             embedded.stop()
@@ -150,6 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--processes", type=int, default=1)
     p.add_argument("--threads", type=int, default=8)
     p.add_argument("--queues", default=None, help="comma-separated priorities (default: all)")
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve this process's Prometheus metrics on 127.0.0.1:PORT (children use PORT+1, PORT+2, ...)",
+    )
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("publish", help="publish one JSON event, or NDJSON events, from FILE or -")

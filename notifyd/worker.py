@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import signal
@@ -11,6 +12,8 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
 
 import dramatiq
 
@@ -34,15 +37,40 @@ def parse_queues(raw: str | None) -> list[str]:
 
 
 def open_store(settings: Settings, role: str) -> object | None:
-    """The CRDT status store of this process, when the store package is installed."""
+    """This process's replica of the CRDT status store.
+
+    Each process keeps its own replica in ``data_dir/store/<node>-<role><n>``,
+    with the first ``n`` whose lock file no other live process holds: ids stay
+    stable across restarts and two processes never write the same files.
+    """
     try:
         from notifyd.store import StatusStore
     except ImportError:
         return None
-    node = f"{settings.node_id}-{role}"
-    return StatusStore.open(
-        settings.data_dir / "store" / node, node_id=node, event_id_ttl_s=settings.event_id_ttl_s
-    )
+    root = settings.data_dir / "store"
+    root.mkdir(parents=True, exist_ok=True)
+    for n in range(1024):
+        node = f"{settings.node_id}-{role}{n}"
+        lock = _try_lock(root / f"{node}.lock")
+        if lock is None:
+            continue
+        store = StatusStore.open(root / node, node_id=node, event_id_ttl_s=settings.event_id_ttl_s)
+        _STORE_LOCKS[id(store)] = lock
+        return store
+    raise RuntimeError(f"no free status-store slot under {root}")
+
+
+_STORE_LOCKS: dict[int, IO[bytes]] = {}
+
+
+def _try_lock(path: Path) -> IO[bytes] | None:
+    fh = open(path, "ab")  # noqa: SIM115 - held for the life of the process
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        return None
+    return fh
 
 
 @dataclass
@@ -86,7 +114,7 @@ class InProcessWorker:
 def run_forever(settings: Settings, *, lanes: Sequence[str], threads: int) -> int:
     """Run one worker process until SIGINT or SIGTERM."""
     runtime = Runtime.start(settings)
-    store = open_store(settings, f"worker{os.getpid()}")
+    store = open_store(settings, "worker")
     worker = InProcessWorker.start(runtime, lanes=lanes, threads=threads, store=store)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -100,21 +128,29 @@ def run_forever(settings: Settings, *, lanes: Sequence[str], threads: int) -> in
     return 0
 
 
-def supervise(argv_for_child: list[str], processes: int, env: dict[str, str], stop: threading.Event) -> int:
+def supervise(
+    argv_for_child: list[str],
+    processes: int,
+    env: dict[str, str],
+    stop: threading.Event,
+    *,
+    metrics_ports: list[int] | None = None,
+) -> int:
     """Run ``processes`` worker children; restart any that die until ``stop`` is set."""
-    children: list[subprocess.Popen[bytes]] = []
 
-    def spawn() -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "notifyd", *argv_for_child], env=env)
+    def spawn(index: int) -> subprocess.Popen[bytes]:
+        extra = ["--metrics-port", str(metrics_ports[index])] if metrics_ports else []
+        child_env = {**env, "NOTIFYD_WORKER_INDEX": str(index)}
+        return subprocess.Popen([sys.executable, "-m", "notifyd", *argv_for_child, *extra], env=child_env)
 
-    children = [spawn() for _ in range(processes)]
+    children = [spawn(i) for i in range(processes)]
     try:
         while not stop.wait(0.5):
             for i, child in enumerate(children):
                 if child.poll() is not None:
                     log.warning("worker %d exited with %s; restarting it", child.pid, child.returncode)
                     time.sleep(0.5)
-                    children[i] = spawn()
+                    children[i] = spawn(i)
     finally:
         for child in children:
             if child.poll() is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 
 from standardwebhooks.webhooks import Webhook
 
@@ -150,3 +151,19 @@ def test_endpoint_failing_ten_times_in_an_hour_is_quarantined_and_its_owner_told
     notices = [s for s in recorder.sent if s.target == "owner@example.com"]
     assert len(notices) == 1
     assert rt.subscribers.reactivate("acme", sub.id).disabled is None
+
+
+def test_a_slow_endpoint_does_not_hold_back_other_subscribers(runtime, sink, start_worker):
+    rt = runtime(webhook_timeout_s=3.0)
+    rt.subscribers.add("acme", {"channel": "webhook", "target": f"{sink.url}/slow"})
+    for i in range(30):
+        rt.subscribers.add("acme", {"channel": "webhook", "target": f"{sink.url}/fast/{i}"})
+    sink.defaults["/slow"] = Reply(200, delay_s=2.5)
+    start_worker(rt)
+    event = incident_event()
+    published = time.time()
+    rt.publisher.publish(event)
+    assert sink.wait_for(lambda: sum(1 for r in sink.received if r.path.startswith("/fast/")) == 30, timeout=10)
+    fast_done = max(r.at for r in sink.received if r.path.startswith("/fast/"))
+    assert fast_done - published < 1.5
+    assert wait_until(lambda: _state(rt, event["event_id"]) == "done")

@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     #: How long a broker may go without a heartbeat before its unacked messages are requeued.
     heartbeat_timeout_ms: int = Field(default=15000, ge=1000)
     #: Idle poll of the consumers; dramatiq's 1 s default costs ~390 ms p50 idle latency.
-    poll_timeout_ms: int = Field(default=100, ge=10, le=5000)
+    poll_timeout_ms: int = Field(default=50, ge=10, le=5000)
     node_id: str = Field(default="local", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     peers: str = ""
     sync_interval_ms: int = Field(default=100, ge=10)

@@ -160,11 +160,12 @@ class Engine:
                 self.rt.tracker.shard_done(event_id, 0)  # runs the completion check
                 return
             h = self.rt.tracker.event_hash(event_id) or h
-        # Enqueue shards from where a crashed ingest left off.
+        # Enqueue shards from where a crashed ingest left off. Shard 0 runs right here,
+        # after the others are on the queue: it saves the first deliveries a queue hop.
         shards = int(h["shards_total"])
         top = int(h["seq_top"])
         size = self.settings.shard_size
-        start_at = int(h.get("shards_enqueued", 0))
+        start_at = max(1, int(h.get("shards_enqueued", 1)))
         for first in range(start_at, shards, ENQUEUE_BATCH):
             last = min(shards, first + ENQUEUE_BATCH)
             for shard in range(first, last):
@@ -172,6 +173,7 @@ class Engine:
                     "deliver_shard", event.lane, (event_id, shard, shard * size, min(top, (shard + 1) * size))
                 )
             self.rt.client.hset(ev_key, "shards_enqueued", last)
+        self.deliver_shard(event_id, 0, 0, min(top, size))
 
     # -- deliver a shard ------------------------------------------------------------
 

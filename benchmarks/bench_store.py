@@ -1,0 +1,344 @@
+"""Benchmarks for the CRDT status store (notifyd.store).  Standalone: run
+
+    .venv/bin/python benchmarks/bench_store.py
+
+Each figure is printed with its target and, because the machine is noisy, with a ratio to a
+naive baseline measured in the same run (a dict-of-dicts JSON store).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from notifyd.store import LossyNetwork, Replicator, StatusStore, StoreState
+from notifyd.store.log import encode_snapshot
+from notifyd.store.state import PageState
+from notifyd.store.types import LWW, lww_merge
+
+COMPONENTS = [
+    ("api", "API"), ("db", "Database"), ("cdn", "CDN"), ("web", "Website"), ("auth", "Login"),
+    ("dns", "DNS"), ("mail", "Email"), ("search", "Search"), ("billing", "Billing"), ("status", "Status"),
+    ("push", "Push"), ("sms", "SMS"), ("files", "Files"), ("queue", "Queue"), ("cache", "Cache"),
+    ("eu", "EU region"), ("us", "US region"), ("ap", "APAC region"), ("docs", "Docs"), ("app", "App"),
+]  # fmt: skip
+STATUSES = ["operational", "degraded_performance", "partial_outage", "major_outage", "under_maintenance"]
+NODES = ("region-a", "region-b", "region-c")
+RESULTS: list[tuple[str, str, str, str]] = []
+
+
+def report(name: str, value: str, target: str, vs: str) -> None:
+    RESULTS.append((name, value, target, vs))
+    print(f"  {name:<34} {value:>18}   target {target:<12} {vs}", flush=True)
+
+
+def event(i: int, page: str, cid: str, name: str, status: str, when: datetime) -> dict[str, Any]:
+    return {
+        "event_id": f"evt-{i:08d}",
+        "type": "component_status_changed",
+        "page_id": page,
+        "occurred_at": when,
+        "priority": "normal",
+        "notify": True,
+        "component": {"id": cid, "name": name, "status": status},
+    }
+
+
+# -- merges ------------------------------------------------------------
+
+
+def bench_merges(n: int = 200_000) -> None:
+    rng = random.Random(1)
+    base = 1_795_914_000_000 << 16
+    deltas = []
+    json_deltas = []
+    for i in range(n):
+        pid, (cid, name) = f"page-{rng.randrange(1000):04d}", rng.choice(COMPONENTS)
+        reg = LWW(base + (i << 16), rng.choice(NODES), (name, rng.choice(STATUSES)))
+        d = StoreState()
+        page = d.pages[pid] = PageState()
+        page.components[cid] = reg
+        deltas.append(d)
+        json_deltas.append(json.dumps({pid: {cid: [reg.hlc, reg.node, list(reg.value)]}}))
+
+    state = StoreState()
+    t = time.perf_counter()
+    for d in deltas:
+        state.merge_in(d)
+    crdt = n / (time.perf_counter() - t)
+
+    naive: dict[str, dict[str, list[Any]]] = {}
+    t = time.perf_counter()
+    for raw in json_deltas:
+        for pid, comps in json.loads(raw).items():
+            page_d = naive.setdefault(pid, {})
+            for cid, reg in comps.items():
+                cur = page_d.get(cid)
+                if cur is None or (reg[0], reg[1]) > (cur[0], cur[1]):
+                    page_d[cid] = reg
+    baseline = n / (time.perf_counter() - t)
+    report(
+        "state merges/s (delta of 1 reg)", f"{crdt:,.0f}", ">= 100,000", f"{crdt / baseline:.2f}x naive json"
+    )
+
+    regs = [next(iter(next(iter(d.pages.values())).components.values())) for d in deltas]
+    t = time.perf_counter()
+    acc: LWW | None = None
+    for reg in regs:
+        acc = lww_merge(acc, reg)
+    raw = n / (time.perf_counter() - t)
+    report("register merges/s (lww_merge)", f"{raw:,.0f}", "-", "")
+
+
+# -- writes ------------------------------------------------------------
+
+
+def bench_writes(n: int = 50_000) -> None:
+    rng = random.Random(2)
+    when = datetime.now(UTC) - timedelta(hours=1)
+    events = []
+    for i in range(n):
+        cid, name = rng.choice(COMPONENTS)
+        events.append(event(i, f"page-{rng.randrange(1000):04d}", cid, name, rng.choice(STATUSES), when))
+        when += timedelta(milliseconds=1)
+    store = StatusStore.memory("region-a")
+    t = time.perf_counter()
+    for e in events:
+        store.apply_event(e)
+    mem = n / (time.perf_counter() - t)
+
+    naive: dict[str, Any] = {}
+    t = time.perf_counter()
+    for e in events:  # the naive store: dedup set + dict-of-dicts + a JSON line per write
+        if e["event_id"] in naive.setdefault("seen", {}):
+            continue
+        naive["seen"][e["event_id"]] = 1
+        ts = e["occurred_at"].timestamp()
+        page = naive.setdefault(e["page_id"], {})
+        cur = page.get(e["component"]["id"])
+        if cur is None or ts >= cur[0]:
+            page[e["component"]["id"]] = [ts, e["component"]["name"], e["component"]["status"]]
+        json.dumps(page[e["component"]["id"]])
+    baseline = n / (time.perf_counter() - t)
+    report("apply_event/s, in memory", f"{mem:,.0f}", "-", f"{mem / baseline:.2f}x naive dict")
+
+    with tempfile.TemporaryDirectory() as d:
+        for fsync in (False, True):
+            count = n if not fsync else 5000
+            with StatusStore.open(Path(d) / f"s{fsync}", "region-a", fsync=fsync) as s:
+                t = time.perf_counter()
+                for e in events[:count]:
+                    s.apply_event(e)
+                rate = count / (time.perf_counter() - t)
+            report(f"apply_event/s, logged fsync={fsync}", f"{rate:,.0f}", "-", "")
+
+
+# -- wire ------------------------------------------------------------
+
+
+def bench_wire(intervals: int = 20, per_interval: int = 100) -> None:
+    """1k updates/s over 50 pages, synced every 100 ms: payload bytes per register op carried."""
+    rng = random.Random(3)
+    a, b = StatusStore.memory("region-a"), StatusStore.memory("region-b")
+    a.add_peer("region-b")
+    b.receive_sync("region-a", a.sync_payload_for("region-b") or b"")  # initial full-state handshake
+    a._buffer.ack("region-b", a._buffer.incarnation, a._buffer.seq)
+    when = datetime.now(UTC) - timedelta(minutes=5)
+    total = ops = writes = json_bytes = 0
+    single = 0
+    for k in range(intervals):
+        for i in range(per_interval):
+            cid, name = rng.choice(COMPONENTS[:8])
+            a.apply_event(
+                event(k * 1000 + i, f"page-{rng.randrange(50):02d}", cid, name, rng.choice(STATUSES), when)
+            )
+            when += timedelta(milliseconds=1)
+            writes += 1
+        pending = a._buffer.pending_for("region-b")
+        assert pending is not None and pending[2] is not None
+        group = pending[2]
+        payload = a.sync_payload_for("region-b") or b""
+        total += len(payload)
+        ops += sum(len(p.components) for p in group.pages.values())
+        json_bytes += len(
+            json.dumps(
+                {
+                    "seen": {str(h): e for h, e in group.seen.items.items()},
+                    "pages": {
+                        pid: {c: [r.hlc, r.node, *r.value] for c, r in p.components.items()}
+                        for pid, p in group.pages.items()
+                    },
+                }
+            )
+        )
+        a.receive_ack("region-b", b.receive_sync("region-a", payload))
+    one = StatusStore.memory("x")
+    one.add_peer("y")
+    one.receive_ack("y", StatusStore.memory("y").receive_sync("x", one.sync_payload_for("y") or b""))
+    one.apply_event(event(1, "acme", "api", "API", "major_outage", datetime.now(UTC)))
+    single = len(one.sync_payload_for("y") or b"")
+    per_op = total / ops
+    report(
+        "wire bytes per op (100-op batches)",
+        f"{per_op:.1f} B",
+        "<= 24 B",
+        f"{per_op / (json_bytes / ops):.2f}x json",
+    )
+    report("wire bytes per event written", f"{total / writes:.1f} B", "-", "incl. 8 B seen-set id")
+    report("single-update sync message", f"{single} B", "-", "header + tables, unbatched")
+
+
+# -- snapshot and load ------------------------------------------------------------
+
+
+def bench_snapshot(pages: int = 1000) -> None:
+    rng = random.Random(4)
+    now = datetime.now(UTC)
+    keys = pages * len(COMPONENTS)
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "s"
+        # Three regions wrote the registers; the latest change of each is spread over the past week.
+        stores = {n: StatusStore.open(path / n, n, fsync=False) for n in NODES}
+        i = 0
+        for p in range(pages):
+            for cid, name in COMPONENTS:
+                when = now - timedelta(milliseconds=rng.randrange(7 * 86_400_000))
+                origin = stores[NODES[i % 3]]
+                origin.apply_event(
+                    event(i, f"page-{p:04d}", cid, name, rng.choices(STATUSES, [80, 8, 5, 4, 3])[0], when)
+                )
+                i += 1
+        main = stores["region-a"]
+        for n in NODES[1:]:
+            main.receive_sync(n, stores[n].sync_payload_for("region-a") or b"")
+        for s in stores.values():
+            s.close()
+        main = StatusStore.open(path / "region-a", "region-a", fsync=False)
+        full = main.snapshot()
+        state = main.export_state()
+        main.close()
+        assert state.live_keys() == keys
+        regs_only = state.copy()
+        regs_only.seen.items.clear()
+        reg_bytes = len(encode_snapshot(regs_only, {"node": "region-a", "removed": []}))
+        naive = len(
+            json.dumps(
+                {
+                    pid: {c: [r.hlc, r.node, *r.value] for c, r in p.components.items()}
+                    for pid, p in state.pages.items()
+                }
+            ).encode()
+        )
+        report(
+            "snapshot bytes per live key",
+            f"{reg_bytes / keys:.2f} B",
+            "<= 8 B",
+            f"{reg_bytes / naive:.3f}x json",
+        )
+        report("  ... incl. 7-day seen-set", f"{full / keys:.2f} B", "-", f"{len(state.seen)} event ids")
+
+        times = []
+        for _ in range(7):
+            t = time.perf_counter()
+            s = StatusStore.open(path / "region-a", "region-a", fsync=False)
+            times.append(time.perf_counter() - t)
+            s.close()
+        t = time.perf_counter()
+        json.loads(
+            json.dumps({pid: {c: list(r) for c, r in p.components.items()} for pid, p in state.pages.items()})
+        )
+        naive_load = time.perf_counter() - t
+        ms = statistics.median(times) * 1000
+        report(
+            f"load {keys // 1000}k keys (open, median)",
+            f"{ms:.1f} ms",
+            "<= 50 ms",
+            f"{ms / 1000 / naive_load:.2f}x json dumps+loads (time)",
+        )
+
+
+# -- convergence ------------------------------------------------------------
+
+
+def bench_convergence(rate: int = 1000, seconds: float = 2.0) -> None:
+    net = LossyNetwork(drop=0.05, duplicate=0.02, reorder=0.05, delay_s=(0.002, 0.02), seed=5).start()
+    stores = {n: StatusStore.memory(n) for n in NODES}
+    arrivals: dict[str, dict[tuple[str, str], list[tuple[float, int]]]] = {
+        n: defaultdict(list) for n in NODES
+    }
+    lock = threading.Lock()
+
+    def listener(node: str):  # type: ignore[no-untyped-def]
+        def on_change(delta: StoreState, origin: str | None) -> None:
+            now = time.monotonic()
+            with lock:
+                for pid, page in delta.pages.items():
+                    for cid, reg in page.components.items():
+                        arrivals[node][(pid, cid)].append((now, reg.hlc))
+
+        return on_change
+
+    for n, s in stores.items():
+        s.add_listener(listener(n))
+    reps = [
+        Replicator(s, net.endpoint(n), peers=list(NODES), interval_s=0.1).start() for n, s in stores.items()
+    ]
+    writes = []
+    start = time.monotonic()
+    for i in range(int(rate * seconds)):
+        origin = NODES[i % 3]
+        cid, name = COMPONENTS[i % 20]
+        key = (f"page-{i % 40:02d}", cid)
+        t0 = time.monotonic()
+        r = stores[origin].apply_event(event(i, key[0], cid, name, STATUSES[i % 5], datetime.now(UTC)))
+        if not r.stale:
+            writes.append((origin, key, r.hlc, t0))
+        if i % 20 == 19 and (ahead := start + (i + 1) / rate - time.monotonic()) > 0:
+            time.sleep(ahead)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        states = [s.export_state() for s in stores.values()]
+        if states[0] == states[1] == states[2]:
+            break
+        time.sleep(0.02)
+    for rep in reps:
+        rep.stop()
+    net.stop()
+    lags = []
+    for origin, key, hlc, t0 in writes:
+        for n in NODES:
+            if n != origin:
+                seen = next((t for t, h in arrivals[n][key] if h >= hlc), t0)
+                lags.append(max(0.0, seen - t0) * 1000)
+    lags.sort()
+    p50, p99 = lags[len(lags) // 2], lags[int(len(lags) * 0.99)]
+    converged = states[0] == states[1] == states[2]
+    report("replication lag p50", f"{p50:.0f} ms", "-", f"converged={converged}")
+    report("replication lag p99", f"{p99:.0f} ms", "<= 500 ms", f"{p99 / 100:.2f}x the 100 ms interval")
+    report(
+        "network",
+        f"{net.stats.bytes_sent / max(1, len(writes)):.0f} B/write",
+        "-",
+        f"{net.stats.dropped} dropped",
+    )
+
+
+def main() -> None:
+    print("notifyd.store benchmarks")
+    bench_merges()
+    bench_writes()
+    bench_wire()
+    bench_snapshot()
+    bench_convergence()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""Delta mutators for pipeline events: turn one validated event into a delta of the page state.
+
+An event's stamp takes its physical part from the event's ``occurred_at`` (not from the time it
+arrived), so a late event that is older than what the page already shows loses every LWW
+comparison: it is recorded (seen-set, timeline) but changes nothing and is reported stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from notifyd.store.errors import InvalidEventError, StoreError
+from notifyd.store.hlc import COUNTER_BITS, COUNTER_MASK, ms_from_datetime, pack
+from notifyd.store.state import INCIDENT_FIELDS, IncidentState, PageState, StoreState
+from notifyd.store.types import LWW, lww_beats
+
+EVENT_TYPES = frozenset(
+    {"incident_created", "incident_updated", "incident_resolved", "component_status_changed"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    """What :meth:`StatusStore.apply_event` did.
+
+    ``duplicate``: the event id was already in the replicated seen-set; nothing was applied.
+    ``stale``: every register the event touched already held a newer write; nothing changed
+    (the event is still recorded: its id is remembered and an incident update joins the timeline).
+    ``changed``: at least one register now shows a different value.
+    ``hlc``: the stamp the event's writes carry (0 for a duplicate).
+    """
+
+    duplicate: bool
+    stale: bool
+    changed: bool
+    hlc: int = 0
+
+
+def event_key(event_id: str) -> int:
+    """64-bit hash of an event id: the seen-set stores 8 bytes per id whatever the id's length."""
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big")
+
+
+def _require(mapping: Mapping[str, Any], key: str, where: str) -> Any:
+    try:
+        return mapping[key]
+    except (KeyError, TypeError):
+        raise InvalidEventError(f"event is missing {where}{key!r}") from None
+
+
+def event_stamp(event_ms: int, touched: list[LWW | None]) -> int:
+    """Stamp from the event's own time; the counter only orders writes in the same millisecond.
+
+    Within one millisecond the event that arrives later wins (counter one above the newest
+    register write at that millisecond), which keeps e.g. ``created`` then ``updated`` in order
+    when publishers send second-resolution times.
+    """
+    counter = -1
+    for reg in touched:
+        if reg is not None and reg.hlc >> COUNTER_BITS == event_ms:
+            counter = max(counter, reg.hlc & COUNTER_MASK)
+    counter += 1
+    if counter > COUNTER_MASK:
+        return pack(event_ms + 1, 0)
+    return pack(event_ms, counter)
+
+
+@dataclass(slots=True)
+class EventPlan:
+    delta: StoreState
+    result: ApplyResult
+
+
+def plan_event(
+    state: StoreState, event: Mapping[str, Any], *, node: str, now_ms: int, max_offset_ms: int, ttl_s: int
+) -> EventPlan:
+    """Build the delta for ``event`` against ``state`` without touching ``state``.
+
+    An ``occurred_at`` more than ``max_offset_ms`` ahead of local time is clamped to that bound
+    (not refused): the event is already accepted upstream, and clamping at the origin keeps
+    every replica on the same stamp.
+    """
+    if not isinstance(event, Mapping):
+        raise InvalidEventError(f"event must be a mapping, got {type(event).__name__}")
+    event_id = _require(event, "event_id", "")
+    etype = _require(event, "type", "")
+    page_id = _require(event, "page_id", "")
+    if etype not in EVENT_TYPES:
+        raise InvalidEventError(f"unknown event type {etype!r}; expected one of {sorted(EVENT_TYPES)}")
+    try:
+        event_ms = ms_from_datetime(_require(event, "occurred_at", ""))
+    except StoreError as exc:
+        raise InvalidEventError(str(exc)) from exc
+    event_ms = max(0, min(event_ms, now_ms + max_offset_ms))
+
+    delta = StoreState()
+    key = event_key(str(event_id))
+    now_s = now_ms // 1000
+    if state.seen.contains(key, now_s):
+        return EventPlan(delta, ApplyResult(duplicate=True, stale=False, changed=False))
+    delta.seen.items[key] = now_s + ttl_s
+
+    page = state.pages.get(page_id)
+    dpage = PageState()
+    if etype == "component_status_changed":
+        comp = _require(event, "component", "")
+        cid = _require(comp, "id", "component.")
+        status = _require(comp, "status", "component.")
+        cur = page.components.get(cid) if page is not None else None
+        name = comp.get("name") or (cur.value[0] if cur is not None else cid)
+        stamp = event_stamp(event_ms, [cur])
+        reg = LWW(stamp, node, (name, status))
+        won = lww_beats(reg, cur)
+        if won:
+            dpage.components[cid] = reg
+        changed = won and (cur is None or cur.value != reg.value)
+        stale = not won
+    else:
+        inc = _require(event, "incident", "")
+        iid = _require(inc, "id", "incident.")
+        values: dict[str, Any] = {}
+        for name in INCIDENT_FIELDS:
+            if inc.get(name) is not None:
+                values[name] = inc[name]
+        if "components" in values:
+            values["components"] = tuple(values["components"])
+        if etype == "incident_resolved" and "status" not in values:
+            values["status"] = "resolved"
+        cur_inc = page.incidents.get(iid) if page is not None else None
+        cur_fields = cur_inc.fields if cur_inc is not None else {}
+        stamp = event_stamp(event_ms, [cur_fields.get(n) for n in values])
+        dinc = IncidentState()
+        changed = False
+        won_any = False
+        for name, value in values.items():
+            reg = LWW(stamp, node, value)
+            old = cur_fields.get(name)
+            if lww_beats(reg, old):
+                dinc.fields[name] = reg
+                won_any = True
+                changed = changed or old is None or old.value != value
+        stale = bool(values) and not won_any
+        # The timeline records every update, stale or not: it is history, not current state.
+        entry = (str(event_id), str(values.get("status", "")), str(inc.get("message") or ""), event_ms)
+        timeline = cur_inc.timeline if cur_inc is not None else IncidentState().timeline
+        dinc.timeline = timeline.add_delta(entry, node)
+        dpage.incidents[iid] = dinc
+    if not dpage.is_empty():
+        delta.pages[page_id] = dpage
+    return EventPlan(delta, ApplyResult(duplicate=False, stale=stale, changed=changed, hlc=stamp))

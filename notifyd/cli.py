@@ -112,10 +112,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    try:
-        from notifyd.api.server import serve
-    except ImportError:
-        raise CliError("the HTTP API is not part of this build yet") from None
+    from notifyd.api.server import serve
+
     return serve(_settings(args), host=args.host, port=args.port)
 
 
@@ -198,6 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="print one snapshot and exit")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_queues)
+
+    from notifyd import cli_keys
+
+    cli_keys.register(sub)
     return parser
 
 

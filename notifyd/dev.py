@@ -6,6 +6,7 @@ import signal
 import sys
 import threading
 
+from notifyd.api.server import start_in_thread
 from notifyd.connection import describe_url
 from notifyd.runtime import Runtime
 from notifyd.settings import Settings
@@ -21,20 +22,13 @@ def run_dev(settings: Settings, *, host: str, port: int, threads: int) -> int:
         signal.signal(sig, lambda *_: stop.set())
     where = "embedded server, data in " + str(settings.data_dir) if runtime.embedded else "external"
     print(f"notifyd dev: Redis {describe_url(runtime.url)} ({where})", file=sys.stderr)
-    api = None
-    try:
-        from notifyd.api.server import start_in_thread
-    except ImportError:
-        print("notifyd dev: workers running (the HTTP API is not part of this build yet)", file=sys.stderr)
-    else:
-        api = start_in_thread(runtime, store, host=host, port=port)
+    api = start_in_thread(runtime, store, host=host, port=port)
     print("notifyd dev: Ctrl-C stops it cleanly", file=sys.stderr)
     try:
         stop.wait()
     finally:
         print("notifyd dev: stopping", file=sys.stderr)
-        if api is not None:
-            api.stop()
+        api.stop()
         worker.stop()
         if store is not None:
             store.close()  # type: ignore[attr-defined]

@@ -1,0 +1,157 @@
+"""create_app(runtime, store): the ASGI application, every route of CONTRACT.md."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import redis
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from notifyd.api import dashboard, problems, routes_events, routes_ops, routes_pages, routes_subscribers
+from notifyd.api.bodylimit import DEFAULT_LIMIT, BodyLimitMiddleware
+from notifyd.api.context import ApiContext
+from notifyd.api.keystore import KeySpecError, KeyStore, parse_env_keys
+from notifyd.api.metrics import REQUESTS, QueueCollector
+from notifyd.api.ratelimit import DEFAULT_PUBLISH_RATE, PublishLimiter
+from notifyd.models import Event, Subscriber
+from notifyd.runtime import Runtime
+from notifyd.settings import ConfigError
+
+#: Replication payloads carry a whole store state when a peer is new.
+SYNC_LIMIT = 64 * 1024 * 1024
+
+
+def body_limit_for(path: str) -> int | None:
+    if path.endswith("/subscribers:import"):
+        return None  # streamed line by line; each line has its own limit
+    if path == "/v1/sync":
+        return SYNC_LIMIT
+    return DEFAULT_LIMIT
+
+
+class RequestMetrics:
+    """Counts answers by route template (never the raw path: ids would explode the label set)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            REQUESTS.labels(scope["method"], route, str(status)).inc()
+
+
+def create_app(
+    runtime: Runtime,
+    store: Any | None = None,
+    *,
+    extra_keys: Mapping[str, Iterable[str]] | None = None,
+    publish_rate: str = DEFAULT_PUBLISH_RATE,
+) -> FastAPI:
+    """The API over ``runtime``. ``extra_keys`` ({key: scopes}) adds keys held only in memory,
+    such as the ones ``notifyd dev`` generates; they are hashed at once like the others."""
+    configured = runtime.settings.api_keys
+    try:
+        static = parse_env_keys(configured.get_secret_value()) if configured else {}
+    except KeySpecError as exc:
+        raise ConfigError(str(exc)) from None  # names the entry by position, never the key
+    keystore = KeyStore(runtime.client, runtime.settings.namespace, static)
+    for key, scopes in (extra_keys or {}).items():
+        keystore.add_static(key, scopes)
+    app = FastAPI(
+        title="notifyd",
+        version="1.0",
+        description="Notification delivery for status pages. Errors are `application/problem+json`.",
+    )
+    app.state.ctx = ApiContext(
+        runtime, store, keystore, PublishLimiter(runtime.client, runtime.keys.ns, publish_rate)
+    )
+    app.state.queue_collector = QueueCollector(runtime)
+    problems.install(app)
+
+    async def on_redis_error(request: Request, exc: Exception) -> Response:
+        return problems.problem_response(503, "Redis is unreachable; try again", kind="unavailable")
+
+    app.add_exception_handler(redis.RedisError, on_redis_error)
+    for module in (routes_events, routes_subscribers, routes_pages, routes_ops, dashboard):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimitMiddleware, limit_for=body_limit_for)
+    app.add_middleware(RequestMetrics)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["Problem"] = problems.Problem.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        components.update(
+            problems.Problem.model_json_schema(ref_template="#/components/schemas/{model}").pop("$defs", {})
+        )
+        for model in (Event, Subscriber):
+            model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(model_schema.pop("$defs", {}))
+            components[model.__name__] = model_schema
+        _describe_event_variants(components)
+        # FastAPI's own validation error shapes are never answered: every 422 is a Problem.
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                if "422" in operation.get("responses", {}):
+                    operation["responses"]["422"] = problems.documented(422)[422]
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def _describe_event_variants(components: dict[str, Any]) -> None:
+    """Say in the schema what Event's validators enforce, so generated clients (and fuzzers) agree.
+
+    The incident types carry ``incident`` and ``component_status_changed`` carries ``component``;
+    text fields are stripped before their length is checked, so they need a non-blank character.
+    """
+    event = components.pop("Event")
+    for name in ("dedup_key",):
+        for option in event["properties"][name].get("anyOf", [event["properties"][name]]):
+            if option.get("type") == "string":
+                option["pattern"] = r"\S"
+    components["Incident"]["properties"]["title"]["pattern"] = r"\S"
+    incident_types = [t for t in components["EventType"]["enum"] if t != "component_status_changed"]
+    variants = {
+        "IncidentEvent": (incident_types, "incident"),
+        "ComponentEvent": (["component_status_changed"], "component"),
+    }
+    for name, (types, payload) in variants.items():
+        variant = {**event, "title": name, "required": [*event["required"], payload]}
+        variant["properties"] = {
+            **event["properties"],
+            "type": {"type": "string", "enum": types},
+            payload: {"$ref": f"#/components/schemas/{payload.title()}"},  # required, and not null
+        }
+        components[name] = variant
+    components["Event"] = {
+        "title": "Event",
+        "oneOf": [{"$ref": f"#/components/schemas/{name}"} for name in variants],
+    }

@@ -1,0 +1,54 @@
+"""GET /dashboard: the live queue page. The key comes once in ``?key=``, then lives in a cookie.
+
+The page is a single static file with inline CSS and JS (the machines it runs
+on may have no internet); it polls ``GET /v1/queues`` every second.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from notifyd.api.auth import COOKIE, authenticate
+from notifyd.api.context import context_of
+from notifyd.api.problems import documented
+
+router = APIRouter(tags=["operations"])
+
+
+@lru_cache(maxsize=1)
+def page_html() -> str:
+    return resources.files("notifyd.api").joinpath("static/dashboard.html").read_text(encoding="utf-8")
+
+
+@router.get(
+    "/dashboard",
+    response_class=HTMLResponse,
+    responses={303: {"description": "The key was moved from the URL into a cookie"}, **documented(401, 403)},
+    summary="The live queue dashboard (scope operate; ?key= once, then a cookie)",
+)
+async def dashboard(request: Request, key: Annotated[str | None, Query(max_length=256)] = None) -> Response:
+    ctx = context_of(request)
+    if key:
+        await run_in_threadpool(authenticate, ctx, key, "operate")
+        # Move the key out of the address bar (and browser history) into an HttpOnly cookie.
+        response = RedirectResponse("/dashboard", status_code=303)
+        response.set_cookie(
+            COOKIE,
+            key,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/",
+            max_age=12 * 3600,
+        )
+        return response
+    header = request.headers.get("authorization", "")
+    bearer = header[7:].strip() if header.lower().startswith("bearer ") else None
+    await run_in_threadpool(authenticate, ctx, bearer or request.cookies.get(COOKIE), "operate")
+    return HTMLResponse(page_html(), headers={"Cache-Control": "no-store"})

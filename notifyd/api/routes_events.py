@@ -1,0 +1,172 @@
+"""POST /v1/events and the event read/redrive routes."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import redis
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from notifyd.api import deliveries
+from notifyd.api.auth import Principal, require
+from notifyd.api.context import ApiContext, context_of
+from notifyd.api.metrics import PUBLISHED
+from notifyd.api.problems import ProblemError, documented, from_validation_error
+from notifyd.api.schemas import (
+    ChannelName,
+    DeliveryPage,
+    DeliveryStatus,
+    EventSummary,
+    PublishAnswer,
+    Redriven,
+)
+from notifyd.models import Event
+from notifyd.publish import EventError, PublishResult
+
+router = APIRouter(prefix="/v1/events", tags=["events"])
+
+EventIdPath = Annotated[str, Path(min_length=1, max_length=128, description="The publisher's event id")]
+
+
+def _storage_down() -> ProblemError:
+    return ProblemError(503, "storage is unavailable; nothing was accepted, try again", kind="unavailable")
+
+
+EVENT_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Event"}}},
+}
+
+
+def parse_json_body(body: bytes) -> Any:
+    """The body as JSON, or a 422 that says where it broke."""
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError:
+        message = "is not UTF-8"
+    except json.JSONDecodeError as exc:
+        message = f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+    except RecursionError:
+        message = "nests too deeply"
+    raise ProblemError(422, f"body {message}", errors=[("body", message)], kind="invalid-input")
+
+
+def parse_event_body(body: bytes) -> Event:
+    data = parse_json_body(body)
+    if not isinstance(data, dict):
+        raise ProblemError(
+            422, "body: an event is a JSON object", errors=[("body", "an event is a JSON object")]
+        )
+    try:
+        return Event.model_validate(data)
+    except ValidationError as exc:
+        raise from_validation_error(exc) from None
+
+
+def _accept(ctx: ApiContext, principal: Principal, event: Event) -> PublishResult:
+    retry_after = ctx.limiter.hit(principal.key_id)
+    if retry_after is not None:
+        raise ProblemError(
+            429,
+            "this key publishes faster than its limit; slow down",
+            headers={"Retry-After": str(int(retry_after))},
+            kind="rate-limited",
+        )
+    try:
+        return ctx.runtime.publisher.publish(event)
+    except EventError as exc:
+        raise ProblemError(exc.status, str(exc), errors=[("body", str(exc))], kind="invalid-event") from None
+    except redis.RedisError:
+        raise _storage_down() from None
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=PublishAnswer,
+    responses={
+        200: {"model": PublishAnswer, "description": "A duplicate event id, or a matched dedup key"},
+        **documented(401, 403, 413, 422, 429, 503),
+    },
+    openapi_extra={"requestBody": EVENT_BODY},
+    summary="Publish an event",
+)
+async def publish(
+    request: Request,
+    response: Response,
+    principal: Annotated[Principal, Depends(require("publish"))],
+) -> dict[str, str]:
+    """Answers 202 only once Redis holds the event (and, with an AOF, once it is on disk).
+
+    The body is read after the key is checked, so an unauthenticated caller learns nothing
+    about what makes an event valid.
+    """
+    event = parse_event_body(await request.body())
+    result = await run_in_threadpool(_accept, context_of(request), principal, event)
+    PUBLISHED.labels(result.status).inc()
+    if result.status != "accepted":
+        response.status_code = 200
+    return result.as_dict()
+
+
+def _summary_or_404(request: Request, event_id: str) -> dict[str, Any]:
+    summary = context_of(request).runtime.tracker.summary(event_id)
+    if summary is None:
+        raise ProblemError(404, f"no event {event_id!r} (unknown, or older than the event id TTL)")
+    return summary
+
+
+@router.get(
+    "/{event_id}",
+    response_model=EventSummary,
+    responses=documented(401, 403, 404, 422),
+    dependencies=[Depends(require("operate"))],
+    summary="An event's delivery summary",
+)
+def get_event(event_id: EventIdPath, request: Request) -> dict[str, Any]:
+    return _summary_or_404(request, event_id)
+
+
+@router.get(
+    "/{event_id}/deliveries",
+    response_model=DeliveryPage,
+    responses=documented(401, 403, 404, 422),
+    dependencies=[Depends(require("operate"))],
+    summary="An event's deliveries, paginated",
+)
+def list_deliveries(
+    event_id: EventIdPath,
+    request: Request,
+    status: DeliveryStatus | None = None,
+    channel: ChannelName | None = None,
+    cursor: Annotated[
+        str | None, Query(pattern=r"^[0-9]{1,12}$", description="next_cursor of the previous page")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    start = int(cursor) if cursor else 0
+    rt = context_of(request).runtime
+    info = deliveries.event_info(rt, event_id)
+    if info is None:
+        raise ProblemError(404, f"no event {event_id!r} (unknown, or older than the event id TTL)")
+    items, next_seq = deliveries.event_deliveries(
+        rt, info, cursor=start, limit=limit, status=status, channel=channel
+    )
+    return {"items": items, "next_cursor": str(next_seq) if next_seq is not None else None}
+
+
+@router.post(
+    "/{event_id}/redrive",
+    status_code=202,
+    response_model=Redriven,
+    responses=documented(401, 403, 404, 422),
+    dependencies=[Depends(require("operate"))],
+    summary="Re-send the event's failed deliveries, keeping their delivery ids",
+)
+def redrive(event_id: EventIdPath, request: Request) -> dict[str, Any]:
+    _summary_or_404(request, event_id)
+    count = context_of(request).engine().redrive(event_id)
+    return {"event_id": event_id, "redriven": count}

@@ -1,0 +1,96 @@
+"""Health, readiness, Prometheus metrics and the queue view behind the dashboard."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import JSONResponse, Response
+
+from notifyd.api.auth import require
+from notifyd.api.context import context_of
+from notifyd.api.metrics import exposition
+from notifyd.api.problems import ProblemError, documented
+from notifyd.api.schemas import Health, QueueView, Readiness
+from notifyd.queues import snapshot
+from notifyd.runtime import Runtime
+from notifyd.tracking import summarize
+
+router = APIRouter(tags=["operations"])
+
+#: Recent events shown by the queue view: the latest few of at most this many pages.
+RECENT_EVENTS = 20
+MAX_PAGES_SCANNED = 100
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "Redis unreachable or the store is closed"}},
+    summary="Readiness: Redis answers and the status store (when there is one) is loaded",
+)
+def readyz(request: Request) -> Response:
+    ctx = context_of(request)
+    try:
+        redis_ok = bool(ctx.runtime.client.ping())
+    except (redis.RedisError, OSError):
+        redis_ok = False
+    store = ctx.store
+    # StatusStore marks itself closed on close(); a closed replica can no longer serve page status.
+    store_state = "absent" if store is None else ("closed" if getattr(store, "_closed", False) else "loaded")
+    ready = redis_ok and store_state != "closed"
+    body = {"status": "ready" if ready else "unready", "redis": redis_ok, "store": store_state}
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    summary="Prometheus exposition",
+)
+def metrics(request: Request) -> Response:
+    return Response(exposition(request.app.state.queue_collector), media_type="text/plain; version=0.0.4")
+
+
+def queue_view(rt: Runtime) -> dict[str, Any]:
+    snap = snapshot(rt.client, rt.keys)
+    pipe = rt.client.pipeline(transaction=False)
+    pages = sorted(p.decode() if isinstance(p, bytes) else p for p in rt.client.smembers(rt.keys.pages()))
+    pages = pages[:MAX_PAGES_SCANNED]
+    for page_id in pages:
+        pipe.zrevrange(rt.keys.page_events(page_id), 0, RECENT_EVENTS - 1, withscores=True)
+    latest: list[tuple[float, str]] = []
+    for found in pipe.execute() if pages else []:
+        latest.extend((score, e.decode() if isinstance(e, bytes) else e) for e, score in found)
+    latest.sort(reverse=True)
+    event_ids = [e for _, e in latest[:RECENT_EVENTS]]
+    pipe = rt.client.pipeline(transaction=False)
+    for event_id in event_ids:
+        pipe.hgetall(rt.keys.event(event_id))
+    recent = []
+    for event_id, raw in zip(event_ids, pipe.execute() if event_ids else [], strict=True):
+        if raw:
+            recent.append(summarize(event_id, {k.decode(): v.decode() for k, v in raw.items()}))
+    return {**snap, "recent_events": recent, "at": time.time()}
+
+
+@router.get(
+    "/v1/queues",
+    response_model=QueueView,
+    responses=documented(401, 403, 503),
+    dependencies=[Depends(require("operate", cookie=True))],
+    summary="Queue depths, retries, dead letters, workers and recent events",
+)
+def queues(request: Request) -> dict[str, Any]:
+    try:
+        return queue_view(context_of(request).runtime)
+    except redis.RedisError:
+        raise ProblemError(503, "Redis is unreachable", kind="unavailable") from None

@@ -1,0 +1,224 @@
+"""Subscriber management (scope admin) and a subscriber's recent deliveries (scope operate)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse
+
+from notifyd.api import deliveries
+from notifyd.api.auth import require
+from notifyd.api.context import context_of
+from notifyd.api.problems import ProblemError, documented, from_validation_error
+from notifyd.api.routes_events import parse_json_body
+from notifyd.api.schemas import (
+    ImportSummary,
+    SubscriberDeliveries,
+    SubscriberOut,
+    SubscriberPage,
+    subscriber_out,
+)
+from notifyd.models import Subscriber
+from notifyd.subscribers import AddResult, SubscriberError, SubscriberRepo
+
+router = APIRouter(tags=["subscribers"])
+
+PageIdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+SubscriberIdPath = Annotated[str, Path(min_length=1, max_length=128)]
+#: Rejections listed in an import's answer; the rest are only counted.
+MAX_LISTED_REJECTIONS = 1000
+#: Lines handed to the repository per threadpool call; memory stays at one batch.
+IMPORT_LINES = 1000
+#: One NDJSON line may not exceed this; a longer one is rejected, not buffered.
+MAX_LINE_BYTES = 64 * 1024
+SUBSCRIBER_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Subscriber"}}},
+}
+
+
+def _validate(repo: SubscriberRepo, data: Any) -> Subscriber:
+    if not isinstance(data, dict):
+        raise ProblemError(422, "body: a subscriber is a JSON object", errors=[("body", "a JSON object")])
+    try:
+        return Subscriber.model_validate(data, context={"allow_private": repo.allow_private_targets})
+    except ValidationError as exc:
+        raise from_validation_error(exc) from None
+
+
+def _add(repo: SubscriberRepo, page_id: str, sub: Subscriber) -> AddResult:
+    try:
+        return repo.add(page_id, sub)
+    except SubscriberError as exc:
+        # Conflicts: an id used by another target, or a target already subscribed under another id.
+        raise ProblemError(409, str(exc), errors=[("id", str(exc))], kind="conflict") from None
+
+
+@router.post(
+    "/v1/pages/{page_id}/subscribers",
+    status_code=201,
+    response_model=SubscriberOut,
+    response_model_exclude_none=True,
+    responses={
+        200: {"model": SubscriberOut, "description": "The same (page, channel, target) existed: updated"},
+        **documented(401, 403, 409, 413, 422),
+    },
+    openapi_extra={"requestBody": SUBSCRIBER_BODY},
+    dependencies=[Depends(require("admin"))],
+    summary="Add a subscriber, or update the one with the same (channel, target)",
+)
+async def add_subscriber(page_id: PageIdPath, request: Request, response: Response) -> dict[str, Any]:
+    """201 when created (a generated webhook secret is in this answer, and never again); 200 when updated."""
+    repo = context_of(request).runtime.subscribers
+    sub = _validate(repo, parse_json_body(await request.body()))
+    result = await run_in_threadpool(_add, repo, page_id, sub)
+    if not result.created:
+        response.status_code = 200
+    return subscriber_out(result.subscriber.public(), result.generated_secret)
+
+
+async def _lines(request: Request) -> AsyncIterator[tuple[int, bytes | None]]:
+    """(line number, line) from a streamed body; None for a line over MAX_LINE_BYTES."""
+    pending = b""
+    number = 0
+    skipping = False  # inside a too-long line, already reported: drop bytes until its newline
+    async for chunk in request.stream():
+        parts = (pending + chunk).split(b"\n")
+        pending = parts.pop()
+        for line in parts:
+            if skipping:
+                skipping = False
+                continue
+            number += 1
+            yield number, line
+        if len(pending) > MAX_LINE_BYTES and not skipping:
+            number += 1
+            yield number, None
+            skipping = True
+        if skipping:
+            pending = b""
+    if pending and not skipping:
+        yield number + 1, pending
+
+
+def _rows(lines: list[tuple[int, bytes | None]]) -> Iterator[tuple[int, dict[str, Any] | Exception]]:
+    for number, line in lines:
+        if line is None or len(line) > MAX_LINE_BYTES:
+            yield number, ValueError(f"line is longer than {MAX_LINE_BYTES} bytes")
+            continue
+        if not line.strip():
+            continue
+        try:
+            parsed = json.loads(line)
+        except (UnicodeDecodeError, RecursionError):
+            yield number, ValueError("not valid JSON")
+            continue
+        except json.JSONDecodeError as exc:
+            yield number, ValueError(f"not valid JSON: {exc.msg}")
+            continue
+        yield number, parsed if isinstance(parsed, dict) else ValueError("each line is a JSON object")
+
+
+def _import_batch(
+    repo: SubscriberRepo, page_id: str, lines: list[tuple[int, bytes | None]], summary: dict[str, Any]
+) -> None:
+    for line, result in repo.import_many(page_id, _rows(lines)):
+        if isinstance(result, AddResult):
+            summary["imported" if result.created else "updated"] += 1
+            continue
+        summary["rejected_total"] += 1
+        if len(summary["rejected"]) < MAX_LISTED_REJECTIONS:
+            summary["rejected"].append({"line": line, "error": str(result)})
+
+
+@router.post(
+    "/v1/pages/{page_id}/subscribers:import",
+    response_model=ImportSummary,
+    responses=documented(401, 403, 413, 422),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+        }
+    },
+    dependencies=[Depends(require("admin"))],
+    summary="Import subscribers from an NDJSON body, streamed",
+)
+async def import_subscribers(page_id: PageIdPath, request: Request) -> dict[str, Any]:
+    """Each line is a subscriber object. Generated webhook secrets are not returned by an import:
+    give `secret` in the line when the sender must know it."""
+    repo = context_of(request).runtime.subscribers
+    summary: dict[str, Any] = {"imported": 0, "updated": 0, "rejected": [], "rejected_total": 0}
+    batch: list[tuple[int, bytes | None]] = []
+    async for item in _lines(request):
+        batch.append(item)
+        if len(batch) >= IMPORT_LINES:
+            await run_in_threadpool(_import_batch, repo, page_id, batch, summary)
+            batch = []
+    if batch:
+        await run_in_threadpool(_import_batch, repo, page_id, batch, summary)
+    return summary
+
+
+@router.get(
+    "/v1/pages/{page_id}/subscribers",
+    response_model=SubscriberPage,
+    responses=documented(401, 403, 422),
+    dependencies=[Depends(require("admin"))],
+    summary="A page's subscribers, paginated",
+)
+def list_subscribers(
+    page_id: PageIdPath,
+    request: Request,
+    cursor: Annotated[
+        str | None, Query(pattern=r"^[0-9]{1,12}$", description="next_cursor of the previous page")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> JSONResponse:
+    start = int(cursor) if cursor else 0
+    items, next_seq = context_of(request).runtime.subscribers.page(page_id, cursor=start, limit=limit)
+    # Answered as is (absent fields stay absent); the model above documents the shape.
+    return JSONResponse(
+        {"items": [s.public() for s in items], "next_cursor": str(next_seq) if next_seq is not None else None}
+    )
+
+
+@router.delete(
+    "/v1/pages/{page_id}/subscribers/{subscriber_id}",
+    status_code=204,
+    response_class=Response,
+    responses=documented(401, 403, 404, 422),
+    dependencies=[Depends(require("admin"))],
+    summary="Remove a subscriber",
+)
+def remove_subscriber(page_id: PageIdPath, subscriber_id: SubscriberIdPath, request: Request) -> Response:
+    if not context_of(request).runtime.subscribers.remove(page_id, subscriber_id):
+        raise ProblemError(404, f"page {page_id!r} has no subscriber {subscriber_id!r}")
+    return Response(status_code=204)
+
+
+@router.get(
+    "/v1/subscribers/{subscriber_id}/deliveries",
+    response_model=SubscriberDeliveries,
+    responses=documented(401, 403, 404, 422),
+    dependencies=[Depends(require("operate"))],
+    summary="A subscriber's deliveries in its page's latest events",
+)
+def subscriber_deliveries(
+    subscriber_id: SubscriberIdPath,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=200, description="how many recent events to look into")] = 50,
+) -> dict[str, Any]:
+    rt = context_of(request).runtime
+    located = rt.subscribers.locate(subscriber_id)
+    sub = rt.subscribers.get_seq(*located) if located else None
+    if located is None or sub is None:
+        raise ProblemError(404, f"no subscriber {subscriber_id!r}")
+    page_id, seq = located
+    items = deliveries.subscriber_deliveries(rt, page_id, seq, sub, limit=limit)
+    return {"subscriber_id": subscriber_id, "page_id": page_id, "items": items}

@@ -1,0 +1,118 @@
+"""The Python client against a real server, and `notifyd keys create`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from notifyd import cli_keys
+from notifyd.api.keystore import parse_env_keys
+from notifyd.client import ApiError, Client
+from tests.api.conftest import KEYS, Api
+from tests.conftest import wait_until
+from tests.support.events import incident_event
+from tests.support.sink import Sink
+
+
+def test_the_client_publishes_reads_and_manages_subscribers(api: Api, sink: Sink, start_worker):
+    with Client(api.url, KEYS["all"]) as client:
+        assert KEYS["all"] not in repr(client)
+        sub = client.add_subscriber("acme", {"channel": "webhook", "target": f"{sink.url}/c"})
+        assert sub["secret"].startswith("whsec_")
+        summary = client.import_subscribers(
+            "acme", ({"channel": "sms", "target": f"+1415555{i:04d}"} for i in range(5))
+        )
+        assert summary["imported"] == 5
+        assert len(list(client.list_subscribers("acme", limit=2))) == 6
+        client.remove_subscriber("acme", sub["id"])
+        assert len(list(client.list_subscribers("acme"))) == 5
+
+        event = incident_event()
+        assert client.publish(event) == {"event_id": event["event_id"], "status": "accepted"}
+        assert client.publish(json.dumps(event))["status"] == "duplicate"
+        assert client.event(event["event_id"])["page_id"] == "acme"
+        assert client.redrive(event["event_id"]) == 0
+        assert client.queues()["lanes"]
+
+
+def test_the_client_pages_through_all_deliveries(api: Api, sink: Sink, start_worker):
+    with Client(api.url, KEYS["all"]) as client:
+        subs = [
+            client.add_subscriber("acme", {"channel": "webhook", "target": f"{sink.url}/{i}"})
+            for i in range(5)
+        ]
+        start_worker(api.runtime)
+        event = incident_event()
+        client.publish(event)
+        assert wait_until(lambda: client.event(event["event_id"])["state"] == "done")
+        deliveries = list(client.deliveries(event["event_id"], limit=2))
+        assert sorted(d["subscriber_id"] for d in deliveries) == sorted(s["id"] for s in subs)
+        assert client.subscriber_deliveries(subs[0]["id"])[0]["event_id"] == event["event_id"]
+
+
+def test_client_errors_carry_the_problem_fields(api: Api):
+    with Client(api.url, KEYS["publish"]) as client:
+        with pytest.raises(ApiError) as invalid:
+            client.publish(incident_event(colour="red"))
+        assert invalid.value.status == 422 and invalid.value.errors[0][0] == "colour"
+        with pytest.raises(ApiError) as forbidden:
+            client.event("x")
+        assert forbidden.value.status == 403
+    with Client("http://127.0.0.1:9", KEYS["publish"], timeout=1) as client, pytest.raises(ApiError) as down:
+        client.event("x")
+    assert down.value.status == 0
+
+
+def test_keys_create_prints_a_key_once_and_stores_only_its_hash(api: Api):
+    parser = argparse.ArgumentParser()
+    cli_keys.register(parser.add_subparsers())
+    assert parser.parse_args(["keys", "create", "--scope", "publish+operate"]).func is cli_keys.run
+    env = {
+        **os.environ,
+        "NOTIFYD_REDIS_URL": api.runtime.url,
+        "NOTIFYD_NAMESPACE": api.runtime.settings.namespace,
+    }
+    code = (
+        "import sys, argparse\n"
+        "from notifyd import cli_keys\n"
+        "p = argparse.ArgumentParser(); cli_keys.register(p.add_subparsers())\n"
+        "a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))\n"
+    )
+    made = subprocess.run(
+        [sys.executable, "-c", code, "keys", "create", "--scope", "operate", "--name", "grafana"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    key = made.stdout.strip()
+    assert key.startswith("nk_") and key not in made.stderr
+    stored = api.runtime.client.hgetall(f"{api.runtime.settings.namespace}:apikeys")
+    assert key.encode() not in b"".join(k + v for k, v in stored.items())
+    with httpx.Client(base_url=api.url, headers={"Authorization": f"Bearer {key}"}) as http:
+        assert http.get("/v1/queues").status_code == 200
+    listed = subprocess.run(
+        [sys.executable, "-c", code, "keys", "list"], env=env, capture_output=True, text=True, check=True
+    )
+    assert json.loads(listed.stdout)["name"] == "grafana" and key not in listed.stdout
+    bad = subprocess.run(
+        [sys.executable, "-c", code, "keys", "create", "--scope", "root"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "root" in bad.stderr
+
+
+def test_env_keys_parse_scopes_and_refuse_unknown_ones_without_echoing_the_key():
+    parsed = parse_env_keys("alpha:publish, beta:operate+admin")
+    assert sorted(map(sorted, parsed.values())) == [["admin", "operate"], ["publish"]]
+    with pytest.raises(ValueError) as bad:
+        parse_env_keys("supersecret:god")
+    assert "supersecret" not in str(bad.value)

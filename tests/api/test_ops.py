@@ -1,0 +1,137 @@
+"""Health, readiness, metrics, the queue view and the dashboard."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+
+import httpx
+import pytest
+import redis
+
+from notifyd.store import StatusStore
+from tests.api.conftest import KEYS, Api
+from tests.conftest import wait_until
+from tests.support.events import incident_event
+from tests.support.sink import Sink
+
+
+def test_healthz_is_always_ok(api: Api):
+    assert httpx.get(f"{api.url}/healthz").json() == {"status": "ok"}
+
+
+def test_readyz_is_ready_with_redis_and_a_loaded_store(start_api: Callable[..., Api]):
+    store = StatusStore.memory("api-node")
+    api = start_api(store=store)
+    r = httpx.get(f"{api.url}/readyz")
+    assert (r.status_code, r.json()) == (200, {"status": "ready", "redis": True, "store": "loaded"})
+    store.close()
+    assert httpx.get(f"{api.url}/readyz").status_code == 503
+
+
+def test_readyz_is_503_when_redis_does_not_answer(api: Api, monkeypatch: pytest.MonkeyPatch):
+    def down() -> bool:
+        raise redis.ConnectionError("connection refused")
+
+    monkeypatch.setattr(api.runtime.client, "ping", down)
+    r = httpx.get(f"{api.url}/readyz")
+    assert (r.status_code, r.json()["redis"]) == (503, False)
+    assert httpx.get(f"{api.url}/healthz").status_code == 200
+
+
+def test_metrics_read_queue_depths_from_redis_at_scrape_time(api: Api, http: httpx.Client):
+    http.post("/v1/events", json=incident_event(priority="critical"))
+    text = httpx.get(f"{api.url}/metrics").text
+    assert 'notifyd_queue_ready{lane="critical"} 1.0' in text
+    for name in (
+        "notifyd_queue_delayed",
+        "notifyd_queue_in_flight",
+        "notifyd_dead_deliveries",
+        "notifyd_workers",
+    ):
+        assert re.search(rf"^{name}", text, re.M), name
+    assert 'notifyd_api_published_total{status="accepted"}' in text
+    assert 'route="/v1/events"' in text
+    assert not any(key in text for key in KEYS.values())
+
+
+def test_the_queue_view_shows_lanes_workers_and_recent_events(
+    api: Api, http: httpx.Client, sink: Sink, start_worker
+):
+    http.post("/v1/pages/acme/subscribers", json={"channel": "webhook", "target": f"{sink.url}/q"})
+    start_worker(api.runtime)
+    event = incident_event()
+    http.post("/v1/events", json=event)
+    assert wait_until(lambda: http.get(f"/v1/events/{event['event_id']}").json()["state"] == "done")
+    view = http.get("/v1/queues").json()
+    assert [lane["lane"] for lane in view["lanes"]] == ["critical", "high", "normal", "low"]
+    assert view["workers"] >= 1
+    recent = view["recent_events"][0]
+    assert recent["event_id"] == event["event_id"] and recent["counts"]["delivered"] == 1
+
+
+def test_the_dashboard_moves_the_key_into_an_http_only_cookie(api: Api):
+    with httpx.Client(base_url=api.url) as browser:
+        r = browser.get("/dashboard", params={"key": KEYS["operate"]})
+        assert r.status_code == 303 and r.headers["location"] == "/dashboard"
+        cookie = r.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+        page = browser.get("/dashboard")
+        assert page.status_code == 200 and "/v1/queues" in page.text
+        assert browser.get("/v1/queues").status_code == 200  # the page's poll rides on the cookie
+        # The cookie never authorises writes.
+        assert browser.post("/v1/events/x/redrive").status_code == 401
+
+
+def test_the_dashboard_refuses_a_key_without_operate_and_no_key_at_all(api: Api):
+    with httpx.Client(base_url=api.url) as browser:
+        assert browser.get("/dashboard").status_code == 401
+        assert browser.get("/dashboard", params={"key": KEYS["publish"]}).status_code == 403
+        assert "set-cookie" not in browser.get("/dashboard", params={"key": "wrong"}).headers
+
+
+def test_the_dashboard_page_loads_nothing_from_elsewhere(api: Api):
+    with httpx.Client(base_url=api.url, headers={"Authorization": f"Bearer {KEYS['operate']}"}) as http:
+        html = http.get("/dashboard").text
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+    assert "@import" not in html and 'fetch("http' not in html
+
+
+def test_no_key_or_token_reaches_the_logs(api: Api, http: httpx.Client, caplog: pytest.LogCaptureFixture):
+    caplog.set_level(logging.DEBUG)
+    http.post("/v1/events", json=incident_event())
+    httpx.get(f"{api.url}/dashboard", params={"key": KEYS["operate"]})
+    httpx.get(f"{api.url}/v1/events/x", headers={"Authorization": "Bearer wrong-secret-key"})
+    # The server's loggers only: the test's own HTTP client logs what it sends, by design.
+    server_lines = [r.getMessage() for r in caplog.records if r.name.startswith(("notifyd", "uvicorn"))]
+    assert server_lines, "expected the access log to be captured"
+    assert not any(k in line for line in server_lines for k in [*KEYS.values(), "wrong-secret-key"])
+
+
+def test_the_access_log_filter_masks_keys_and_tokens_in_query_strings():
+    from notifyd.api.server import RedactQuery
+
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        "",
+        0,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:1", "GET", "/dashboard?key=nk_secret&x=1&token=abc", "1.1", 303),
+        None,
+    )
+    RedactQuery().filter(record)
+    assert record.getMessage() == '127.0.0.1:1 - "GET /dashboard?key=***&x=1&token=*** HTTP/1.1" 303'
+
+
+def test_every_metric_the_grafana_dashboard_plots_is_exported(api: Api):
+    import json
+    from pathlib import Path
+
+    dashboard = json.loads((Path(__file__).parents[2] / "config" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    names = {re.sub(r"_bucket$", "", n) for e in exprs for n in re.findall(r"notifyd_[a-z_]+", e)}
+    text = httpx.get(f"{api.url}/metrics").text
+    missing = sorted(n for n in names if not re.search(rf"^# HELP {n}\b", text, re.M))
+    assert not missing

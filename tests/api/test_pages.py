@@ -1,0 +1,148 @@
+"""Page status, one-click unsubscribe, store sync and Twilio callbacks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import urlencode
+
+import httpx
+from twilio.request_validator import RequestValidator
+
+from notifyd import unsubscribe
+from notifyd.store import StatusStore
+from tests.api.conftest import Api
+from tests.support.events import component_event
+
+
+def _email_subscriber(http: httpx.Client) -> str:
+    r = http.post("/v1/pages/acme/subscribers", json={"channel": "email", "target": "reader@example.com"})
+    return str(r.json()["id"])
+
+
+def _token(api: Api, page_id: str, sub_id: str) -> str:
+    rt = api.runtime
+    return unsubscribe.token(unsubscribe.signing_key(rt.client, rt.keys, None), page_id, sub_id)
+
+
+def _status_of(http: httpx.Client, sub_id: str) -> str:
+    subs = http.get("/v1/pages/acme/subscribers").json()["items"]
+    return next(s.get("disabled_reason", s["status"]) for s in subs if s["id"] == sub_id)
+
+
+def test_page_status_without_a_loaded_store_is_a_503_problem(http: httpx.Client):
+    r = http.get("/v1/pages/acme/status")
+    assert r.status_code == 503
+    assert r.json()["detail"] == "status store not loaded"
+
+
+def test_page_status_is_the_stores_merged_state(start_api: Callable[..., Api]):
+    store = StatusStore.memory("api-node")
+    store.apply_event(component_event(component="db", status="partial_outage"))
+    api = start_api(store=store)
+    with api.client("operate") as http:
+        r = http.get("/v1/pages/acme/status")
+    assert r.status_code == 200
+    assert r.json() == store.page_status("acme")
+    assert "partial_outage" in r.text
+
+
+def test_one_click_unsubscribe_disables_the_subscriber_and_can_be_clicked_twice(api: Api, http: httpx.Client):
+    sub_id = _email_subscriber(http)
+    url = unsubscribe.url(
+        api.url, unsubscribe.signing_key(api.runtime.client, api.runtime.keys, None), "acme", sub_id
+    )
+    with httpx.Client() as browser:  # no API key: the token is the credential
+        for _ in range(2):
+            r = browser.post(url, content=b"List-Unsubscribe=One-Click")
+            assert r.status_code == 200
+            assert r.json()["status"] == "unsubscribed"
+    assert _status_of(http, sub_id) == "unsubscribed"
+
+
+def test_the_unsubscribe_link_opened_in_a_browser_asks_before_it_unsubscribes(api: Api, http: httpx.Client):
+    sub_id = _email_subscriber(http)
+    params = {"subscriber": sub_id, "token": _token(api, "acme", sub_id)}
+    with httpx.Client(base_url=api.url) as browser:
+        page = browser.get("/v1/pages/acme/unsubscribe", params=params)
+        assert page.status_code == 200 and '<form method="post"' in page.text
+        assert _status_of(http, sub_id) == "active"
+        done = browser.post("/v1/pages/acme/unsubscribe", params=params, headers={"accept": "text/html"})
+        assert done.status_code == 200 and "Unsubscribed" in done.text
+    assert _status_of(http, sub_id) == "unsubscribed"
+
+
+def test_an_unsubscribe_with_a_tampered_token_is_refused_and_changes_nothing(api: Api, http: httpx.Client):
+    sub_id = _email_subscriber(http)
+    other_id = http.post(
+        "/v1/pages/acme/subscribers", json={"channel": "email", "target": "other@example.com"}
+    ).json()["id"]
+    good = _token(api, "acme", sub_id)
+    tampered = ("A" if good[0] != "A" else "B") + good[1:]
+    with httpx.Client(base_url=api.url) as browser:
+        for params in (
+            {"subscriber": sub_id, "token": tampered},
+            {"subscriber": other_id, "token": good},  # a token is bound to its subscriber
+        ):
+            assert browser.post("/v1/pages/acme/unsubscribe", params=params).status_code == 403
+            assert browser.get("/v1/pages/acme/unsubscribe", params=params).status_code == 403
+        # ... and to its page.
+        assert (
+            browser.post(
+                "/v1/pages/other/unsubscribe", params={"subscriber": sub_id, "token": good}
+            ).status_code
+            == 403
+        )
+        assert browser.post("/v1/pages/acme/unsubscribe", params={"subscriber": sub_id}).status_code == 422
+    assert _status_of(http, sub_id) == "active"
+    assert _status_of(http, other_id) == "active"
+
+
+def test_sync_merges_a_peers_delta_and_answers_the_ack(start_api: Callable[..., Api]):
+    store = StatusStore.memory("api-node")
+    api = start_api(store=store)
+    peer = StatusStore.memory("peer-a")
+    peer.add_peer("api-node")
+    peer.apply_event(component_event(component="cdn", status="major_outage"))
+    payload = peer.sync_payload_for("api-node")
+    assert payload is not None
+    with api.client("sync") as http:
+        r = http.post("/v1/sync", content=payload, headers={"X-Notifyd-Peer": "peer-a"})
+        assert r.status_code == 200
+        assert r.headers["content-type"] == "application/msgpack"
+        peer.receive_ack("api-node", r.content)
+        assert store.page_status("acme") == peer.page_status("acme")
+        assert (
+            http.post("/v1/sync", content=b"\x00garbage", headers={"X-Notifyd-Peer": "peer-a"}).status_code
+            == 400
+        )
+        assert http.post("/v1/sync", content=payload).status_code == 422  # which peer is it?
+
+
+def test_sync_is_501_when_the_store_does_not_replicate(start_api: Callable[..., Api]):
+    class PlainStore:
+        def page_status(self, page_id: str) -> dict[str, object]:
+            return {"page_id": page_id}
+
+    api = start_api(store=PlainStore())
+    with api.client("sync") as http:
+        assert http.post("/v1/sync", content=b"x", headers={"X-Notifyd-Peer": "p"}).status_code == 501
+
+
+def test_a_twilio_callback_is_accepted_only_with_a_valid_signature(start_api: Callable[..., Api]):
+    api = start_api(twilio_auth_token="twilio-token-123", public_url="https://status.example.com")
+    params = {"MessageSid": "SM123", "MessageStatus": "delivered"}
+    path = "/v1/callbacks/twilio/dl-1"
+    signature = RequestValidator("twilio-token-123").compute_signature(
+        "https://status.example.com" + path, params
+    )
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    with httpx.Client(base_url=api.url) as twilio:
+        ok = twilio.post(path, content=urlencode(params), headers={**form, "X-Twilio-Signature": signature})
+        assert ok.status_code == 200, ok.text
+        forged = twilio.post(
+            path,
+            content=urlencode({**params, "MessageStatus": "failed"}),
+            headers={**form, "X-Twilio-Signature": signature},
+        )
+        assert forged.status_code == 403
+        assert twilio.post(path, content=urlencode(params), headers=form).status_code == 403

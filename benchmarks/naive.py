@@ -1,0 +1,139 @@
+"""The baseline: a naive one-dramatiq-message-per-delivery design on the same broker.
+
+    naive_fanout(event_id, page_id)   walks the page's subscribers and enqueues one
+                                      ``naive_deliver`` message per subscriber (``broker.enqueue`` each)
+    naive_deliver(event_id, seq, subscriber_id, channel, target)
+                                      one ``limits`` moving-window hit (a single call),
+                                      an instant send, and one HSET tracking record per
+                                      delivery (+ an HINCRBY of the event's counter,
+                                      pipelined with the HSET: one round trip)
+
+Keys: ``<ns>:naive:ev:<event_id>`` (counters) and ``<ns>:naive:dl:<event_id>:<seq>`` (one hash
+per delivery). Queue: ``<ns>.naive``. It reads subscribers from the same store as notifyd
+(``SubscriberRepo.range``, a bucket at a time), so only the fanout/delivery design differs.
+The "instant send" builds the channel ``Message`` (delivery id included) and returns
+``delivered`` without an event-loop hop, which is, if anything, generous to the baseline.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import dramatiq
+import redis
+from dramatiq import Message as QueueMessage
+from limits import parse
+from limits.storage import RedisStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from channels.base import Message, Notification, Outcome, OutcomeKind
+from notifyd.ids import delivery_id
+from notifyd.keys import BUCKET
+from notifyd.runtime import Runtime
+
+
+def queue_name(ns: str) -> str:
+    return f"{ns}.naive"
+
+
+def event_key(ns: str, event_id: str) -> str:
+    return f"{ns}:naive:ev:{event_id}"
+
+
+def delivery_key(ns: str, event_id: str, seq: int) -> str:
+    return f"{ns}:naive:dl:{event_id}:{seq}"
+
+
+def tracking_record(subscriber_id: str, channel: str, status: str) -> dict[str, Any]:
+    """What a naive design keeps per delivery: one small hash."""
+    return {
+        "subscriber_id": subscriber_id,
+        "channel": channel,
+        "status": status,
+        "attempts": 1,
+        "updated_at": f"{time.time():.3f}",
+    }
+
+
+_NOTIFICATION = Notification(
+    event_id="",
+    event_type="incident_created",
+    page_id="",
+    occurred_at="",
+    title="bench",
+    status="investigating",
+    impact="minor",
+    message="",
+    components=(),
+    payload={},
+)
+
+
+def declare_actors(runtime: Runtime) -> dict[str, dramatiq.Actor]:
+    ns = runtime.settings.namespace
+    broker = runtime.broker
+    client: redis.Redis = runtime.client
+    item = parse(runtime.settings.rate_limit)
+    storage = RedisStorage("redis://", connection_pool=client.connection_pool, key_prefix=f"{ns}:naive-rl")
+    limiter = MovingWindowRateLimiter(storage)
+    queue = queue_name(ns)
+
+    def naive_fanout(event_id: str, page_id: str) -> None:
+        top = runtime.subscribers.max_seq(page_id)
+        client.hset(event_key(ns, event_id), "planned", top)
+        for start in range(0, top, BUCKET):
+            for sub in runtime.subscribers.range(page_id, start, min(top, start + BUCKET)):
+                broker.enqueue(
+                    QueueMessage(
+                        queue_name=queue,
+                        actor_name="naive_deliver",
+                        args=(event_id, sub.seq, sub.id, sub.channel, sub.target),
+                        kwargs={},
+                        options={},
+                    )
+                )
+
+    def naive_deliver(event_id: str, seq: int, subscriber_id: str, channel: str, target: str) -> None:
+        if limiter.hit(item, subscriber_id, channel):
+            message = Message(
+                delivery_id=delivery_id(event_id, subscriber_id, channel),
+                subscriber_id=subscriber_id,
+                target=target,
+                notification=_NOTIFICATION,
+            )
+            outcome = Outcome.delivered() if message.delivery_id else Outcome.transient("?")
+            status = "delivered" if outcome.kind is OutcomeKind.delivered else "retrying"
+        else:
+            status = "rate_limited"
+        pipe = client.pipeline(transaction=False)
+        pipe.hset(delivery_key(ns, event_id, seq), mapping=tracking_record(subscriber_id, channel, status))
+        pipe.hincrby(event_key(ns, event_id), status, 1)
+        pipe.execute()
+
+    actors = {}
+    for fn in (naive_fanout, naive_deliver):
+        actors[fn.__name__] = dramatiq.Actor(
+            fn, broker=broker, actor_name=fn.__name__, queue_name=queue, priority=0, options={}
+        )
+    return actors
+
+
+def start_fanout(runtime: Runtime, event_id: str, page_id: str) -> None:
+    ns = runtime.settings.namespace
+    runtime.broker.enqueue(
+        QueueMessage(
+            queue_name=queue_name(ns),
+            actor_name="naive_fanout",
+            args=(event_id, page_id),
+            kwargs={},
+            options={},
+        )
+    )
+
+
+def finished(client: redis.Redis, ns: str, event_id: str) -> tuple[int, int]:
+    """(final deliveries so far, planned) of a naive fanout."""
+    h = client.hgetall(event_key(ns, event_id))
+    done = sum(int(h.get(k, 0)) for k in (b"delivered", b"rate_limited", b"retrying"))
+    return done, int(h.get(b"planned", -1))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -71,3 +72,57 @@ def test_killed_worker_shard_reruns_without_resending_what_was_delivered(runtime
             assert received[did] == 1, "a delivery recorded before the kill was sent again"
     duplicates = sum(n - 1 for n in received.values())
     assert duplicates <= 2 * 100  # at most the chunks in flight when the worker died
+
+
+@pytest.mark.slow
+def test_fanout_survives_five_random_sigkills_with_every_delivery_final(runtime, sink, start_worker):
+    n = 3000
+    rt = runtime(shard_size=200, heartbeat_timeout_ms=2000, webhook_concurrency=32, rate_limit="100/hour")
+    subs = [
+        rt.subscribers.add("acme", {"channel": "webhook", "target": f"{sink.url}/k/{i}"}).subscriber
+        for i in range(n)
+    ]
+    for i in range(n):
+        sink.defaults[f"/k/{i}"] = Reply(200, delay_s=0.01)
+    s = rt.settings
+    env = {
+        **os.environ,
+        "NOTIFYD_REDIS_URL": rt.url,
+        "NOTIFYD_NAMESPACE": s.namespace,
+        "NOTIFYD_ALLOW_PRIVATE_TARGETS": "true",
+        "NOTIFYD_SHARD_SIZE": "200",
+        "NOTIFYD_HEARTBEAT_TIMEOUT_MS": "2000",
+        "NOTIFYD_WEBHOOK_CONCURRENCY": "32",
+        "NOTIFYD_POLL_TIMEOUT_MS": "20",
+        "NOTIFYD_RATE_LIMIT": "100/hour",
+        "NOTIFYD_DATA_DIR": str(s.data_dir),
+    }
+    rng = random.Random(1234)
+    event = incident_event()
+    rt.publisher.publish(event)
+    seqs = [x.seq for x in subs]
+    ids = {x.seq: delivery_id(event["event_id"], x.id, "webhook") for x in subs}
+    snapshots: list[tuple[set[str], Counter[str]]] = []
+    for _ in range(5):
+        victim = subprocess.Popen(
+            [sys.executable, "-m", "notifyd", "worker", "--threads", "4"], env=env, stderr=subprocess.DEVNULL
+        )
+        time.sleep(rng.uniform(1.0, 2.5))
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=10)
+        time.sleep(0.1)  # let the sink finish answering what was in flight
+        final = {ids[seq] for seq, r in rt.tracker.records(event["event_id"], seqs).items() if r.final}
+        snapshots.append((final, Counter(r.headers["webhook-id"] for r in list(sink.received))))
+    start_worker(rt, threads=4)
+    assert wait_until(lambda: rt.tracker.summary(event["event_id"])["state"] == "done", timeout=120)
+    counts = rt.tracker.summary(event["event_id"])["counts"]
+    assert counts["planned"] == n and counts["delivered"] == n, counts
+
+    received = Counter(r.headers["webhook-id"] for r in sink.received)
+    assert set(received) == set(ids.values())
+    for final, seen_then in snapshots:
+        # What was recorded as delivered at a kill is never sent again afterwards.
+        assert all(received[i] == seen_then[i] for i in final)
+    duplicates = sum(c - 1 for c in received.values())
+    # In flight at each kill: at most one chunk (100) per worker thread (4).
+    assert duplicates <= 5 * 4 * 100, duplicates

@@ -29,7 +29,7 @@ class Sink:
         self.received: list[Received] = []
         self.scripts: dict[str, deque[Reply]] = defaultdict(deque)
         self.defaults: dict[str, Reply] = {}
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
         sink = self
 

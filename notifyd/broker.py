@@ -84,7 +84,10 @@ class NotifydBroker(RedisBroker):
         self._consumers_made: dict[str, int] = {}
         self._executing: set[str] = set()
         self._executing_lock = threading.Lock()
-        self.add_middleware(_TrackExecuting(self))
+        # First in the list, so its after-hook runs last: a message stays "executing"
+        # until DurableRetries has re-enqueued it.
+        first = type(self.middleware[0]) if self.middleware else None
+        self.add_middleware(_TrackExecuting(self), before=first)
 
     def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Consumer:
         made = self._consumers_made.get(queue_name, 0)
@@ -121,6 +124,41 @@ class _TrackExecuting(Middleware):
     after_skip_message = after_process_message
 
 
+class DurableRetries(Retries):
+    """dramatiq's Retries, whose re-enqueue waits out a Redis outage.
+
+    A step that failed because Redis went away is re-enqueued by Retries, and
+    that enqueue fails too. dramatiq logs it and then acks the original once
+    Redis is back: the message is gone. Here the enqueue is retried until it
+    lands; until then the original stays in the ack set, so a worker killed
+    meanwhile still has it requeued by maintenance.
+    """
+
+    def after_process_message(
+        self, broker: dramatiq.Broker, message: Any, *, result: Any = None, exception: Any = None
+    ) -> None:
+        super().after_process_message(_PatientEnqueue(broker), message, result=result, exception=exception)
+
+
+class _PatientEnqueue:
+    MAX_PAUSE_S = 2.0
+
+    def __init__(self, broker: dramatiq.Broker) -> None:
+        self._broker = broker
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._broker, name)
+
+    def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
+        pause = 0.1
+        while True:
+            try:
+                return self._broker.enqueue(message, delay=delay)
+            except (redis.ConnectionError, redis.TimeoutError):
+                time.sleep(pause)
+                pause = min(pause * 2, self.MAX_PAUSE_S)
+
+
 def make_broker(settings: Settings, url: str) -> RedisBroker:
     middleware = [
         AgeLimit(),
@@ -128,7 +166,7 @@ def make_broker(settings: Settings, url: str) -> RedisBroker:
         ShutdownNotifications(),
         Callbacks(),
         Pipelines(),
-        Retries(max_retries=MAX_CRASH_RETRIES, min_backoff=500, max_backoff=30_000),
+        DurableRetries(max_retries=MAX_CRASH_RETRIES, min_backoff=500, max_backoff=30_000),
         Heartbeat(interval_s=settings.heartbeat_timeout_ms / 3000),
     ]
     broker = NotifydBroker(

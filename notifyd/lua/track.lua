@@ -27,6 +27,7 @@ if mode == "shard_done" then
     redis.call("expire", KEYS[2], ttl)
 else
     local touched = {}
+    local delta = {}
     for i = 4, #ARGV, 3 do
         local key = KEYS[tonumber(ARGV[i])]
         local field = ARGV[i + 1]
@@ -44,15 +45,18 @@ else
         end
         if write then
             redis.call("hset", key, field, value)
-            if old_s then
-                redis.call("hincrby", ev, NAMES[old_s], -1)
-            else
-                redis.call("hincrby", ev, "planned", 1)
-            end
-            redis.call("hincrby", ev, NAMES[new_s], 1)
+            local from = old_s and NAMES[old_s] or "planned"
+            delta[from] = (delta[from] or 0) + (old_s and -1 or 1)
+            delta[NAMES[new_s]] = (delta[NAMES[new_s]] or 0) + 1
             touched[key] = true
         end
         out[#out + 1] = old or ""
+    end
+    -- One HINCRBY per counter rather than two per delivery.
+    for name, n in pairs(delta) do
+        if n ~= 0 then
+            redis.call("hincrby", ev, name, n)
+        end
     end
     for key, _ in pairs(touched) do
         redis.call("expire", key, ttl)

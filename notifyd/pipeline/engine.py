@@ -17,7 +17,7 @@ import logging
 import math
 import random
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -207,8 +207,8 @@ class Engine:
         allowed = self.limiter.hit_many([(s.id, s.channel) for s in eligible])
         limited = [s for s, ok in zip(eligible, allowed, strict=True) if not ok]
         if limited:
-            for s in limited:
-                RATE_LIMITED.labels(s.channel).inc()
+            for channel, n in Counter(s.channel for s in limited).items():
+                RATE_LIMITED.labels(channel).inc(n)
             self.rt.tracker.record(
                 event_id, [Update(s.seq, Record("rate_limited", 0, offset, "rate limit")) for s in limited]
             )
@@ -321,12 +321,12 @@ class Engine:
         updates: list[Update] = []
         retries: dict[int, list[int]] = defaultdict(list)
         dead: list[tuple[StoredSubscriber, str]] = []
+        # Metrics are counted here and applied once per (channel, outcome): a labelled
+        # inc() per delivery costs more than the tracking write itself.
+        tally: Counter[tuple[str, str]] = Counter()
         for sub, outcome in results:
-            DELIVERIES.labels(sub.channel, outcome.kind.value).inc()
+            tally[sub.channel, outcome.kind.value] += 1
             if outcome.kind is OutcomeKind.delivered:
-                PUBLISH_TO_DELIVERY.labels(sub.channel, event.lane).observe(
-                    max(0.0, now - loaded.accepted_at)
-                )
                 updates.append(Update(sub.seq, Record("delivered", attempt, offset)))
                 continue
             if outcome.kind is OutcomeKind.transient:
@@ -349,6 +349,14 @@ class Engine:
                     self.rt.subscribers.disable(sub.page_id, sub.seq, reason)
             updates.append(Update(sub.seq, Record("failed", attempt, offset, outcome.reason or "failed")))
             dead.append((sub, outcome.reason or "failed"))
+        latency = max(0.0, now - loaded.accepted_at)
+        for (channel, kind), n in tally.items():
+            DELIVERIES.labels(channel, kind).inc(n)
+            if kind == OutcomeKind.delivered.value:
+                # Every delivery of one chunk finished at the same moment.
+                histogram = PUBLISH_TO_DELIVERY.labels(channel, event.lane)
+                for _ in range(n):
+                    histogram.observe(latency)
         # Retry messages first: a record that says "retrying" must always have a message behind it.
         for delay_ms, seqs in retries.items():
             self._enqueue("retry", event.lane, (event.event_id, seqs, attempt + 1), delay_ms=delay_ms)

@@ -1,8 +1,10 @@
 """Per-subscriber-per-channel rate limits with the limits library, one round trip per shard.
 
-We use limits' own Redis storage and its moving-window Lua script, run for a
-whole shard in one pipeline. The keys and semantics are limits' own, so
-``MovingWindowRateLimiter.get_window_stats`` sees the same counters.
+limits' moving-window acquire runs one script call per key; a shard of 1000
+would pay 1000 script invocations. ``lua/ratelimit.lua`` runs the same logic
+over every key of the shard in one call. The keys (named by limits' storage)
+and the list layout are limits' own, so ``MovingWindowRateLimiter.get_window_stats``
+sees the same counters.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import redis
 from limits import RateLimitItem, parse
 from limits.storage import RedisStorage
 
+from notifyd import scripts
+
 
 class BatchRateLimiter:
     def __init__(self, client: redis.Redis, *, rate: str, key_prefix: str) -> None:
@@ -21,7 +25,7 @@ class BatchRateLimiter:
         self.item: RateLimitItem = parse(rate)
         # Share our connection pool; the URI only tells limits which client library to use.
         self.storage = RedisStorage("redis://", connection_pool=client.connection_pool, key_prefix=key_prefix)
-        self._acquire = self.storage.lua_acquire_moving_window
+        self._acquire = scripts.register(client, "ratelimit")
 
     def key(self, subscriber_id: str, channel: str) -> str:
         return self.storage.prefixed_key(self.item.key_for(subscriber_id, channel))
@@ -32,7 +36,5 @@ class BatchRateLimiter:
             return []
         now = time.time()
         amount, expiry = self.item.amount, self.item.get_expiry()
-        pipe = self.client.pipeline(transaction=False)
-        for subscriber_id, channel in identities:
-            self._acquire(keys=[self.key(subscriber_id, channel)], args=[now, amount, expiry, 1], client=pipe)
-        return [bool(allowed) for allowed in pipe.execute()]
+        keys = [self.key(subscriber_id, channel) for subscriber_id, channel in identities]
+        return [bool(allowed) for allowed in self._acquire(keys=keys, args=[repr(now), amount, expiry])]

@@ -210,9 +210,8 @@ def main() -> int:
     finally:
         worker.stop()
     _report(summaries, receiver, standins)
-    if store is not None:
-        console.print_json(data=store.page_status(PAGE))  # type: ignore[attr-defined]
-        store.close()  # type: ignore[attr-defined]
+    console.print_json(data=store.page_status(PAGE))
+    store.close()
     receiver.stop()
     for _, server in standins:
         server.stop()

@@ -8,6 +8,7 @@ import threading
 
 from notifyd.api.server import start_in_thread
 from notifyd.connection import describe_url
+from notifyd.replication import start_replication
 from notifyd.runtime import Runtime
 from notifyd.settings import Settings
 from notifyd.worker import InProcessWorker, open_store
@@ -16,6 +17,8 @@ from notifyd.worker import InProcessWorker, open_store
 def run_dev(settings: Settings, *, host: str, port: int, threads: int) -> int:
     runtime = Runtime.start(settings)
     store = open_store(settings, "dev")
+    # Workers started separately (`notifyd worker`) and peer regions see this replica too.
+    replication = start_replication(settings, runtime.url, store, with_regions=True)
     worker = InProcessWorker.start(runtime, threads=threads, store=store)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -30,7 +33,7 @@ def run_dev(settings: Settings, *, host: str, port: int, threads: int) -> int:
         print("notifyd dev: stopping", file=sys.stderr)
         api.stop()
         worker.stop()
-        if store is not None:
-            store.close()  # type: ignore[attr-defined]
+        replication.stop()
+        store.close()
         runtime.close()
     return 0

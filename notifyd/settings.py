@@ -59,7 +59,10 @@ class Settings(BaseSettings):
     #: Idle poll of the consumers; dramatiq's 1 s default costs ~390 ms p50 idle latency.
     poll_timeout_ms: int = Field(default=50, ge=10, le=5000)
     node_id: str = Field(default="local", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    #: Peer regions as "node_id=https://their-api,..."; names are the peers' own NOTIFYD_NODE_ID.
     peers: str = ""
+    #: A key with the ``sync`` scope on the peers' APIs.
+    sync_key: SecretStr | None = None
     sync_interval_ms: int = Field(default=100, ge=10)
     public_url: str = "http://127.0.0.1:8080"
     unsubscribe_secret: SecretStr | None = None
@@ -90,6 +93,12 @@ class Settings(BaseSettings):
             return None
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("peers")
+    @classmethod
+    def _peers_parse(cls, value: str) -> str:
+        _parse_peers(value)
         return value
 
     @field_validator("rate_limit")
@@ -130,8 +139,24 @@ class Settings(BaseSettings):
             return _parse_schedule(raw)
         return DEFAULT_RETRY_SCHEDULES[channel]
 
-    def peer_list(self) -> list[str]:
-        return [p.strip() for p in self.peers.split(",") if p.strip()]
+    def peer_urls(self) -> dict[str, str]:
+        """Peer regions by node id: the base URL of each one's API."""
+        return _parse_peers(self.peers)
+
+
+def _parse_peers(raw: str) -> dict[str, str]:
+    peers: dict[str, str] = {}
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        name, sep, url = part.partition("=")
+        name, url = name.strip(), url.strip().rstrip("/")
+        if not sep or not name or not url.startswith(("http://", "https://")):
+            raise ValueError(f"{part!r} is not name=http(s)://host[:port]")
+        if name in peers:
+            raise ValueError(f"peer {name!r} is listed twice")
+        peers[name] = url
+    return peers
 
 
 def _parse_schedule(raw: str) -> tuple[float, ...]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import signal
@@ -12,16 +11,16 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO
 
 import dramatiq
 
 from notifyd.pipeline.actors import EngineHolder, declare_actors
 from notifyd.pipeline.adapters import AdapterPool
 from notifyd.pipeline.engine import Engine
+from notifyd.replication import start_replication
 from notifyd.runtime import Runtime
 from notifyd.settings import PRIORITIES, Settings
+from notifyd.store import StatusStore, StoreLockedError
 
 log = logging.getLogger("notifyd.worker")
 
@@ -36,41 +35,23 @@ def parse_queues(raw: str | None) -> list[str]:
     return lanes
 
 
-def open_store(settings: Settings, role: str) -> object | None:
+def open_store(settings: Settings, role: str) -> StatusStore:
     """This process's replica of the CRDT status store.
 
     Each process keeps its own replica in ``data_dir/store/<node>-<role><n>``,
-    with the first ``n`` whose lock file no other live process holds: ids stay
-    stable across restarts and two processes never write the same files.
+    with the first ``n`` that no other live process holds open (the store locks
+    its directory): ids stay stable across restarts and two processes never
+    write the same files.
     """
-    try:
-        from notifyd.store import StatusStore
-    except ImportError:
-        return None
     root = settings.data_dir / "store"
     root.mkdir(parents=True, exist_ok=True)
     for n in range(1024):
         node = f"{settings.node_id}-{role}{n}"
-        lock = _try_lock(root / f"{node}.lock")
-        if lock is None:
+        try:
+            return StatusStore.open(root / node, node_id=node, event_id_ttl_s=settings.event_id_ttl_s)
+        except StoreLockedError:
             continue
-        store = StatusStore.open(root / node, node_id=node, event_id_ttl_s=settings.event_id_ttl_s)
-        _STORE_LOCKS[id(store)] = lock
-        return store
     raise RuntimeError(f"no free status-store slot under {root}")
-
-
-_STORE_LOCKS: dict[int, IO[bytes]] = {}
-
-
-def _try_lock(path: Path) -> IO[bytes] | None:
-    fh = open(path, "ab")  # noqa: SIM115 - held for the life of the process
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        fh.close()
-        return None
-    return fh
 
 
 @dataclass
@@ -115,6 +96,7 @@ def run_forever(settings: Settings, *, lanes: Sequence[str], threads: int) -> in
     """Run one worker process until SIGINT or SIGTERM."""
     runtime = Runtime.start(settings)
     store = open_store(settings, "worker")
+    replication = start_replication(settings, runtime.url, store, with_regions=False)
     worker = InProcessWorker.start(runtime, lanes=lanes, threads=threads, store=store)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -122,8 +104,8 @@ def run_forever(settings: Settings, *, lanes: Sequence[str], threads: int) -> in
     log.info("worker %d serving %s with %d threads", os.getpid(), ",".join(lanes), threads)
     stop.wait()
     worker.stop()
-    if store is not None:
-        store.close()  # type: ignore[attr-defined]
+    replication.stop()
+    store.close()
     runtime.close()
     return 0
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import socket
@@ -134,10 +133,12 @@ def start_in_thread(
 
 def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080) -> int:
     """``notifyd serve``: the API in the foreground until SIGINT or SIGTERM."""
+    from notifyd.replication import start_replication
     from notifyd.worker import open_store
 
     runtime = Runtime.start(settings)
     store = open_store(settings, "api")
+    replication = start_replication(settings, runtime.url, store, with_regions=True)
     keys = generated_keys(settings)
     app = create_app(runtime, store, extra_keys={k: s for k, s in keys.values()})
     try:
@@ -148,8 +149,7 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080) -> i
         server.run(sockets=[sock])
     finally:
         app.state.ctx.close()
-        if store is not None:
-            with contextlib.suppress(Exception):
-                store.close()  # type: ignore[attr-defined]
+        replication.stop()
+        store.close()
         runtime.close()
     return 0

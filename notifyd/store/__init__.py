@@ -10,6 +10,7 @@ from notifyd.store.errors import (
     CorruptFileError,
     InvalidEventError,
     StoreError,
+    StoreLockedError,
     SyncProtocolError,
 )
 from notifyd.store.events import ApplyResult
@@ -29,6 +30,7 @@ __all__ = [
     "Replicator",
     "StatusStore",
     "StoreError",
+    "StoreLockedError",
     "StoreState",
     "SyncProtocolError",
     "Transport",

@@ -9,6 +9,10 @@ class StoreError(Exception):
     """Base of every error the CRDT store raises."""
 
 
+class StoreLockedError(StoreError):
+    """The store directory is held by another open StatusStore (in this process or another)."""
+
+
 class CorruptFileError(StoreError):
     """A snapshot or clock file failed its checksum or could not be decoded."""
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from notifyd.store.codec import decode_state, encode_state, pack_state, unpack_state
-from notifyd.store.errors import StoreError, SyncProtocolError
+from notifyd.store.errors import StoreError, StoreLockedError, SyncProtocolError
 from notifyd.store.events import ApplyResult, event_key, plan_event
 from notifyd.store.hlc import DEFAULT_MAX_OFFSET_MS, HybridClock
 from notifyd.store.log import DurableLog, read_snapshot, write_snapshot
@@ -126,7 +126,9 @@ class StatusStore:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise StoreError(f"store directory {data_dir} is already open in another StatusStore") from None
+            raise StoreLockedError(
+                f"store directory {data_dir} is already open in another StatusStore"
+            ) from None
         self._lock_fd = fd
 
     def _load(self, data_dir: Path) -> None:

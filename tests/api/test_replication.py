@@ -1,0 +1,108 @@
+"""Status-store replicas kept in step: the processes of one region through Redis, regions over /v1/sync."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from notifyd.replication import start_replication
+from notifyd.settings import Settings
+from notifyd.store import StatusStore
+from notifyd.worker import InProcessWorker, open_store
+from tests.api.conftest import KEYS, Api
+from tests.conftest import wait_until
+from tests.support.events import component_event, incident_event
+
+
+def _status(api: Api, page: str = "acme") -> dict[str, Any]:
+    r = httpx.get(f"{api.url}/v1/pages/{page}/status", headers={"Authorization": f"Bearer {KEYS['all']}"})
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def test_the_api_process_sees_what_a_separate_worker_ingested(
+    start_api: Callable[..., Api], make_settings: Callable[..., Settings], recorder: Any
+) -> None:
+    # As `notifyd serve` and `notifyd worker` run it: two processes, two replicas, one Redis.
+    settings = make_settings(node_id="eu")
+    worker_store = open_store(settings, "worker")
+    api_store = open_store(settings, "api")
+    api = start_api(store=api_store, node_id="eu")
+    rt = api.runtime
+    started = [
+        start_replication(settings, rt.url, worker_store, with_regions=False),
+        start_replication(settings, rt.url, api_store, with_regions=True),
+    ]
+    rt.subscribers.add("acme", {"channel": "email", "target": "sre@example.com"})
+    worker = InProcessWorker.start(rt, threads=2, store=worker_store)
+    try:
+        event = incident_event()
+        assert rt.publisher.publish(event).status == "accepted"
+        assert wait_until(lambda: bool(_status(api)["open_incidents"]), timeout=10), _status(api)
+        incident = _status(api)["open_incidents"][0]
+        assert incident["title"] == "Database outage"
+        assert [t["event_id"] for t in incident["timeline"]] == [event["event_id"]]
+        assert _status(api) == worker_store.page_status("acme")
+    finally:
+        worker.stop()
+        for replication in started:
+            assert replication is not None
+            replication.stop()
+        worker_store.close()
+        api_store.close()
+
+
+def test_two_regions_converge_over_their_sync_endpoints(
+    start_api: Callable[..., Api], make_settings: Callable[..., Settings], namespace: str
+) -> None:
+    stores = {name: StatusStore.memory(f"{name}-api0") for name in ("eu", "us")}
+    apis = {
+        name: start_api(store=stores[name], node_id=name, namespace=f"{namespace}-{name}") for name in stores
+    }
+    started = []
+    for name, other in (("eu", "us"), ("us", "eu")):
+        settings = make_settings(
+            node_id=name,
+            namespace=f"{namespace}-{name}",
+            peers=f"{other}={apis[other].url}",
+            sync_key=KEYS["sync"],
+            sync_interval_ms=50,
+        )
+        started.append(start_replication(settings, apis[name].runtime.url, stores[name], with_regions=True))
+    try:
+        stores["eu"].apply_event(component_event(component="db", status="major_outage"))
+        stores["us"].apply_event(incident_event(page="acme"))
+        assert wait_until(lambda: _status(apis["eu"]) == _status(apis["us"]), timeout=10)
+        merged = _status(apis["us"])
+        assert [c["status"] for c in merged["components"]] == ["major_outage"]
+        assert len(merged["open_incidents"]) == 1
+        # A later write in one region overrides the earlier one everywhere.
+        stores["us"].apply_event(component_event(component="db", status="operational"))
+        assert wait_until(
+            lambda: [c["status"] for c in _status(apis["eu"])["components"]] == ["operational"], timeout=10
+        )
+    finally:
+        for replication in started:
+            assert replication is not None
+            replication.stop()
+
+
+def test_a_peer_refuses_sync_without_the_sync_scope(
+    start_api: Callable[..., Api], make_settings: Callable[..., Settings], namespace: str, caplog: Any
+) -> None:
+    store = StatusStore.memory("eu-api0")
+    peer = start_api(store=StatusStore.memory("us-api0"), node_id="us", namespace=f"{namespace}-us")
+    settings = make_settings(node_id="eu", peers=f"us={peer.url}", sync_key=KEYS["publish"])
+    replication = start_replication(settings, peer.runtime.url, store, with_regions=True)
+    assert replication is not None and replication.regions is not None
+    try:
+        store.apply_event(component_event())
+        replication.regions.tick()
+        assert replication.regions.learned == {}
+        assert "sync with peer region us" in caplog.text and "HTTP 403" in caplog.text
+        assert KEYS["publish"] not in caplog.text
+        assert _status(peer)["components"] == []
+    finally:
+        replication.stop()

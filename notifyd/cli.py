@@ -108,7 +108,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_dev(args: argparse.Namespace) -> int:
     from notifyd.dev import run_dev
 
-    return run_dev(_settings(args), host=args.host, port=args.port, threads=args.threads)
+    return run_dev(
+        _settings(args), host=args.host, port=args.port, threads=args.threads, standins=args.standins
+    )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -142,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--threads", type=int, default=8)
+    p.add_argument(
+        "--standins",
+        action="store_true",
+        help="deliver email, SMS and Slack to loopback stand-ins (no accounts), and open a webhook inbox",
+    )
     p.set_defaults(func=cmd_dev)
 
     p = sub.add_parser("serve", help="run the HTTP API")

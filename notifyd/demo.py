@@ -27,6 +27,7 @@ from rich.table import Table
 
 from notifyd.runtime import Runtime
 from notifyd.settings import Settings
+from notifyd.standins import start_standins
 from notifyd.worker import InProcessWorker, open_store
 
 PAGE = "acme"
@@ -127,50 +128,17 @@ def lifecycle() -> list[dict[str, Any]]:
     ]
 
 
-def start_standins() -> tuple[dict[str, Any], list[Any], list[tuple[str, str]]]:
-    """Loopback SMTP, Twilio and Slack stand-ins, when the channels package ships them."""
-    try:
-        from channels import loopback
-    except ImportError:
-        return {}, [], []
-    servers: list[Any] = []
-    settings: dict[str, Any] = {}
-    subscribers: list[tuple[str, str]] = []
-    try:
-        smtp = loopback.SMTPSink().start()
-        servers.append(("email (SMTP)", smtp))
-        settings.update(smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_tls="none")
-        subscribers += [("email", f"oncall{i}@example.com") for i in range(5)]
-        twilio = loopback.TwilioServer().start()
-        servers.append(("sms (Twilio API)", twilio))
-        settings.update(
-            twilio_account_sid=twilio.account_sid,
-            twilio_auth_token=twilio.auth_token,
-            twilio_from="+15005550006",
-            twilio_base_url=twilio.url,
-        )
-        subscribers += [("sms", f"+1415555{2670 + i:04d}") for i in range(3)]
-        slack = loopback.SlackServer().start()
-        servers.append(("slack (chat.postMessage)", slack))
-        settings.update(slack_bot_token=slack.token, slack_base_url=slack.api_url)
-        subscribers += [("slack", "slack:C0INCIDENTS"), ("slack", f"{slack.url}/services/T000/B000/demo")]
-    except Exception as exc:  # noqa: BLE001 - the demo goes on with webhooks alone
-        console.print(
-            f"[yellow]channel stand-ins unavailable ({type(exc).__name__}: {exc}); webhooks only[/]"
-        )
-    return settings, servers, subscribers
-
-
 def main() -> int:
     data_dir = Path("var/demo")
     shutil.rmtree(data_dir, ignore_errors=True)
-    standin_settings, standins, extra_subscribers = start_standins()
+    standins = start_standins()
+    extra_subscribers = standins.sample_subscribers
     settings = Settings(
         data_dir=data_dir,
         namespace="demo",
         allow_private_targets=True,
         shard_size=100,
-        **standin_settings,
+        **standins.settings,
     )
     console.rule("[bold]notifyd demo")
     runtime = Runtime.start(settings)
@@ -209,12 +177,11 @@ def main() -> int:
         )
     finally:
         worker.stop()
-    _report(summaries, receiver, standins)
+    _report(summaries, receiver, standins.servers)
     console.print_json(data=store.page_status(PAGE))
     store.close()
     receiver.stop()
-    for _, server in standins:
-        server.stop()
+    standins.stop()
     runtime.close()
     console.print("Done. Run it yourself: [bold]notifyd dev[/] (see README).")
     return 0 if receiver.bad_signatures == 0 else 1
@@ -243,7 +210,7 @@ def _follow(runtime: Runtime, event_id: str) -> dict[str, Any]:
 
 def _report(summaries: list[dict[str, Any]], receiver: WebhookReceiver, standins: list[Any]) -> None:
     table = Table(title="Deliveries per event", expand=False)
-    for column in ("event", "state", "planned", "delivered", "retrying", "failed", "rate_limited", "took"):
+    for column in ("event", "state", "planned", "delivered", "retrying", "failed", "limited", "took"):
         table.add_column(column, justify="right")
     for s in summaries:
         c = s["counts"]
@@ -253,7 +220,7 @@ def _report(summaries: list[dict[str, Any]], receiver: WebhookReceiver, standins
             end = datetime.fromisoformat(s["finished_at"].replace("Z", "+00:00"))
             took = f"{max(0.0, (end - start).total_seconds()):.2f}s"
         table.add_row(
-            s["type"],
+            s["type"].removeprefix("incident_"),
             s["state"],
             *(str(c[k]) for k in ("planned", "delivered", "retrying", "failed", "rate_limited")),
             took,

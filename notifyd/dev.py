@@ -11,10 +11,15 @@ from notifyd.connection import describe_url
 from notifyd.replication import start_replication
 from notifyd.runtime import Runtime
 from notifyd.settings import Settings
+from notifyd.standins import start_standins
 from notifyd.worker import InProcessWorker, open_store
 
 
-def run_dev(settings: Settings, *, host: str, port: int, threads: int) -> int:
+def run_dev(settings: Settings, *, host: str, port: int, threads: int, standins: bool = False) -> int:
+    local = None
+    if standins:
+        local = start_standins(webhook_inbox=True)
+        settings = settings.model_copy(update=local.settings)
     runtime = Runtime.start(settings)
     store = open_store(settings, "dev")
     # Workers started separately (`notifyd worker`) and peer regions see this replica too.
@@ -26,6 +31,14 @@ def run_dev(settings: Settings, *, host: str, port: int, threads: int) -> int:
     where = "embedded server, data in " + str(settings.data_dir) if runtime.embedded else "external"
     print(f"notifyd dev: Redis {describe_url(runtime.url)} ({where})", file=sys.stderr)
     api = start_in_thread(runtime, store, host=host, port=port)
+    if local is not None:
+        assert local.webhook_inbox is not None
+        print(
+            "notifyd dev: stand-ins for email, SMS and Slack are receiving; "
+            f"a webhook inbox takes any path under {local.webhook_inbox.url}/",
+            file=sys.stderr,
+        )
+        local.echo(lambda line: print(f"notifyd dev: {line}", file=sys.stderr, flush=True))
     print("notifyd dev: Ctrl-C stops it cleanly", file=sys.stderr)
     try:
         stop.wait()
@@ -36,4 +49,6 @@ def run_dev(settings: Settings, *, host: str, port: int, threads: int) -> int:
         replication.stop()
         store.close()
         runtime.close()
+        if local is not None:
+            local.stop()
     return 0

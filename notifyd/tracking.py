@@ -85,7 +85,7 @@ class Tracker:
     def _run(self, mode: str, event_id: str, updates: Iterable[Update]) -> list[Record | None]:
         keys = [self.keys.event(event_id), self.keys.event_shards(event_id)]
         index: dict[int, int] = {}
-        args: list[Any] = [mode, self.ttl_s, int(time.time())]
+        args: list[Any] = [mode, self.ttl_s, f"{time.time():.3f}"]
         for update in updates:
             bucket = bucket_of(update.seq)
             if bucket not in index:
@@ -110,7 +110,7 @@ class Tracker:
     def shard_done(self, event_id: str, shard: int) -> None:
         self._script(
             keys=[self.keys.event(event_id), self.keys.event_shards(event_id)],
-            args=["shard_done", self.ttl_s, int(time.time()), shard],
+            args=["shard_done", self.ttl_s, f"{time.time():.3f}", shard],
         )
 
     # -- reads ----------------------------------------------------------------------

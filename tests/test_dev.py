@@ -23,7 +23,7 @@ def test_dev_runs_on_the_embedded_server_delivers_and_stops_cleanly(tmp_path, si
     )
     port = _free_port()
     dev = subprocess.Popen(
-        [sys.executable, "-m", "notifyd", "dev", "--port", str(port)],
+        [sys.executable, "-m", "notifyd", "dev", "--port", str(port), "--standins"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -52,6 +52,10 @@ def test_dev_runs_on_the_embedded_server_delivers_and_stops_cleanly(tmp_path, si
             "subscribers", "add", "--page", "acme", "--channel", "webhook", "--target", f"{sink.url}/dev"
         )
         assert added.returncode == 0, added.stderr
+        mail = cli(
+            "subscribers", "add", "--page", "acme", "--channel", "email", "--target", "sre@example.com"
+        )
+        assert mail.returncode == 0, mail.stderr
         event = incident_event()
         assert json.loads(cli("publish", "-", stdin=json.dumps(event)).stdout)["status"] == "accepted"
         assert sink.wait_for(lambda: len(sink.on("/dev")) == 1, timeout=15)
@@ -64,6 +68,8 @@ def test_dev_runs_on_the_embedded_server_delivers_and_stops_cleanly(tmp_path, si
         dev.send_signal(signal.SIGTERM)
         out, _ = dev.communicate(timeout=60)
     assert dev.returncode == 0, "".join(lines) + out
+    # --standins: the email went to the loopback SMTP stand-in, which says so.
+    assert "email (SMTP) received: to sre@example.com: [acme] Database outage" in "".join(lines) + out
     assert not (tmp_path / "var" / "redis" / "redis.sock").exists()
     # The embedded server persisted what it was given: a restart sees the subscriber.
     from notifyd.embedded import EmbeddedRedis
@@ -71,7 +77,7 @@ def test_dev_runs_on_the_embedded_server_delivers_and_stops_cleanly(tmp_path, si
     again = EmbeddedRedis(tmp_path / "var")
     client = redis.Redis.from_url(again.start())
     try:
-        assert client.hlen("devtest:p:acme:targets") == 1
+        assert client.hlen("devtest:p:acme:targets") == 2
     finally:
         client.close()
         again.stop()

@@ -45,9 +45,8 @@ def test_events_accepted_before_redis_is_killed_are_all_delivered_after_it_resta
 
         if not wait_until(all_done, timeout=60):
             summaries = {e["event_id"]: rt.tracker.summary(e["event_id"]) for e in events}
-            pytest.fail(
-                f"not done after the restart: {[(k, s) for k, s in summaries.items() if not s or s['state'] != 'done']}"
-            )
+            stuck = [(k, s) for k, s in summaries.items() if not s or s["state"] != "done"]
+            pytest.fail(f"not done after the restart: {stuck}")
         for event in events:
             assert rt.tracker.summary(event["event_id"])["counts"]["delivered"] == 200
     finally:

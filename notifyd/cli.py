@@ -10,8 +10,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from notifyd.cli_remote import RemoteError
 from notifyd.settings import ConfigError, Settings, load_settings
 
+#: --api: talk to a running server through notifyd.client instead of to Redis.
+API_HELP = "a running notifyd API (default $NOTIFYD_API_URL); the key comes from $NOTIFYD_API_KEY"
 EXIT_OK = 0
 EXIT_INVALID = 2
 
@@ -33,12 +36,21 @@ def _runtime(args: argparse.Namespace) -> Any:
 # -- publish / status ---------------------------------------------------------------------
 
 
-def cmd_publish(args: argparse.Namespace) -> int:
-    from notifyd.cli_publish import publish_stream
+def _api_url(args: argparse.Namespace) -> str | None:
+    return args.api or os.environ.get("NOTIFYD_API_URL") or None
 
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from notifyd.cli_publish import local_publisher, publish_stream
+
+    if url := _api_url(args):
+        from notifyd import cli_remote
+
+        with cli_remote.connect(url) as client:
+            return publish_stream(cli_remote.publisher(client), args.file)
     rt = _runtime(args)
     try:
-        return publish_stream(rt, args.file)
+        return publish_stream(local_publisher(rt), args.file)
     finally:
         rt.close()
 
@@ -46,9 +58,16 @@ def cmd_publish(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from notifyd.cli_status import show_status
 
+    if url := _api_url(args):
+        from notifyd import cli_remote
+
+        with cli_remote.connect(url) as client:
+            return show_status(
+                cli_remote.event_lookup(client), args.event_id, as_json=args.json, watch=args.watch
+            )
     rt = _runtime(args)
     try:
-        return show_status(rt, args.event_id, as_json=args.json, watch=args.watch)
+        return show_status(rt.tracker.summary, args.event_id, as_json=args.json, watch=args.watch)
     finally:
         rt.close()
 
@@ -170,12 +189,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("publish", help="publish one JSON event, or NDJSON events, from FILE or -")
     p.add_argument("file")
+    p.add_argument("--api", metavar="URL", help=API_HELP)
     p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser("status", help="an event's delivery summary")
     p.add_argument("event_id")
     p.add_argument("--json", action="store_true")
     p.add_argument("--watch", action="store_true")
+    p.add_argument("--api", metavar="URL", help=API_HELP)
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("subscribers", help="manage subscribers")
@@ -219,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
-    except (CliError, ConfigError) as exc:
+    except (CliError, ConfigError, RemoteError) as exc:
         print(f"notifyd: {exc}", file=sys.stderr)
         return EXIT_INVALID
     except KeyboardInterrupt:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import IO, Any
 
 from notifyd.cli import EXIT_INVALID, EXIT_OK, print_json
@@ -18,8 +19,15 @@ def _open(path: str) -> IO[str]:
         raise EventError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def publish_stream(rt: Any, path: str) -> int:
-    """Exit 0 when every event was accepted or a duplicate; 2 when any was invalid."""
+def local_publisher(rt: Any) -> Callable[[str], dict[str, Any]]:
+    return lambda line: dict(rt.publisher.publish(line).as_dict())
+
+
+def publish_stream(publish: Callable[[str], dict[str, Any]], path: str) -> int:
+    """Exit 0 when every event was accepted or a duplicate; 2 when any was invalid.
+
+    ``publish`` takes one JSON text and raises EventError when it is invalid.
+    """
     try:
         fh = _open(path)
     except EventError as exc:
@@ -40,11 +48,11 @@ def publish_stream(rt: Any, path: str) -> int:
     code = EXIT_OK
     for number, line in lines:
         try:
-            result = rt.publisher.publish(line)
+            result = publish(line)
         except EventError as exc:
             where = f"line {number}: " if len(lines) > 1 else ""
             print(f"notifyd: invalid event: {where}{exc}", file=sys.stderr)
             code = EXIT_INVALID
             continue
-        print_json(result.as_dict())
+        print_json(result)
     return code

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -28,8 +29,11 @@ def settled(summary: dict[str, Any]) -> int:
     return c["delivered"] + c["failed"] + c["rate_limited"] + c["suppressed"]
 
 
-def show_status(rt: Any, event_id: str, *, as_json: bool, watch: bool) -> int:
-    summary = rt.tracker.summary(event_id)
+def show_status(
+    lookup: Callable[[str], dict[str, Any] | None], event_id: str, *, as_json: bool, watch: bool
+) -> int:
+    """``lookup`` is the tracker's summary, or the API's event summary (None when there is none)."""
+    summary = lookup(event_id)
     if summary is None:
         print(f"notifyd: no event {event_id!r} (never accepted, or expired)", file=sys.stderr)
         return EXIT_INVALID
@@ -49,7 +53,7 @@ def show_status(rt: Any, event_id: str, *, as_json: bool, watch: bool) -> int:
     ) as progress:
         task = progress.add_task(summary["state"], total=max(1, summary["counts"]["planned"]))
         while True:
-            summary = rt.tracker.summary(event_id) or summary
+            summary = lookup(event_id) or summary
             progress.update(
                 task,
                 total=max(1, summary["counts"]["planned"]),

@@ -116,3 +116,43 @@ def test_env_keys_parse_scopes_and_refuse_unknown_ones_without_echoing_the_key()
     with pytest.raises(ValueError) as bad:
         parse_env_keys("supersecret:god")
     assert "supersecret" not in str(bad.value)
+
+
+def _cli(*args: str, key: str | None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFYD_")}
+    if key is not None:
+        env["NOTIFYD_API_KEY"] = key
+    return subprocess.run(
+        [sys.executable, "-m", "notifyd", *args], input=stdin, env=env, capture_output=True, text=True
+    )
+
+
+def test_cli_publish_and_status_talk_to_a_running_server_with_api(api: Api, sink: Sink, start_worker):
+    api.runtime.subscribers.add("acme", {"channel": "webhook", "target": f"{sink.url}/remote"})
+    start_worker(api.runtime)
+    event = incident_event()
+    published = _cli("publish", "--api", api.url, "-", key=KEYS["publish"], stdin=json.dumps(event))
+    assert published.returncode == 0, published.stderr
+    assert json.loads(published.stdout) == {"event_id": event["event_id"], "status": "accepted"}
+    assert KEYS["publish"] not in published.stdout + published.stderr
+
+    def done() -> bool:
+        shown = _cli("status", "--api", api.url, event["event_id"], "--json", key=KEYS["operate"])
+        assert shown.returncode == 0, shown.stderr
+        return bool(json.loads(shown.stdout)["state"] == "done")
+
+    assert wait_until(done, timeout=20)
+    assert len(sink.on("/remote")) == 1
+
+    bad = dict(event, event_id="ev-bad", type="incident_exploded")
+    refused = _cli("publish", "--api", api.url, "-", key=KEYS["publish"], stdin=json.dumps(bad))
+    assert refused.returncode == 2 and "type" in refused.stderr
+
+    missing = _cli("status", "--api", api.url, "ev-never", key=KEYS["operate"])
+    assert missing.returncode == 2 and "ev-never" in missing.stderr
+
+    wrong_scope = _cli("publish", "--api", api.url, "-", key=KEYS["operate"], stdin=json.dumps(event))
+    assert wrong_scope.returncode == 2 and "HTTP 403" in wrong_scope.stderr
+
+    no_key = _cli("publish", "--api", api.url, "-", key=None, stdin=json.dumps(event))
+    assert no_key.returncode == 2 and "NOTIFYD_API_KEY" in no_key.stderr

@@ -22,9 +22,10 @@ class OutcomeKind(StrEnum):
     permanent = "permanent"
 
 
-#: Reasons a permanent failure can carry; the pipeline acts on some of them
-#: (``endpoint_gone`` and ``unsubscribed`` disable the subscriber).
+#: Reasons a permanent failure can carry; the pipeline acts on some of them.
 PERMANENT_REASONS = ("invalid_target", "unsubscribed", "endpoint_gone", "auth", "rejected", "blocked_target")
+#: After these, sending to the subscriber again is pointless: the pipeline disables it.
+DISABLING_REASONS = frozenset({"endpoint_gone", "unsubscribed", "invalid_target"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ import contextvars
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import aiohttp
 from twilio.base.exceptions import TwilioException
@@ -161,10 +161,7 @@ class SMSAdapter(Adapter):
         body = compose(message.notification)
         kwargs: dict[str, Any] = {"to": message.target, "from_": self.config.sender, "body": body}
         if self.config.status_callback_url:
-            sep = "&" if "?" in self.config.status_callback_url else "?"
-            kwargs["status_callback"] = (
-                self.config.status_callback_url + sep + urlencode({"delivery_id": message.delivery_id})
-            )
+            kwargs["status_callback"] = status_callback_for(self.config.status_callback_url, message)
         async with semaphore:
             blocked = self.circuit.before(PROVIDER)
             if blocked is not None:
@@ -215,3 +212,10 @@ def classify(status: int, code: int | None, retry_after: str | None = None) -> O
 @register("sms")
 def _factory(options: Mapping[str, Any]) -> Adapter:
     return SMSAdapter(from_options(SMSConfig, options))
+
+
+def status_callback_for(base_url: str, message: Message) -> str:
+    """``<base>/<delivery_id>?event=..&subscriber=..``: Twilio signs the whole URL, query included,
+    so the receiver can trust the ids in it."""
+    query = urlencode({"event": message.notification.event_id, "subscriber": message.subscriber_id})
+    return f"{base_url.rstrip('/')}/{quote(message.delivery_id, safe='')}?{query}"

@@ -107,6 +107,10 @@ class Tracker:
         """Move failed records back to pending."""
         return self._run("redrive", event_id, updates)
 
+    def provider_failed(self, event_id: str, updates: Iterable[Update]) -> list[Record | None]:
+        """A provider's later report (an SMS status callback): delivered records become failed."""
+        return self._run("provider_failed", event_id, updates)
+
     def shard_done(self, event_id: str, shard: int) -> None:
         self._script(
             keys=[self.keys.event(event_id), self.keys.event_shards(event_id)],

@@ -79,6 +79,8 @@ def create_app(
         title="notifyd",
         version="1.0",
         description="Notification delivery for status pages. Errors are `application/problem+json`.",
+        # A trailing slash is a 404 problem, not an undocumented 307 to another method's route.
+        redirect_slashes=False,
     )
     app.state.ctx = ApiContext(
         runtime, store, keystore, PublishLimiter(runtime.client, runtime.keys.ns, publish_rate)

@@ -164,7 +164,7 @@ def _twilio_verifier() -> Any:
 
 @router.post(
     "/v1/callbacks/twilio/{delivery_id}",
-    responses={200: {"content": {"application/json": {}}}, **documented(403, 413, 422, 501)},
+    responses={200: {"content": {"application/json": {}}}, **documented(403, 404, 413, 422, 501)},
     tags=["callbacks"],
     summary="Twilio's signed message status callback",
 )
@@ -185,4 +185,27 @@ async def twilio_callback(
         url += "?" + request.url.query
     if not verify(url, params, x_twilio_signature, token):
         raise ProblemError(403, "the X-Twilio-Signature does not match", kind="bad-signature")
-    return {"delivery_id": delivery_id, "status": "received"}
+    from channels.base import OutcomeKind
+    from channels.sms_status import callback_outcome
+    from notifyd import provider_reports
+
+    # The signature covers the query, so these ids are the ones the SMS adapter put there.
+    event_id, subscriber_id = request.query_params.get("event"), request.query_params.get("subscriber")
+    try:
+        if not event_id or not subscriber_id:
+            raise provider_reports.UnknownDelivery("the callback URL has no event and subscriber")
+        provider_reports.check_delivery(event_id, subscriber_id, "sms", delivery_id)
+        outcome = callback_outcome(params)
+        if outcome is None or outcome.kind is not OutcomeKind.permanent:
+            return {"delivery_id": delivery_id, "status": "received"}
+        await run_in_threadpool(
+            provider_reports.provider_failed,
+            context_of(request).runtime,
+            event_id,
+            subscriber_id,
+            reason=outcome.permanent_reason,
+            error=outcome.reason or "undelivered",
+        )
+    except provider_reports.UnknownDelivery as exc:
+        raise ProblemError(404, str(exc), kind="not-found") from None
+    return {"delivery_id": delivery_id, "status": "failed"}

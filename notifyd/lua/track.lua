@@ -1,14 +1,16 @@
 -- Delivery tracking transitions, atomically with the event's counters.
 --
 -- KEYS[1] = event hash, KEYS[2] = event's done-shards bitmap, KEYS[3..] = delivery bucket hashes
--- ARGV[1] = mode: "plan" | "record" | "redrive" | "shard_done"
+-- ARGV[1] = mode: "plan" | "record" | "redrive" | "provider_failed" | "shard_done"
 -- ARGV[2] = ttl in seconds for the keys written, ARGV[3] = now (epoch seconds)
 -- plan / record / redrive: ARGV[4..] = triples of (index into KEYS, field, value)
 -- shard_done: ARGV[4] = shard number
 --
 -- A record's first character is its status. Counters move with every
 -- transition, so a shard that runs twice cannot count twice. Final statuses
--- are sticky, except that "redrive" may move "failed" back to "pending".
+-- are sticky, except that "redrive" may move "failed" back to "pending", and
+-- "provider_failed" may move "delivered" (handed to the provider) to "failed"
+-- when the provider reports later that it could not deliver.
 -- Returns the previous record of every triple ("" when there was none).
 
 local NAMES = {p = "pending", d = "delivered", r = "retrying", f = "failed", l = "rate_limited", s = "suppressed"}
@@ -40,6 +42,8 @@ else
             write = not old
         elseif mode == "redrive" then
             write = old_s == "f"
+        elseif mode == "provider_failed" then
+            write = old_s == "d"
         else
             write = (not old_s) or (not FINAL[old_s])
         end

@@ -41,6 +41,7 @@ def channel_options(settings: Settings, channel: str) -> dict[str, Any]:
             "auth_token": _secret(settings.twilio_auth_token),
             "sender": settings.twilio_from,
             "base_url": settings.twilio_base_url,
+            "status_callback_url": settings.public_url.rstrip("/") + "/v1/callbacks/twilio",
         }
     if channel == "slack":
         return {

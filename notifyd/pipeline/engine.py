@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from dramatiq import Message as QueueMessage
 
-from channels.base import Message, Notification, Outcome, OutcomeKind
+from channels.base import DISABLING_REASONS, Message, Notification, Outcome, OutcomeKind
 from notifyd import unsubscribe
 from notifyd.ids import delivery_id
 from notifyd.metrics import DELIVERIES, EVENTS_INGESTED, PUBLISH_TO_DELIVERY, RATE_LIMITED, SHARDS
@@ -45,7 +45,6 @@ log = logging.getLogger("notifyd.pipeline")
 #: Shard messages enqueued per Redis pipeline round trip.
 ENQUEUE_BATCH = 200
 #: Permanent reasons that mean the subscriber must not be tried again.
-DISABLING_REASONS = {"endpoint_gone", "unsubscribed", "invalid_target"}
 DEAD_LETTER_CAP = 100_000
 #: Outcomes are recorded after every chunk this size, so a worker killed mid-shard
 #: loses at most one chunk of "delivered" records (which the re-run then resends).

@@ -11,7 +11,8 @@ from twilio.request_validator import RequestValidator
 from notifyd import unsubscribe
 from notifyd.store import StatusStore
 from tests.api.conftest import Api
-from tests.support.events import component_event
+from tests.conftest import wait_until
+from tests.support.events import component_event, incident_event
 
 
 def _email_subscriber(http: httpx.Client) -> str:
@@ -128,21 +129,70 @@ def test_sync_is_501_when_the_store_does_not_replicate(start_api: Callable[..., 
         assert http.post("/v1/sync", content=b"x", headers={"X-Notifyd-Peer": "p"}).status_code == 501
 
 
-def test_a_twilio_callback_is_accepted_only_with_a_valid_signature(start_api: Callable[..., Api]):
-    api = start_api(twilio_auth_token="twilio-token-123", public_url="https://status.example.com")
-    params = {"MessageSid": "SM123", "MessageStatus": "delivered"}
-    path = "/v1/callbacks/twilio/dl-1"
-    signature = RequestValidator("twilio-token-123").compute_signature(
-        "https://status.example.com" + path, params
-    )
-    form = {"content-type": "application/x-www-form-urlencoded"}
-    with httpx.Client(base_url=api.url) as twilio:
-        ok = twilio.post(path, content=urlencode(params), headers={**form, "X-Twilio-Signature": signature})
-        assert ok.status_code == 200, ok.text
-        forged = twilio.post(
-            path,
-            content=urlencode({**params, "MessageStatus": "failed"}),
-            headers={**form, "X-Twilio-Signature": signature},
+def test_twilio_status_callbacks_are_verified_and_move_the_delivery(
+    start_api: Callable[..., Api], start_worker
+):
+    from channels.loopback import TwilioServer
+    from notifyd.ids import delivery_id
+
+    twilio = TwilioServer().start()
+    try:
+        api = start_api(
+            public_url="https://status.example.com",
+            twilio_account_sid=twilio.account_sid,
+            twilio_auth_token=twilio.auth_token,
+            twilio_from="+15005550006",
+            twilio_base_url=twilio.url,
         )
-        assert forged.status_code == 403
-        assert twilio.post(path, content=urlencode(params), headers=form).status_code == 403
+        rt = api.runtime
+        reachable = rt.subscribers.add("acme", {"channel": "sms", "target": "+14155552671"})
+        unreachable = rt.subscribers.add("acme", {"channel": "sms", "target": "+14155552672"})
+        start_worker(rt)
+        event = incident_event()
+        rt.publisher.publish(event)
+        assert wait_until(lambda: (rt.tracker.summary(event["event_id"]) or {}).get("state") == "done")
+        callbacks = {r.form["To"]: r.form["StatusCallback"] for r in twilio.received}
+        assert set(callbacks) == {"+14155552671", "+14155552672"}
+        first = callbacks["+14155552671"]
+        assert first.startswith("https://status.example.com/v1/callbacks/twilio/")
+        assert delivery_id(event["event_id"], reachable.subscriber.id, "sms") in first
+
+        def post(url: str, params: dict[str, str], *, sign_with: str = twilio.auth_token) -> httpx.Response:
+            signature = RequestValidator(sign_with).compute_signature(url, params)
+            with httpx.Client(base_url=api.url) as http:
+                return http.post(
+                    url.removeprefix("https://status.example.com"),
+                    content=urlencode(params),
+                    headers={
+                        "content-type": "application/x-www-form-urlencoded",
+                        "X-Twilio-Signature": signature,
+                    },
+                )
+
+        delivered = post(first, {"MessageSid": "SM1", "MessageStatus": "delivered"})
+        assert delivered.status_code == 200 and delivered.json()["status"] == "received"
+        assert post(first, {"MessageStatus": "undelivered"}, sign_with="forged-token").status_code == 403
+        assert rt.tracker.summary(event["event_id"])["counts"]["delivered"] == 2
+
+        # The carrier could not deliver to the second number: a number that can never work.
+        second = callbacks["+14155552672"]
+        undelivered = {"MessageSid": "SM2", "MessageStatus": "undelivered", "ErrorCode": "21614"}
+        failed = post(second, undelivered)
+        assert failed.status_code == 200 and failed.json()["status"] == "failed"
+        counts = rt.tracker.summary(event["event_id"])["counts"]
+        assert (counts["delivered"], counts["failed"]) == (1, 1)
+        assert rt.subscribers.get("acme", unreachable.subscriber.id).disabled == "invalid_target"
+        # Twilio retries callbacks: a second report counts nothing twice.
+        assert (
+            post(
+                second, {"MessageSid": "SM2", "MessageStatus": "undelivered", "ErrorCode": "21614"}
+            ).status_code
+            == 200
+        )
+        assert rt.tracker.summary(event["event_id"])["counts"]["failed"] == 1
+
+        # Ids that the signature covers but that do not belong together are refused.
+        tampered = second.replace(unreachable.subscriber.id, reachable.subscriber.id)
+        assert post(tampered, {"MessageStatus": "undelivered"}).status_code == 404
+    finally:
+        twilio.stop()

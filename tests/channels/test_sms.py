@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from twilio.request_validator import RequestValidator
@@ -50,11 +51,11 @@ def test_the_request_is_a_form_post_to_the_messages_resource_with_basic_auth(twi
     assert form["Body"].startswith("[acme] Database outage - identified: Failover in progress")
 
 
-def test_a_status_callback_url_carries_the_delivery_id(twilio: TwilioServer) -> None:
-    _send(_adapter(twilio, status_callback_url="https://notifyd.example/v1/twilio/status"), "+14155552671")
-    assert twilio.received[0].form["StatusCallback"] == (
-        "https://notifyd.example/v1/twilio/status?delivery_id=dlv_test0000"
-    )
+def test_a_status_callback_url_carries_the_delivery_event_and_subscriber(twilio: TwilioServer) -> None:
+    _send(_adapter(twilio, status_callback_url="https://notifyd.example/v1/callbacks/twilio"), "+14155552671")
+    callback = urlsplit(twilio.received[0].form["StatusCallback"])
+    assert callback.path == "/v1/callbacks/twilio/dlv_test0000"
+    assert set(parse_qs(callback.query)) == {"event", "subscriber"}
 
 
 @pytest.mark.parametrize(

@@ -218,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     a = ssub.add_parser("remove")
     a.add_argument("--page", required=True)
     a.add_argument("id")
+    a = ssub.add_parser("reactivate", help="re-enable a quarantined or disabled subscriber")
+    a.add_argument("--page", required=True)
+    a.add_argument("id")
     p.set_defaults(func=cmd_subscribers)
 
     p = sub.add_parser("queues", help="live view of queue depths, retries and dead letters")

@@ -1,4 +1,4 @@
-"""``notifyd subscribers add|import|list|remove``."""
+"""``notifyd subscribers add|import|list|remove|reactivate``."""
 
 from __future__ import annotations
 
@@ -99,5 +99,17 @@ def _remove(rt: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _reactivate(rt: Any, args: argparse.Namespace) -> int:
+    from notifyd.pipeline.endpoint_health import reactivate
+
+    sub = reactivate(rt.client, rt.keys.ns, rt.subscribers, args.page, args.id)
+    if sub is None:
+        print(f"notifyd: no subscriber {args.id!r} on page {args.page!r}", file=sys.stderr)
+        return EXIT_INVALID
+    print_json(sub.public())
+    return EXIT_OK
+
+
 def run(rt: Any, args: argparse.Namespace) -> int:
-    return {"add": _add, "import": _import, "list": _list, "remove": _remove}[args.action](rt, args)
+    actions = {"add": _add, "import": _import, "list": _list, "remove": _remove, "reactivate": _reactivate}
+    return actions[args.action](rt, args)

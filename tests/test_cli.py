@@ -81,8 +81,11 @@ def test_subscribers_add_list_and_remove(cli):
     listed = [json.loads(line) for line in cli("subscribers", "list", "--page", "acme").stdout.splitlines()]
     assert [s["id"] for s in listed] == [sub["id"]]
     assert "secret" not in listed[0]
+    reactivated = cli("subscribers", "reactivate", "--page", "acme", sub["id"])
+    assert reactivated.returncode == 0 and json.loads(reactivated.stdout)["status"] == "active"
     assert cli("subscribers", "remove", "--page", "acme", sub["id"]).returncode == 0
     assert cli("subscribers", "remove", "--page", "acme", sub["id"]).returncode == 2
+    assert cli("subscribers", "reactivate", "--page", "acme", sub["id"]).returncode == 2
 
 
 def test_subscribers_import_reads_csv_with_component_lists(cli, tmp_path):

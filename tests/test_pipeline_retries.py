@@ -150,7 +150,14 @@ def test_endpoint_failing_ten_times_in_an_hour_is_quarantined_and_its_owner_told
     assert rt.tracker.summary(events[-1]["event_id"])["counts"]["suppressed"] == 1
     notices = [s for s in recorder.sent if s.target == "owner@example.com"]
     assert len(notices) == 1
-    assert rt.subscribers.reactivate("acme", sub.id).disabled is None
+    # An operator reactivates it: enabled again, and its failure window starts afresh.
+    from notifyd.pipeline.endpoint_health import EndpointHealth, reactivate
+
+    assert reactivate(rt.client, rt.keys.ns, rt.subscribers, "acme", sub.id).disabled is None
+    assert (
+        EndpointHealth(rt.client, rt.keys.ns).on_failed([rt.subscribers.get("acme", sub.id)]).quarantine == []
+    )
+    assert reactivate(rt.client, rt.keys.ns, rt.subscribers, "acme", "sub_unknown") is None
 
 
 def test_a_slow_endpoint_does_not_hold_back_other_subscribers(runtime, sink, start_worker):

@@ -202,6 +202,24 @@ def remove_subscriber(page_id: PageIdPath, subscriber_id: SubscriberIdPath, requ
     return Response(status_code=204)
 
 
+@router.post(
+    "/v1/pages/{page_id}/subscribers/{subscriber_id}/reactivate",
+    response_model=SubscriberOut,
+    response_model_exclude_none=True,
+    responses=documented(401, 403, 404, 422),
+    dependencies=[Depends(require("admin"))],
+    summary="Re-enable a quarantined or disabled subscriber, and clear its failure window",
+)
+def reactivate_subscriber(page_id: PageIdPath, subscriber_id: SubscriberIdPath, request: Request) -> Any:
+    from notifyd.pipeline.endpoint_health import reactivate
+
+    rt = context_of(request).runtime
+    sub = reactivate(rt.client, rt.keys.ns, rt.subscribers, page_id, subscriber_id)
+    if sub is None:
+        raise ProblemError(404, f"page {page_id!r} has no subscriber {subscriber_id!r}")
+    return sub.public()
+
+
 @router.get(
     "/v1/subscribers/{subscriber_id}/deliveries",
     response_model=SubscriberDeliveries,

@@ -17,7 +17,7 @@ import redis
 from channels.base import Message, Notification
 from notifyd.ids import delivery_id
 from notifyd.pipeline.ratelimit import BatchRateLimiter
-from notifyd.subscribers import StoredSubscriber
+from notifyd.subscribers import StoredSubscriber, SubscriberRepo
 
 #: Channels whose endpoints belong to the subscriber (a dead mailbox is handled by SMTP codes).
 WATCHED_CHANNELS = ("webhook", "slack")
@@ -32,8 +32,20 @@ class Verdict:
     notify: list[StoredSubscriber]
 
 
+def reactivate(
+    client: redis.Redis, ns: str, subscribers: SubscriberRepo, page_id: str, sub_id: str
+) -> StoredSubscriber | None:
+    """Clear a disabled subscriber and its failure window, so that one more failure does not
+    quarantine it again at once. None when the page has no such subscriber."""
+    sub = subscribers.reactivate(page_id, sub_id)
+    if sub is not None:
+        EndpointHealth(client, ns).forget_failures(sub.id)
+    return sub
+
+
 class EndpointHealth:
     def __init__(self, client: redis.Redis, ns: str) -> None:
+        self.client = client
         self.failures = BatchRateLimiter(client, rate=QUARANTINE_RATE, key_prefix=f"{ns}:quarantine")
         self.notices = BatchRateLimiter(client, rate=NOTICE_RATE, key_prefix=f"{ns}:notice")
 
@@ -46,6 +58,9 @@ class EndpointHealth:
         owners = [s for s in watched if s.contact_email]
         allowed = self.notices.hit_many([(s.id, "notice") for s in owners])
         return Verdict(quarantine, [s for s, ok in zip(owners, allowed, strict=True) if ok])
+
+    def forget_failures(self, sub_id: str) -> None:
+        self.client.delete(self.failures.key(sub_id, "failed"))
 
 
 def notice_message(sub: StoredSubscriber, event_id: str, reason: str, public_url: str, day: str) -> Message:

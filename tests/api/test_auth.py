@@ -68,6 +68,10 @@ ROUTES: dict[str, tuple[str, Callable[[Api, httpx.Client], Request]]] = {
         "admin",
         lambda api, h: ("DELETE", f"/v1/pages/acme/subscribers/{_subscriber(h)}", {}),
     ),
+    "reactivate subscriber": (
+        "admin",
+        lambda api, h: ("POST", f"/v1/pages/acme/subscribers/{_subscriber(h)}/reactivate", {}),
+    ),
     "subscriber deliveries": (
         "operate",
         lambda api, h: ("GET", f"/v1/subscribers/{_subscriber(h)}/deliveries", {}),

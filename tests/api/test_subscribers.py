@@ -100,6 +100,24 @@ def test_removing_a_subscriber_is_204_and_removing_it_again_is_404(http: httpx.C
     assert http.delete(f"/v1/pages/other/subscribers/{sub['id']}").status_code == 404
 
 
+def test_a_quarantined_subscriber_is_reactivated_by_an_admin(api: Api, http: httpx.Client):
+    sub = http.post(
+        "/v1/pages/acme/subscribers", json={"channel": "webhook", "target": "https://example.com/q"}
+    )
+    sub_id = sub.json()["id"]
+    stored = api.runtime.subscribers.get("acme", sub_id)
+    api.runtime.subscribers.disable("acme", stored.seq, "quarantined")
+    listed = {s["id"]: s for s in http.get("/v1/pages/acme/subscribers").json()["items"]}
+    assert (listed[sub_id]["status"], listed[sub_id]["disabled_reason"]) == ("disabled", "quarantined")
+
+    again = http.post(f"/v1/pages/acme/subscribers/{sub_id}/reactivate")
+    assert again.status_code == 200
+    assert again.json()["status"] == "active" and "disabled_reason" not in again.json()
+    assert api.runtime.subscribers.get("acme", sub_id).disabled is None
+    missing = http.post("/v1/pages/acme/subscribers/sub_0000000000000000/reactivate")
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+
+
 def test_an_ndjson_import_streams_and_reports_each_rejected_line(http: httpx.Client):
     def body():
         yield json.dumps({"channel": "sms", "target": "+14155550100"}).encode() + b"\n"

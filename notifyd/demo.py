@@ -178,12 +178,16 @@ def main() -> int:
     finally:
         worker.stop()
     _report(summaries, receiver, standins.servers)
+    console.print(f"Page [bold]{PAGE}[/] in the CRDT status store (GET /v1/pages/{PAGE}/status):")
     console.print_json(data=store.page_status(PAGE))
     store.close()
     receiver.stop()
     standins.stop()
     runtime.close()
-    console.print("Done. Run it yourself: [bold]notifyd dev[/] (see README).")
+    console.print(
+        "Done. Run it yourself: [bold].venv/bin/notifyd dev --standins[/] "
+        "(README: HTTP API, with curl alone)."
+    )
     return 0 if receiver.bad_signatures == 0 else 1
 
 

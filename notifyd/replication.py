@@ -41,6 +41,8 @@ ANNOUNCE_EVERY_S = 2.0
 INBOX_CAP = 1000
 INBOX_TTL_S = 120
 PEER_TIMEOUT_S = 5.0
+#: Longest pause between tries of a peer region that does not answer.
+MAX_PEER_PAUSE_S = 30.0
 
 
 class LocalMesh:
@@ -91,13 +93,19 @@ class PeerRegions:
         #: The store node id behind each configured peer, learned from its first ack.
         self.learned: dict[str, str] = {}
         self._failing: set[str] = set()
+        #: A failing peer is retried after a growing pause, not every interval.
+        self._retry_at: dict[str, float] = {}
+        self._pause: dict[str, float] = {}
         headers = {"Content-Type": "application/msgpack", "X-Notifyd-Peer": store.node_id}
         if sync_key:
             headers["Authorization"] = f"Bearer {sync_key}"
         self.http = httpx.Client(headers=headers, timeout=PEER_TIMEOUT_S, follow_redirects=False)
 
     def tick(self) -> None:
+        now = time.monotonic()
         for name, url in self.urls.items():
+            if now < self._retry_at.get(name, 0.0):
+                continue
             # Until a peer has answered once we do not know its replica's id: it gets the full state.
             payload = self.store.sync_payload_for(self.learned.get(name, name))
             if payload is None:
@@ -112,7 +120,12 @@ class PeerRegions:
                 if name not in self._failing:
                     self._failing.add(name)
                     log.warning("sync with peer region %s (%s) failing: %s", name, url, _describe(exc))
+                pause = min(MAX_PEER_PAUSE_S, self._pause.get(name, 0.5) * 2)
+                self._pause[name] = pause
+                self._retry_at[name] = time.monotonic() + pause
                 continue
+            self._pause.pop(name, None)
+            self._retry_at.pop(name, None)
             self.learned[name] = remote
             if name in self._failing:
                 self._failing.discard(name)
@@ -135,7 +148,11 @@ class Replication:
 
     def start(self) -> Replication:
         self.mesh.announce()
-        for name, target in (("recv", self._receive_loop), ("tick", self._tick_loop)):
+        loops = [("recv", self._receive_loop), ("tick", self._tick_loop)]
+        if self.regions is not None:
+            # Its own thread: a peer region that times out must not hold up the local replicas.
+            loops.append(("regions", self._regions_loop))
+        for name, target in loops:
             thread = threading.Thread(target=target, name=f"store-{name}-{self.store.node_id}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -156,12 +173,18 @@ class Replication:
                     self.mesh.announce()
                     announced = time.monotonic()
                 self.tick_local()
-                if self.regions is not None:
-                    self.regions.tick()
             except redis.RedisError as exc:  # Redis away: the next tick tries again
                 log.debug("store sync tick: %s", exc)
             except Exception:
                 log.exception("store sync tick failed")
+
+    def _regions_loop(self) -> None:
+        assert self.regions is not None
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.regions.tick()
+            except Exception:
+                log.exception("peer region sync tick failed")
 
     def _receive_loop(self) -> None:
         while not self._stop.is_set():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -106,3 +107,31 @@ def test_a_peer_refuses_sync_without_the_sync_scope(
         assert _status(peer)["components"] == []
     finally:
         replication.stop()
+
+
+def test_a_silent_peer_region_does_not_hold_up_the_replicas_of_this_region(
+    make_settings: Callable[..., Settings], runtimes: list[Any]
+) -> None:
+    # Accepts connections and never answers: each try costs the peer timeout.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    settings = make_settings(
+        node_id="eu", peers=f"us=http://127.0.0.1:{silent.getsockname()[1]}", sync_interval_ms=50
+    )
+    assert settings.redis_url is not None
+    api_store, worker_store = StatusStore.memory("eu-api0"), StatusStore.memory("eu-worker0")
+    started = [
+        start_replication(settings, settings.redis_url, api_store, with_regions=True),
+        start_replication(settings, settings.redis_url, worker_store, with_regions=False),
+    ]
+    try:
+        for n in range(3):
+            worker_store.apply_event(component_event(component=f"c{n}"))
+            assert wait_until(
+                lambda: api_store.page_status("acme") == worker_store.page_status("acme"), timeout=2
+            )
+    finally:
+        for replication in started:
+            replication.stop()
+        silent.close()

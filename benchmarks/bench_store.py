@@ -12,14 +12,13 @@ import json
 import random
 import statistics
 import tempfile
-import threading
 import time
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from notifyd.store import LossyNetwork, Replicator, StatusStore, StoreState
+from notifyd.store import StatusStore, StoreState
+from notifyd.store.convergence import measure_convergence
 from notifyd.store.log import encode_snapshot
 from notifyd.store.state import PageState
 from notifyd.store.types import LWW, lww_merge
@@ -269,65 +268,15 @@ def bench_snapshot(pages: int = 1000) -> None:
 
 
 def bench_convergence(rate: int = 1000, seconds: float = 2.0) -> None:
-    net = LossyNetwork(drop=0.05, duplicate=0.02, reorder=0.05, delay_s=(0.002, 0.02), seed=5).start()
-    stores = {n: StatusStore.memory(n) for n in NODES}
-    arrivals: dict[str, dict[tuple[str, str], list[tuple[float, int]]]] = {
-        n: defaultdict(list) for n in NODES
-    }
-    lock = threading.Lock()
-
-    def listener(node: str):  # type: ignore[no-untyped-def]
-        def on_change(delta: StoreState, origin: str | None) -> None:
-            now = time.monotonic()
-            with lock:
-                for pid, page in delta.pages.items():
-                    for cid, reg in page.components.items():
-                        arrivals[node][(pid, cid)].append((now, reg.hlc))
-
-        return on_change
-
-    for n, s in stores.items():
-        s.add_listener(listener(n))
-    reps = [
-        Replicator(s, net.endpoint(n), peers=list(NODES), interval_s=0.1).start() for n, s in stores.items()
-    ]
-    writes = []
-    start = time.monotonic()
-    for i in range(int(rate * seconds)):
-        origin = NODES[i % 3]
-        cid, name = COMPONENTS[i % 20]
-        key = (f"page-{i % 40:02d}", cid)
-        t0 = time.monotonic()
-        r = stores[origin].apply_event(event(i, key[0], cid, name, STATUSES[i % 5], datetime.now(UTC)))
-        if not r.stale:
-            writes.append((origin, key, r.hlc, t0))
-        if i % 20 == 19 and (ahead := start + (i + 1) / rate - time.monotonic()) > 0:
-            time.sleep(ahead)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        states = [s.export_state() for s in stores.values()]
-        if states[0] == states[1] == states[2]:
-            break
-        time.sleep(0.02)
-    for rep in reps:
-        rep.stop()
-    net.stop()
-    lags = []
-    for origin, key, hlc, t0 in writes:
-        for n in NODES:
-            if n != origin:
-                seen = next((t for t, h in arrivals[n][key] if h >= hlc), t0)
-                lags.append(max(0.0, seen - t0) * 1000)
-    lags.sort()
-    p50, p99 = lags[len(lags) // 2], lags[int(len(lags) * 0.99)]
-    converged = states[0] == states[1] == states[2]
-    report("replication lag p50", f"{p50:.0f} ms", "-", f"converged={converged}")
+    run = measure_convergence(rate=rate, seconds=seconds, pages=40, components=20, seed=5)
+    p50, p99 = run.percentile(0.50), run.percentile(0.99)
+    report("replication lag p50", f"{p50:.0f} ms", "-", f"converged={run.converged}")
     report("replication lag p99", f"{p99:.0f} ms", "<= 500 ms", f"{p99 / 100:.2f}x the 100 ms interval")
     report(
         "network",
-        f"{net.stats.bytes_sent / max(1, len(writes)):.0f} B/write",
+        f"{run.network.bytes_sent / max(1, run.writes):.0f} B/write",
         "-",
-        f"{net.stats.dropped} dropped",
+        f"{run.network.dropped} dropped",
     )
 
 

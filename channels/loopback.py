@@ -24,12 +24,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 __all__ = ["HTTPReceiver", "Reply", "SMTPSink", "SlackServer", "TwilioServer"]
+
+T = TypeVar("T")
 
 
 # ---------------------------------------------------------------- SMTP
@@ -231,14 +233,7 @@ class SMTPSink:
         return self
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[ReceivedMail]:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while len(self.received) < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._cond.wait(left)
-            return list(self.received)
+        return _wait_for_count(self._cond, self.received, count, timeout)
 
     def stop(self) -> None:
         if self._loop is not None and self._thread is not None:
@@ -372,14 +367,7 @@ class _HTTPStandIn:
         return self
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[ReceivedRequest]:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while len(self.received) < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._cond.wait(left)
-            return list(self.received)
+        return _wait_for_count(self._cond, self.received, count, timeout)
 
     def stop(self) -> None:
         self._httpd.shutdown()
@@ -543,3 +531,15 @@ class SlackServer(_HTTPStandIn):
         if not channel or channel in self.missing_channels:
             return self.api_error("channel_not_found")
         return Reply(200, {"ok": True, "channel": channel, "ts": f"{time.time():.6f}", "message": {}})
+
+
+def _wait_for_count(cond: threading.Condition, received: list[T], count: int, timeout: float) -> list[T]:
+    """A copy of ``received`` once it holds ``count`` items, or whatever it holds at ``timeout``."""
+    deadline = time.monotonic() + timeout
+    with cond:
+        while len(received) < count:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            cond.wait(left)
+        return list(received)

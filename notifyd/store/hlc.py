@@ -6,7 +6,6 @@ keeps the order of stamps the order of ints.
 
 from __future__ import annotations
 
-import os
 import struct
 import threading
 import zlib
@@ -15,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from notifyd.store.errors import ClockSkewError, CorruptFileError, StoreError
+from notifyd.store.files import atomic_write
 
 COUNTER_BITS = 16
 COUNTER_MASK = (1 << COUNTER_BITS) - 1
@@ -172,12 +172,4 @@ def _read_bound(path: Path) -> int:
 def _write_bound(path: Path, ms: int, *, fsync: bool) -> None:
     head = struct.pack(">Q", ms)
     data = head + struct.pack(">I", zlib.crc32(head))
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, data)
-        if fsync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    atomic_write(path, data, fsync=fsync)

@@ -23,6 +23,7 @@ import msgpack
 
 from notifyd.store.codec import decode_state, encode_state
 from notifyd.store.errors import CorruptFileError, StoreError
+from notifyd.store.files import atomic_write
 from notifyd.store.state import StoreState
 
 _HEADER = struct.Struct(">II")
@@ -103,17 +104,7 @@ def encode_snapshot(state: StoreState, meta: dict[str, Any]) -> bytes:
 
 def write_snapshot(path: Path, state: StoreState, meta: dict[str, Any], *, fsync: bool = True) -> int:
     data = encode_snapshot(state, meta)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, data)
-        if fsync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    if fsync:
-        _fsync_dir(path.parent)
+    atomic_write(path, data, fsync=fsync)
     return len(data)
 
 
@@ -134,11 +125,3 @@ def read_snapshot(path: Path) -> tuple[dict[str, Any], StoreState] | None:
         return meta, decode_state(encoded)
     except (zlib.error, ValueError, TypeError, StoreError, msgpack.ExtraData) as exc:
         raise CorruptFileError(path, str(exc)) from exc
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

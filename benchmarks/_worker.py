@@ -7,7 +7,7 @@ Settings come from the ``NOTIFYD_*`` environment, as for ``notifyd worker``.
 
 ``notifyd`` mode installs an instant adapter for every channel (except those named
 with ``--real``) through ``channels.registry.override`` and then runs
-``notifyd.worker.run_forever``. ``naive`` mode runs the one-message-per-delivery
+``notifyd.runtime.worker.run_forever``. ``naive`` mode runs the one-message-per-delivery
 baseline of :mod:`naive` on the same broker, with the same number of threads.
 
 The instant adapter answers "delivered" at once. Per batch it also marks, in one
@@ -36,7 +36,7 @@ import redis  # noqa: E402
 
 from channels import registry  # noqa: E402
 from channels.base import Adapter, Message, Outcome  # noqa: E402
-from notifyd.settings import CHANNELS, PRIORITIES, load_settings  # noqa: E402
+from notifyd.runtime.settings import CHANNELS, PRIORITIES, load_settings  # noqa: E402
 
 #: Pages whose events get send marks (only the critical benchmark's page, so the
 #: capacity run carries no benchmark-only round trips).
@@ -81,7 +81,7 @@ def install_instant(ns: str, url: str | None, real: set[str], *, mark: bool = Tr
 
 def _announce_when_started() -> None:
     """Wrap InProcessWorker.start so the parent learns when the worker is consuming."""
-    from notifyd import worker as worker_mod
+    from notifyd.runtime import worker as worker_mod
 
     original = worker_mod.InProcessWorker.start.__func__  # type: ignore[attr-defined]
 
@@ -97,7 +97,7 @@ def run_naive(threads: int) -> int:
     import dramatiq
     import naive
 
-    from notifyd.runtime import Runtime
+    from notifyd.runtime.wiring import Runtime
 
     settings = load_settings()
     runtime = Runtime.start(settings)
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     real = {c.strip() for c in args.real.split(",") if c.strip()}
     install_instant(settings.namespace, settings.redis_url, real, mark=not args.no_marks)
     _announce_when_started()
-    from notifyd.worker import parse_queues, run_forever
+    from notifyd.runtime.worker import parse_queues, run_forever
 
     return run_forever(settings, lanes=parse_queues(args.lanes), threads=args.threads)
 

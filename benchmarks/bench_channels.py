@@ -65,7 +65,7 @@ def _serve_http(port_file: str) -> None:
 
 
 def _serve_smtp(port_file: str, tls: bool = False) -> None:
-    from channels.loopback import SMTPSink
+    from notifyd.standins.servers import SMTPSink
 
     context = None
     if tls:

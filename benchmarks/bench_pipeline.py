@@ -9,7 +9,7 @@
 Needs Redis at NOTIFYD_BENCH_REDIS_URL (default ``redis://127.0.0.1:6379/10``). Every key is
 under a fresh ``bench-<hex>`` namespace, and only those keys are deleted at the end.
 
-Workers are real subprocesses (``benchmarks/_worker.py``) running ``notifyd.worker.run_forever``
+Workers are real subprocesses (``benchmarks/_worker.py``) running ``notifyd.runtime.worker.run_forever``
 with an instant adapter on every channel (the latency benchmark keeps the real webhook adapter).
 Each figure is printed beside a baseline measured in the same run.
 """
@@ -43,10 +43,10 @@ sys.path.insert(0, str(HERE))
 import naive  # noqa: E402
 import redis  # noqa: E402
 
-from notifyd.keys import Keys, bucket_of  # noqa: E402
-from notifyd.runtime import Runtime  # noqa: E402
-from notifyd.settings import Settings  # noqa: E402
-from notifyd.subscribers import StoredSubscriber  # noqa: E402
+from notifyd.runtime.settings import Settings  # noqa: E402
+from notifyd.runtime.wiring import Runtime  # noqa: E402
+from notifyd.state.keys import Keys, bucket_of  # noqa: E402
+from notifyd.state.subscribers import StoredSubscriber  # noqa: E402
 
 REDIS_URL = os.environ.get("NOTIFYD_BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
 WORKER = HERE / "_worker.py"
@@ -733,7 +733,7 @@ def profile(n: int = 20_000) -> None:
 
     from notifyd.pipeline.adapters import AdapterPool
     from notifyd.pipeline.engine import Engine
-    from notifyd.worker import open_store
+    from notifyd.runtime.worker import open_store
 
     b = Bench(SIZES["quick"])
     try:

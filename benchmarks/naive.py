@@ -29,8 +29,8 @@ from limits.strategies import MovingWindowRateLimiter
 
 from channels.base import Message, Notification, Outcome, OutcomeKind
 from notifyd.ids import delivery_id
-from notifyd.keys import BUCKET
-from notifyd.runtime import Runtime
+from notifyd.runtime.wiring import Runtime
+from notifyd.state.keys import BUCKET
 
 
 def queue_name(ns: str) -> str:

@@ -15,7 +15,7 @@ from notifyd.models import Event, Subscriber
 from notifyd.publish import EventError, PublishResult
 
 if TYPE_CHECKING:
-    from notifyd.runtime import Runtime
+    from notifyd.runtime.wiring import Runtime
 
 __version__ = "0.1.0"
 __all__ = ["Event", "EventError", "PublishResult", "Subscriber", "publish"]
@@ -28,7 +28,7 @@ def _runtime() -> Runtime:
     global _default
     with _lock:
         if _default is None:
-            from notifyd.runtime import Runtime
+            from notifyd.runtime.wiring import Runtime
 
             _default = Runtime.start()
         return _default

@@ -25,10 +25,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from notifyd.runtime import Runtime
-from notifyd.settings import Settings
+from notifyd.runtime.settings import Settings
+from notifyd.runtime.wiring import Runtime
+from notifyd.runtime.worker import InProcessWorker, open_store
 from notifyd.standins import start_standins
-from notifyd.worker import InProcessWorker, open_store
 
 PAGE = "acme"
 WEBHOOK_SUBSCRIBERS = 300

@@ -12,11 +12,11 @@ import redis
 from dramatiq import Message
 from pydantic import ValidationError
 
-from notifyd.keys import Keys
 from notifyd.models import MAX_EVENT_BYTES, Event
-from notifyd.scripts import register
-from notifyd.settings import Settings
-from notifyd.subscribers import describe_validation_error
+from notifyd.runtime.settings import Settings
+from notifyd.state.keys import Keys
+from notifyd.state.scripts import register
+from notifyd.state.subscribers import describe_validation_error
 
 
 class EventError(ValueError):

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import redis
 
-from notifyd.keys import Keys
+from notifyd.state.keys import Keys
 
 
 def signing_key(client: redis.Redis, keys: Keys, configured: str | None) -> bytes:

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import redis
 
-from notifyd.embedded import EmbeddedRedis
-from notifyd.runtime import Runtime
-from notifyd.settings import Settings
+from notifyd.runtime.embedded import EmbeddedRedis
+from notifyd.runtime.settings import Settings
+from notifyd.runtime.wiring import Runtime
 from tests.support.sink import Sink
 
 #: The machine's Redis, on a database number notifyd's tests own.
@@ -119,7 +119,7 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 @pytest.fixture
 def start_worker() -> Iterator[Callable[..., Any]]:
-    from notifyd.worker import InProcessWorker
+    from notifyd.runtime.worker import InProcessWorker
 
     started: list[InProcessWorker] = []
 

@@ -6,7 +6,7 @@ import dramatiq
 import redis
 from dramatiq.brokers.stub import StubBroker
 
-from notifyd.broker import DurableRetries
+from notifyd.runtime.broker import DurableRetries
 
 
 def test_retry_enqueue_waits_for_redis_instead_of_dropping_the_message(monkeypatch):

@@ -72,7 +72,7 @@ def test_dev_runs_on_the_embedded_server_delivers_and_stops_cleanly(tmp_path, si
     assert "email (SMTP) received: to sre@example.com: [acme] Database outage" in "".join(lines) + out
     assert not (tmp_path / "var" / "redis" / "redis.sock").exists()
     # The embedded server persisted what it was given: a restart sees the subscriber.
-    from notifyd.embedded import EmbeddedRedis
+    from notifyd.runtime.embedded import EmbeddedRedis
 
     again = EmbeddedRedis(tmp_path / "var")
     client = redis.Redis.from_url(again.start())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from notifyd.embedded import EmbeddedRedis
+from notifyd.runtime.embedded import EmbeddedRedis
 
 
 def test_embedded_server_keeps_data_across_a_restart(tmp_path):

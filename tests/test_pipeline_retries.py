@@ -18,7 +18,7 @@ def _state(rt, event_id):
 
 
 def test_default_webhook_schedule_is_eight_retries_from_30s_to_60m_with_half_jitter():
-    from notifyd.settings import Settings
+    from notifyd.runtime.settings import Settings
 
     schedule = Settings().retry_schedule("webhook")
     assert schedule == (30, 60, 120, 240, 480, 960, 1920, 3600)

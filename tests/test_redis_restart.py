@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from notifyd.embedded import EmbeddedRedis
-from notifyd.runtime import Runtime
-from notifyd.worker import InProcessWorker
+from notifyd.runtime.embedded import EmbeddedRedis
+from notifyd.runtime.wiring import Runtime
+from notifyd.runtime.worker import InProcessWorker
 from tests.conftest import wait_until
 from tests.support.events import incident_event
 

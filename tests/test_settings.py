@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from notifyd.settings import ConfigError, load_settings
+from notifyd.runtime.settings import ConfigError, load_settings
 
 
 def test_file_values_apply_and_the_environment_wins(tmp_path, monkeypatch):
@@ -67,7 +67,7 @@ def test_retry_schedule_override_per_channel(monkeypatch):
 def test_example_config_loads_and_documents_every_key():
     from pathlib import Path
 
-    from notifyd.settings import Settings
+    from notifyd.runtime.settings import Settings
 
     path = Path(__file__).parent.parent / "config" / "notifyd.example.toml"
     load_settings(path)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from notifyd.worker import InProcessWorker
+from notifyd.runtime.worker import InProcessWorker
 from tests.conftest import wait_until
 from tests.support.events import incident_event
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from notifyd.subscribers import SubscriberError
+from notifyd.state.subscribers import SubscriberError
 
 
 def test_adding_the_same_page_channel_and_target_twice_updates_one_subscriber(runtime):

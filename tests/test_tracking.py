@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from notifyd.tracking import Record, Update
+from notifyd.state.tracking import Record, Update
 
 
 def test_record_round_trips_through_its_compact_form():

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from notifyd.publish import EventError, parse_event
-from notifyd.subscribers import SubscriberError
+from notifyd.state.subscribers import SubscriberError
 from tests.support.events import component_event, incident_event
 
 

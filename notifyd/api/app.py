@@ -18,8 +18,8 @@ from notifyd.api.keystore import KeySpecError, KeyStore, parse_env_keys
 from notifyd.api.metrics import REQUESTS, QueueCollector
 from notifyd.api.ratelimit import DEFAULT_PUBLISH_RATE, PublishLimiter
 from notifyd.models import Event, Subscriber
-from notifyd.runtime import Runtime
-from notifyd.settings import ConfigError
+from notifyd.runtime.settings import ConfigError
+from notifyd.runtime.wiring import Runtime
 
 #: Replication payloads carry a whole store state when a peer is new.
 SYNC_LIMIT = 64 * 1024 * 1024

@@ -11,7 +11,7 @@ from fastapi import Request
 
 from notifyd.api.keystore import KeyStore
 from notifyd.api.ratelimit import PublishLimiter
-from notifyd.runtime import Runtime
+from notifyd.runtime.wiring import Runtime
 
 if TYPE_CHECKING:
     from notifyd.pipeline.engine import Engine

@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from notifyd.keys import BUCKET, bucket_of
-from notifyd.runtime import Runtime
-from notifyd.subscribers import StoredSubscriber
-from notifyd.tracking import Record, delivery_view
+from notifyd.runtime.wiring import Runtime
+from notifyd.state.keys import BUCKET, bucket_of
+from notifyd.state.subscribers import StoredSubscriber
+from notifyd.state.tracking import Record, delivery_view
 
 #: Buckets read per Redis round trip.
 BUCKETS_PER_TRIP = 8

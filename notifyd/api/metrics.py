@@ -14,9 +14,9 @@ from prometheus_client import REGISTRY, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-import notifyd.metrics  # noqa: F401 - registers the pipeline families, so /metrics always lists them
-from notifyd.queues import snapshot
-from notifyd.runtime import Runtime
+import notifyd.pipeline.metrics  # noqa: F401 - registers the pipeline families, so /metrics always lists them
+from notifyd.runtime.wiring import Runtime
+from notifyd.state.queues import snapshot
 
 PUBLISHED = Counter("notifyd_api_published_total", "Events published through the API, by answer", ["status"])
 REQUESTS = Counter(

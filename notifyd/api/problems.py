@@ -22,7 +22,7 @@ log = logging.getLogger("notifyd.api")
 
 PROBLEM_JSON = "application/problem+json"
 #: Where the `type` URIs of our problems point; they need not resolve.
-TYPE_BASE = "https://notifyd.dev/problems/"
+TYPE_BASE = "https://notifyd.cli.dev/problems/"
 
 
 class FieldError(BaseModel):

@@ -14,9 +14,9 @@ from notifyd.api.context import context_of
 from notifyd.api.metrics import exposition
 from notifyd.api.problems import ProblemError, documented
 from notifyd.api.schemas import Health, QueueView, Readiness
-from notifyd.queues import snapshot
-from notifyd.runtime import Runtime
-from notifyd.tracking import summarize
+from notifyd.runtime.wiring import Runtime
+from notifyd.state.queues import snapshot
+from notifyd.state.tracking import summarize
 
 router = APIRouter(tags=["operations"])
 

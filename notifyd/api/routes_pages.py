@@ -187,7 +187,7 @@ async def twilio_callback(
         raise ProblemError(403, "the X-Twilio-Signature does not match", kind="bad-signature")
     from channels.base import OutcomeKind
     from channels.sms_status import callback_outcome
-    from notifyd import provider_reports
+    from notifyd.pipeline import provider_reports
 
     # The signature covers the query, so these ids are the ones the SMS adapter put there.
     event_id, subscriber_id = request.query_params.get("event"), request.query_params.get("subscriber")

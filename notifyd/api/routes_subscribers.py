@@ -24,7 +24,7 @@ from notifyd.api.schemas import (
     subscriber_out,
 )
 from notifyd.models import Subscriber
-from notifyd.subscribers import AddResult, SubscriberError, SubscriberRepo
+from notifyd.state.subscribers import AddResult, SubscriberError, SubscriberRepo
 
 router = APIRouter(tags=["subscribers"])
 

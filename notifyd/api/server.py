@@ -17,8 +17,8 @@ from fastapi import FastAPI
 from notifyd.api.app import create_app
 from notifyd.api.context import ApiContext
 from notifyd.api.keystore import SCOPES, generate_key
-from notifyd.runtime import Runtime
-from notifyd.settings import Settings
+from notifyd.runtime.settings import Settings
+from notifyd.runtime.wiring import Runtime
 
 #: Query parameters that carry credentials (the dashboard's key, an unsubscribe token).
 _SECRET_QUERY = re.compile(r"((?:^|[?&])(?:key|token)=)[^&\s]*", re.IGNORECASE)
@@ -133,8 +133,8 @@ def start_in_thread(
 
 def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080) -> int:
     """``notifyd serve``: the API in the foreground until SIGINT or SIGTERM."""
-    from notifyd.replication import start_replication
-    from notifyd.worker import open_store
+    from notifyd.runtime.replication import start_replication
+    from notifyd.runtime.worker import open_store
 
     runtime = Runtime.start(settings)
     store = open_store(settings, "api")

@@ -12,9 +12,9 @@ from typing import Any
 
 import dramatiq
 
-from notifyd.broker import LANE_PRIORITY
 from notifyd.pipeline.engine import Engine, actor_name
-from notifyd.settings import PRIORITIES
+from notifyd.runtime.broker import LANE_PRIORITY
+from notifyd.runtime.settings import PRIORITIES
 
 #: A shard that takes longer than this is killed and retried by dramatiq.
 SHARD_TIME_LIMIT_MS = 5 * 60 * 1000

@@ -10,7 +10,7 @@ from typing import Any
 from channels import registry
 from channels.base import Adapter, Message, Outcome
 from notifyd.pipeline.asyncrunner import AsyncRunner
-from notifyd.settings import CHANNELS, Settings
+from notifyd.runtime.settings import CHANNELS, Settings
 
 
 def _secret(value: Any) -> Any:

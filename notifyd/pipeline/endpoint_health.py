@@ -17,7 +17,7 @@ import redis
 from channels.base import Message, Notification
 from notifyd.ids import delivery_id
 from notifyd.pipeline.ratelimit import BatchRateLimiter
-from notifyd.subscribers import StoredSubscriber, SubscriberRepo
+from notifyd.state.subscribers import StoredSubscriber, SubscriberRepo
 
 #: Channels whose endpoints belong to the subscriber (a dead mailbox is handled by SMTP codes).
 WATCHED_CHANNELS = ("webhook", "slack")

@@ -28,17 +28,17 @@ from dramatiq import Message as QueueMessage
 from channels.base import DISABLING_REASONS, Message, Notification, Outcome, OutcomeKind
 from notifyd import unsubscribe
 from notifyd.ids import delivery_id
-from notifyd.metrics import DELIVERIES, EVENTS_INGESTED, PUBLISH_TO_DELIVERY, RATE_LIMITED, SHARDS
 from notifyd.models import Event
 from notifyd.pipeline.adapters import AdapterPool
 from notifyd.pipeline.endpoint_health import EndpointHealth, notice_message
 from notifyd.pipeline.filters import StoreVerdict, first_reason
+from notifyd.pipeline.metrics import DELIVERIES, EVENTS_INGESTED, PUBLISH_TO_DELIVERY, RATE_LIMITED, SHARDS
 from notifyd.pipeline.ratelimit import BatchRateLimiter
 from notifyd.pipeline.render import notification_for
 from notifyd.pipeline.retry import next_delay
-from notifyd.runtime import Runtime
-from notifyd.subscribers import StoredSubscriber
-from notifyd.tracking import Record, Update
+from notifyd.runtime.wiring import Runtime
+from notifyd.state.subscribers import StoredSubscriber
+from notifyd.state.tracking import Record, Update
 
 log = logging.getLogger("notifyd.pipeline")
 

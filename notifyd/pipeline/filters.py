@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from notifyd.metrics import EVENTS_FILTERED
 from notifyd.models import Event
+from notifyd.pipeline.metrics import EVENTS_FILTERED
 
 
 @dataclass(frozen=True, slots=True)

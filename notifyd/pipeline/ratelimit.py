@@ -16,7 +16,7 @@ import redis
 from limits import RateLimitItem, parse
 from limits.storage import RedisStorage
 
-from notifyd import scripts
+from notifyd.state import scripts
 
 
 class BatchRateLimiter:

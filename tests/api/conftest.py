@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from notifyd.api.server import ApiHandle, start_in_thread
-from notifyd.runtime import Runtime
+from notifyd.runtime.wiring import Runtime
 
 #: One key per scope, plus one holding them all; tests pick the key a request should carry.
 KEYS = {
@@ -76,7 +76,7 @@ def shared_api(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     """
     import uuid
 
-    from notifyd.settings import Settings
+    from notifyd.runtime.settings import Settings
     from notifyd.store import StatusStore
 
     namespace = f"nt{uuid.uuid4().hex[:10]}"

@@ -11,8 +11,8 @@ import sys
 import httpx
 import pytest
 
-from notifyd import cli_keys
 from notifyd.api.keystore import parse_env_keys
+from notifyd.cli import keys as cli_keys
 from notifyd.client import ApiError, Client
 from tests.api.conftest import KEYS, Api
 from tests.conftest import wait_until
@@ -80,7 +80,7 @@ def test_keys_create_prints_a_key_once_and_stores_only_its_hash(api: Api):
     }
     code = (
         "import sys, argparse\n"
-        "from notifyd import cli_keys\n"
+        "from notifyd.cli import keys as cli_keys\n"
         "p = argparse.ArgumentParser(); cli_keys.register(p.add_subparsers())\n"
         "a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))\n"
     )

@@ -132,8 +132,8 @@ def test_sync_is_501_when_the_store_does_not_replicate(start_api: Callable[..., 
 def test_twilio_status_callbacks_are_verified_and_move_the_delivery(
     start_api: Callable[..., Api], start_worker
 ):
-    from channels.loopback import TwilioServer
     from notifyd.ids import delivery_id
+    from notifyd.standins.servers import TwilioServer
 
     twilio = TwilioServer().start()
     try:

@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 
-from notifyd.replication import start_replication
-from notifyd.settings import Settings
+from notifyd.runtime.replication import start_replication
+from notifyd.runtime.settings import Settings
+from notifyd.runtime.worker import InProcessWorker, open_store
 from notifyd.store import StatusStore
-from notifyd.worker import InProcessWorker, open_store
 from tests.api.conftest import KEYS, Api
 from tests.conftest import wait_until
 from tests.support.events import component_event, incident_event

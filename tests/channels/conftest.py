@@ -14,7 +14,7 @@ import pytest
 import trustme
 
 from channels.base import Message, Notification
-from channels.loopback import HTTPReceiver, ReceivedRequest, SlackServer, SMTPSink, TwilioServer
+from notifyd.standins.servers import HTTPReceiver, ReceivedRequest, SlackServer, SMTPSink, TwilioServer
 
 T = TypeVar("T")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from channels.base import OutcomeKind
 from channels.circuit import CircuitBreaker, CircuitState
-from channels.loopback import HTTPReceiver, Reply
 from channels.webhook import WebhookAdapter, WebhookConfig
+from notifyd.standins.servers import HTTPReceiver, Reply
 from tests.channels.conftest import message, run
 
 

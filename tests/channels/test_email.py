@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from channels.base import OutcomeKind
 from channels.email import EmailAdapter, EmailConfig
-from channels.loopback import SMTPSink
+from notifyd.standins.servers import SMTPSink
 from tests.channels.conftest import message, notification, run
 
 

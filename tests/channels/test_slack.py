@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from channels.base import OutcomeKind
-from channels.loopback import Reply, SlackServer
 from channels.slack import SlackAdapter, SlackConfig
+from notifyd.standins.servers import Reply, SlackServer
 from tests.channels.conftest import message, notification, run
 
 

@@ -9,10 +9,10 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from channels.base import OutcomeKind
-from channels.loopback import TwilioServer
 from channels.sms import SMSAdapter, SMSConfig
 from channels.sms_status import callback_outcome, message_state, verify_status_callback
 from channels.sms_text import compose, segments
+from notifyd.standins.servers import TwilioServer
 from tests.channels.conftest import message, notification, run
 
 SENDER = "+15005550006"

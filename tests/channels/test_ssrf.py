@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from channels.base import OutcomeKind
-from channels.loopback import HTTPReceiver
 from channels.ssrf import BlockedTargetError, is_public_address, resolve_checked
 from channels.webhook import WebhookAdapter, WebhookConfig
+from notifyd.standins.servers import HTTPReceiver
 from tests.channels.conftest import message, run
 
 

@@ -12,8 +12,8 @@ import pytest
 import trustme
 
 from channels.base import OutcomeKind
-from channels.loopback import HTTPReceiver, Reply
 from channels.webhook import WebhookAdapter, WebhookConfig
+from notifyd.standins.servers import HTTPReceiver, Reply
 from tests.channels.conftest import SECRET, message, notification, run, server_context
 
 

@@ -7,17 +7,18 @@ import sys
 import threading
 
 from notifyd.api.server import start_in_thread
-from notifyd.connection import describe_url
-from notifyd.replication import start_replication
-from notifyd.runtime import Runtime
-from notifyd.settings import Settings
-from notifyd.standins import start_standins
-from notifyd.worker import InProcessWorker, open_store
+from notifyd.runtime.connection import describe_url
+from notifyd.runtime.replication import start_replication
+from notifyd.runtime.settings import Settings
+from notifyd.runtime.wiring import Runtime
+from notifyd.runtime.worker import InProcessWorker, open_store
 
 
 def run_dev(settings: Settings, *, host: str, port: int, threads: int, standins: bool = False) -> int:
     local = None
     if standins:
+        from notifyd.standins import start_standins
+
         local = start_standins(webhook_inbox=True)
         settings = settings.model_copy(update=local.settings)
     runtime = Runtime.start(settings)

@@ -17,12 +17,12 @@ import dramatiq
 from notifyd.pipeline.actors import EngineHolder, declare_actors
 from notifyd.pipeline.adapters import AdapterPool
 from notifyd.pipeline.engine import Engine
-from notifyd.replication import start_replication
-from notifyd.runtime import Runtime
-from notifyd.settings import PRIORITIES, Settings
+from notifyd.runtime.replication import start_replication
+from notifyd.runtime.settings import PRIORITIES, Settings
+from notifyd.runtime.wiring import Runtime
 from notifyd.store import StatusStore, StoreLockedError
 
-log = logging.getLogger("notifyd.worker")
+log = logging.getLogger("notifyd.runtime.worker")
 
 
 def parse_queues(raw: str | None) -> list[str]:

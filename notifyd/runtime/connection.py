@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import redis
 
-from notifyd.embedded import EmbeddedRedis
-from notifyd.settings import Settings
+from notifyd.runtime.embedded import EmbeddedRedis
+from notifyd.runtime.settings import Settings
 
 
 def resolve_redis(settings: Settings) -> tuple[str, EmbeddedRedis | None]:

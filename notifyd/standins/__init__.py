@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from channels import loopback
+from notifyd.standins import servers as loopback
 
 
 @dataclass

@@ -27,7 +27,7 @@ import httpx
 import msgpack
 import redis
 
-from notifyd.settings import Settings
+from notifyd.runtime.settings import Settings
 from notifyd.store import StatusStore
 from notifyd.store.sync import unpack_message
 

@@ -8,8 +8,8 @@ from typing import Any
 from rich.live import Live
 from rich.table import Table
 
-from notifyd.cli import EXIT_OK, print_json
-from notifyd.queues import snapshot
+from notifyd.cli.common import EXIT_OK, print_json
+from notifyd.state.queues import snapshot
 
 
 def _table(snap: dict[str, Any], rates: dict[str, float]) -> Table:

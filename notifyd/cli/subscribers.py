@@ -12,8 +12,8 @@ from typing import IO, Any
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
-from notifyd.cli import EXIT_INVALID, EXIT_OK, print_json
-from notifyd.subscribers import AddResult, SubscriberError
+from notifyd.cli.common import EXIT_INVALID, EXIT_OK, print_json
+from notifyd.state.subscribers import AddResult, SubscriberError
 
 CSV_LIST_COLUMNS = ("components",)
 

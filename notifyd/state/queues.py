@@ -7,8 +7,8 @@ from typing import Any
 
 import redis
 
-from notifyd.keys import Keys
-from notifyd.settings import PRIORITIES
+from notifyd.runtime.settings import PRIORITIES
+from notifyd.state.keys import Keys
 
 
 @dataclass(frozen=True, slots=True)

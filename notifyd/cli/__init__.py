@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from notifyd.cli_remote import RemoteError
-from notifyd.settings import ConfigError, Settings, load_settings
+from notifyd.cli.common import EXIT_INVALID, CliError
+from notifyd.cli.remote import RemoteError
+from notifyd.runtime.settings import ConfigError, Settings, load_settings
 
 #: --api: talk to a running server through notifyd.client instead of to Redis.
 API_HELP = "a running notifyd API (default $NOTIFYD_API_URL); the key comes from $NOTIFYD_API_KEY"
-EXIT_OK = 0
-EXIT_INVALID = 2
-
-
-class CliError(Exception):
-    """A refused command; printed without a traceback, exit code 2."""
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -28,7 +22,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _runtime(args: argparse.Namespace) -> Any:
-    from notifyd.runtime import Runtime
+    from notifyd.runtime.wiring import Runtime
 
     return Runtime.start(_settings(args))
 
@@ -41,10 +35,10 @@ def _api_url(args: argparse.Namespace) -> str | None:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from notifyd.cli_publish import local_publisher, publish_stream
+    from notifyd.cli.publish import local_publisher, publish_stream
 
     if url := _api_url(args):
-        from notifyd import cli_remote
+        from notifyd.cli import remote as cli_remote
 
         with cli_remote.connect(url) as client:
             return publish_stream(cli_remote.publisher(client), args.file)
@@ -56,10 +50,10 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from notifyd.cli_status import show_status
+    from notifyd.cli.status import show_status
 
     if url := _api_url(args):
-        from notifyd import cli_remote
+        from notifyd.cli import remote as cli_remote
 
         with cli_remote.connect(url) as client:
             return show_status(
@@ -76,7 +70,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_subscribers(args: argparse.Namespace) -> int:
-    from notifyd import cli_subscribers
+    from notifyd.cli import subscribers as cli_subscribers
 
     rt = _runtime(args)
     try:
@@ -91,7 +85,7 @@ def cmd_subscribers(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     import threading
 
-    from notifyd.worker import parse_queues, run_forever, supervise
+    from notifyd.runtime.worker import parse_queues, run_forever, supervise
 
     settings = _settings(args)
     try:
@@ -104,7 +98,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
             start_http_server(args.metrics_port, addr="127.0.0.1")
         return run_forever(settings, lanes=lanes, threads=args.threads)
-    from notifyd.connection import resolve_redis
+    from notifyd.runtime.connection import resolve_redis
 
     url, embedded = resolve_redis(settings)
     env = {**os.environ, "NOTIFYD_REDIS_URL": url}
@@ -125,7 +119,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from notifyd.dev import run_dev
+    from notifyd.cli.dev import run_dev
 
     return run_dev(
         _settings(args), host=args.host, port=args.port, threads=args.threads, standins=args.standins
@@ -139,7 +133,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_queues(args: argparse.Namespace) -> int:
-    from notifyd.cli_queues import watch_queues
+    from notifyd.cli.queues import watch_queues
 
     rt = _runtime(args)
     try:
@@ -228,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_queues)
 
-    from notifyd import cli_keys
+    from notifyd.cli import keys as cli_keys
 
     cli_keys.register(sub)
     return parser
@@ -248,10 +242,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INVALID
     except KeyboardInterrupt:
         return 130
-
-
-def print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from redis.commands.core import Script
 
 @cache
 def source(name: str) -> str:
-    return resources.files("notifyd").joinpath("lua", f"{name}.lua").read_text()
+    return resources.files("notifyd.state").joinpath("lua", f"{name}.lua").read_text()
 
 
 def register(client: redis.Redis, name: str) -> Script:

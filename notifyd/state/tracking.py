@@ -18,8 +18,8 @@ from typing import Any
 import redis
 
 from notifyd.ids import delivery_id
-from notifyd.keys import BUCKET, Keys, bucket_of
-from notifyd.scripts import register
+from notifyd.state.keys import BUCKET, Keys, bucket_of
+from notifyd.state.scripts import register
 
 STATUS_CODES = {
     "pending": "p",

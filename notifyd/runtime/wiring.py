@@ -9,14 +9,14 @@ from typing import Any
 import redis
 from dramatiq.brokers.redis import RedisBroker
 
-from notifyd.broker import make_broker
-from notifyd.connection import client_for, resolve_redis
-from notifyd.embedded import EmbeddedRedis
-from notifyd.keys import Keys
 from notifyd.publish import Publisher
-from notifyd.settings import Settings, load_settings
-from notifyd.subscribers import SubscriberRepo
-from notifyd.tracking import Tracker
+from notifyd.runtime.broker import make_broker
+from notifyd.runtime.connection import client_for, resolve_redis
+from notifyd.runtime.embedded import EmbeddedRedis
+from notifyd.runtime.settings import Settings, load_settings
+from notifyd.state.keys import Keys
+from notifyd.state.subscribers import SubscriberRepo
+from notifyd.state.tracking import Tracker
 
 
 @dataclass

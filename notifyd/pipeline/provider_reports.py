@@ -9,8 +9,8 @@ import time
 
 from channels.base import DISABLING_REASONS
 from notifyd.ids import delivery_id
-from notifyd.runtime import Runtime
-from notifyd.tracking import Record, Update
+from notifyd.runtime.wiring import Runtime
+from notifyd.state.tracking import Record, Update
 
 
 class UnknownDelivery(LookupError):

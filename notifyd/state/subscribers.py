@@ -1,7 +1,7 @@
 """Subscribers in Redis, indexed per page so 1M can be walked in order.
 
 Each page numbers its subscribers with a sequence (``seq``). Records live in
-bucket hashes of :data:`~notifyd.keys.BUCKET` entries keyed by seq, so a
+bucket hashes of :data:`~notifyd.state.keys.BUCKET` entries keyed by seq, so a
 fanout shard reads a seq range with a few ``HGETALL`` calls and never loads
 the whole page. ``(channel, target)`` maps to its seq, which makes adding the
 same target twice an update. A removed subscriber keeps a small tombstone
@@ -19,8 +19,8 @@ import redis
 from pydantic import ValidationError
 
 from notifyd.ids import new_subscriber_id
-from notifyd.keys import BUCKET, Keys, bucket_of
 from notifyd.models import Subscriber, generate_webhook_secret
+from notifyd.state.keys import BUCKET, Keys, bucket_of
 
 #: How many subscribers one import round trip writes.
 IMPORT_BATCH = 1000

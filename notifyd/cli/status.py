@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from notifyd.cli import EXIT_INVALID, EXIT_OK, print_json
+from notifyd.cli.common import EXIT_INVALID, EXIT_OK, print_json
 
 FINAL_STATES = ("done", "deduplicated")
 

@@ -27,7 +27,7 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
-from notifyd.settings import PRIORITIES, Settings
+from notifyd.runtime.settings import PRIORITIES, Settings
 
 #: dramatiq priorities: lower runs first.
 LANE_PRIORITY = {"critical": 0, "high": 10, "normal": 20, "low": 30}

@@ -31,8 +31,8 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from notifyd.api.keystore import KeySpecError, KeyStore, parse_scopes
-    from notifyd.runtime import Runtime
-    from notifyd.settings import load_settings
+    from notifyd.runtime.settings import load_settings
+    from notifyd.runtime.wiring import Runtime
 
     try:
         scopes = parse_scopes(args.scope) if args.keys_action == "create" else frozenset()

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable
 from typing import IO, Any
 
-from notifyd.cli import EXIT_INVALID, EXIT_OK, print_json
+from notifyd.cli.common import EXIT_INVALID, EXIT_OK, print_json
 from notifyd.publish import EventError
 
 

@@ -1,0 +1,18 @@
+"""What every command shares: exit codes, the refusal type, and one JSON line per result."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+EXIT_OK = 0
+EXIT_INVALID = 2
+
+
+class CliError(Exception):
+    """A refused command; printed without a traceback, exit code 2."""
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")

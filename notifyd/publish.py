@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from dramatiq import Message
 from pydantic import ValidationError
 
 from notifyd.models import MAX_EVENT_BYTES, Event
+from notifyd.pipeline.steps import INGEST, step_message
 from notifyd.runtime.settings import Settings
 from notifyd.state.keys import Keys
 from notifyd.state.scripts import register
@@ -57,10 +57,6 @@ def parse_event(data: bytes | str | dict[str, Any] | Event) -> Event:
         raise EventError(describe_validation_error(exc)) from None
 
 
-def ingest_actor_name(lane: str) -> str:
-    return f"ingest_{lane}"
-
-
 class Publisher:
     def __init__(self, client: redis.Redis, keys: Keys, settings: Settings) -> None:
         self.client = client
@@ -74,13 +70,7 @@ class Publisher:
         lane = event.lane
         queue_name = self.keys.queue_name(lane)
         redis_message_id = str(uuid.uuid4())
-        message: Message[Any] = Message(
-            queue_name=queue_name,
-            actor_name=ingest_actor_name(lane),
-            args=(event.event_id,),
-            kwargs={},
-            options={"redis_message_id": redis_message_id},
-        )
+        message = step_message(self.keys, INGEST, lane, (event.event_id,), redis_message_id=redis_message_id)
         dedup = self.keys.dedup(event.page_id, event.dedup_key) if event.dedup_key else ""
         status = self._script(
             keys=[

@@ -175,3 +175,21 @@ def test_a_slow_endpoint_does_not_hold_back_other_subscribers(runtime, sink, sta
     fast_done = max(r.at for r in fast())
     assert fast_done - published < 1.5
     assert wait_until(lambda: _state(rt, event["event_id"]) == "done")
+
+
+def test_gated_sink_holds_replies_until_opened(sink):
+    """The gate the ordering tests rely on: a held request is counted and answered only after open()."""
+    import threading
+
+    import httpx
+
+    gate = sink.gate("/held")
+    answers: list[int] = []
+    client = threading.Thread(target=lambda: answers.append(httpx.post(f"{sink.url}/held/1").status_code))
+    client.start()
+    assert sink.wait_for(lambda: gate.waiting == 1)
+    assert answers == [] and sink.on("/held/1") == []
+    assert httpx.post(f"{sink.url}/other").status_code == 200  # other paths are not held
+    gate.open()
+    client.join(10)
+    assert answers == [200] and len(sink.on("/held/1")) == 1

@@ -168,5 +168,5 @@ def list_deliveries(
 )
 def redrive(event_id: EventIdPath, request: Request) -> dict[str, Any]:
     _summary_or_404(request, event_id)
-    count = context_of(request).engine().redrive(event_id)
+    count = context_of(request).redrive(event_id)
     return {"event_id": event_id, "redriven": count}

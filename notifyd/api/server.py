@@ -15,7 +15,6 @@ import uvicorn
 from fastapi import FastAPI
 
 from notifyd.api.app import create_app
-from notifyd.api.context import ApiContext
 from notifyd.api.keystore import SCOPES, generate_key
 from notifyd.runtime.settings import Settings
 from notifyd.runtime.wiring import Runtime
@@ -93,8 +92,6 @@ class ApiHandle:
     def stop(self, timeout: float = 10.0) -> None:
         self.server.should_exit = True
         self.thread.join(timeout)
-        ctx: ApiContext = self.app.state.ctx
-        ctx.close()
 
 
 def start_in_thread(
@@ -148,7 +145,6 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080) -> i
         _announce(_url(host, sock.getsockname()[1]), keys)
         server.run(sockets=[sock])
     finally:
-        app.state.ctx.close()
         replication.stop()
         store.close()
         runtime.close()

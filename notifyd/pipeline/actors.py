@@ -12,9 +12,11 @@ from typing import Any
 
 import dramatiq
 
-from notifyd.pipeline.engine import Engine, actor_name
+from notifyd.pipeline.engine import Engine
+from notifyd.pipeline.steps import DELIVER_SHARD, INGEST, RETRY, actor_name
 from notifyd.runtime.broker import LANE_PRIORITY
 from notifyd.runtime.settings import PRIORITIES
+from notifyd.state.keys import Keys
 
 #: A shard that takes longer than this is killed and retried by dramatiq.
 SHARD_TIME_LIMIT_MS = 5 * 60 * 1000
@@ -41,9 +43,7 @@ class EngineHolder:
             engine.adapters.close()
 
 
-def declare_actors(
-    broker: dramatiq.Broker, holder: EngineHolder, namespace: str
-) -> dict[str, dramatiq.Actor]:
+def declare_actors(broker: dramatiq.Broker, holder: EngineHolder, keys: Keys) -> dict[str, dramatiq.Actor]:
     actors: dict[str, dramatiq.Actor] = {}
 
     def bind(step: str, lane: str, fn: Callable[..., Any]) -> None:
@@ -53,17 +53,17 @@ def declare_actors(
             fn,
             broker=broker,
             actor_name=name,
-            queue_name=f"{namespace}.{lane}",
+            queue_name=keys.queue_name(lane),
             priority=LANE_PRIORITY[lane],
             options={"time_limit": SHARD_TIME_LIMIT_MS},
         )
 
     for lane in PRIORITIES:
-        bind("ingest", lane, lambda event_id: holder.get().ingest(event_id))
+        bind(INGEST, lane, lambda event_id: holder.get().ingest(event_id))
         bind(
-            "deliver_shard",
+            DELIVER_SHARD,
             lane,
             lambda event_id, shard, start, end: holder.get().deliver_shard(event_id, shard, start, end),
         )
-        bind("retry", lane, lambda event_id, seqs, attempt: holder.get().retry(event_id, seqs, attempt))
+        bind(RETRY, lane, lambda event_id, seqs, attempt: holder.get().retry(event_id, seqs, attempt))
     return actors

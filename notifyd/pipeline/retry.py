@@ -1,9 +1,28 @@
-"""When to try a failed delivery again: a jittered exponential schedule per channel."""
+"""Trying again: the jittered exponential schedule per channel, the retry step, and redrive.
+
+A retry message names an event, the seqs of its subscribers due again, and
+the attempt number. The step sends only records still ``retrying`` at the
+previous attempt, so a message delivered twice sends nothing twice.
+Redrive moves failed records back to ``retrying`` and enqueues retry
+messages; it runs in the API process and never sends from there.
+"""
 
 from __future__ import annotations
 
+import math
 import random
+import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from notifyd.pipeline.steps import RETRY, StepQueue
+from notifyd.state.keys import BUCKET
+from notifyd.state.tracking import Record, Tracker, Update
+
+if TYPE_CHECKING:
+    from notifyd.pipeline.events import EventCache
+    from notifyd.pipeline.send import Sender
+    from notifyd.state.subscribers import SubscriberRepo
 
 #: The longest wait a Retry-After can impose; dramatiq refuses delays of 7 days or more.
 MAX_RETRY_AFTER_S = 24 * 3600
@@ -30,3 +49,60 @@ def next_delay(
     if retry_after is not None:
         delay = max(delay, min(retry_after, MAX_RETRY_AFTER_S))
     return max(0.0, delay)
+
+
+class RetryStep:
+    def __init__(
+        self, *, events: EventCache, tracker: Tracker, subscribers: SubscriberRepo, sender: Sender
+    ) -> None:
+        self.events = events
+        self.tracker = tracker
+        self.subscribers = subscribers
+        self.sender = sender
+
+    def __call__(self, event_id: str, seqs: Sequence[int], attempt: int) -> None:
+        loaded = self.events.load(event_id)
+        if loaded is None:
+            return
+        records = self.tracker.records(event_id, seqs)
+        due = [
+            s
+            for s in seqs
+            if (r := records.get(s)) is not None and r.status == "retrying" and r.attempts == attempt - 1
+        ]
+        subs = self.subscribers.range_many(loaded.event.page_id, due)
+        live = [s for s in subs if not s.removed and not s.disabled]
+        gone = [s for s in subs if s.removed or s.disabled]
+        if gone:
+            offset = loaded.offset()
+            self.tracker.record(
+                event_id,
+                [
+                    Update(s.seq, Record("suppressed", attempt - 1, offset, "subscriber disabled"))
+                    for s in gone
+                ],
+            )
+        self.sender.send_and_record(loaded, live, attempt=attempt)
+
+
+def redrive(tracker: Tracker, queue: StepQueue, event_id: str, *, batch: int) -> int:
+    """Send the event's failed deliveries again, keeping their delivery ids; returns how many."""
+    h = tracker.event_hash(event_id)
+    if h is None or "priority" not in h:
+        return 0
+    lane = h["priority"]
+    top = int(h.get("seq_top", 0))
+    accepted_at = float(h.get("accepted_at", 0))
+    offset = max(0, int(time.time() - accepted_at))
+    moved: list[int] = []
+    for bucket in range(0, math.ceil(top / BUCKET) if top else 0):
+        failed = [seq for seq, r in tracker.bucket_records(event_id, bucket).items() if r.status == "failed"]
+        if not failed:
+            continue
+        prev = tracker.redrive(
+            event_id, [Update(s, Record("retrying", 0, offset, "redrive")) for s in failed]
+        )
+        moved.extend(s for s, p in zip(failed, prev, strict=True) if p is not None and p.status == "failed")
+    for first in range(0, len(moved), batch):
+        queue.enqueue(RETRY, lane, (event_id, moved[first : first + batch], 1))
+    return len(moved)

@@ -76,7 +76,7 @@ class InProcessWorker:
         pool = adapters or AdapterPool(settings)
         pool.check()
         holder = EngineHolder(lambda: Engine(runtime, pool, store))  # type: ignore[arg-type]
-        declare_actors(runtime.broker, holder, settings.namespace)
+        declare_actors(runtime.broker, holder, runtime.keys)
         worker = dramatiq.Worker(
             runtime.broker,
             queues={runtime.keys.queue_name(lane) for lane in lanes},

@@ -24,8 +24,38 @@ class Reply:
     delay_s: float = 0.0
 
 
+class Gate:
+    """Holds the replies to every request whose path starts with ``prefix`` until :meth:`open`.
+
+    A test closes a gate to make an endpoint slow for as long as it needs, with
+    no timing involved: what must not wait behind it is checked while it is shut.
+    """
+
+    #: A held request is answered anyway after this long, so a failing test cannot hang the sink.
+    MAX_HOLD_S = 120.0
+
+    def __init__(self, prefix: str, cond: threading.Condition) -> None:
+        self.prefix = prefix
+        self._cond = cond
+        self._open = threading.Event()
+        #: Requests waiting at the gate now.
+        self.waiting = 0
+
+    def open(self) -> None:
+        self._open.set()
+
+    def hold(self) -> None:
+        with self._cond:
+            self.waiting += 1
+            self._cond.notify_all()
+        self._open.wait(self.MAX_HOLD_S)
+        with self._cond:
+            self.waiting -= 1
+
+
 class Sink:
     def __init__(self) -> None:
+        self.gates: list[Gate] = []
         self.received: list[Received] = []
         self.scripts: dict[str, deque[Reply]] = defaultdict(deque)
         self.defaults: dict[str, Reply] = {}
@@ -45,6 +75,9 @@ class Sink:
                 with sink.lock:
                     script = sink.scripts[self.path]
                     reply = script.popleft() if script else sink.defaults.get(self.path, Reply())
+                gate = next((g for g in sink.gates if self.path.startswith(g.prefix)), None)
+                if gate is not None:
+                    gate.hold()
                 if reply.delay_s:
                     time.sleep(reply.delay_s)
                 with sink.cond:
@@ -78,8 +111,17 @@ class Sink:
         return self
 
     def stop(self) -> None:
+        for gate in self.gates:
+            gate.open()
         self.server.shutdown()
         self.server.server_close()
+
+    def gate(self, prefix: str) -> Gate:
+        """A closed gate on every path under ``prefix``; ``open()`` it to let the replies go."""
+        gate = Gate(prefix, self.cond)
+        with self.lock:
+            self.gates.append(gate)
+        return gate
 
     def script(self, path: str, *replies: Reply) -> None:
         with self.lock:

@@ -1,0 +1,107 @@
+"""ingest: event -> status store -> filters -> shards (seq ranges) on the event's lane.
+
+Shard 0 runs right here, after the others are on the queue: it saves the
+first deliveries a queue hop. An ingest that crashed part-way resumes from
+the shards it had enqueued (``shards_enqueued``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from notifyd.models import Event
+from notifyd.pipeline.events import StatusStoreLike
+from notifyd.pipeline.filters import StoreVerdict, first_reason
+from notifyd.pipeline.metrics import EVENTS_INGESTED
+from notifyd.pipeline.steps import DELIVER_SHARD, StepQueue
+from notifyd.state.keys import Keys
+from notifyd.state.subscribers import SubscriberRepo
+from notifyd.state.tracking import Tracker
+
+log = logging.getLogger("notifyd.pipeline")
+
+#: Shard messages enqueued per progress mark (``shards_enqueued``).
+ENQUEUE_BATCH = 200
+#: Recent events listed per page.
+PAGE_EVENTS_KEPT = 1000
+
+ShardRunner = Callable[[str, int, int, int], None]
+
+
+class Ingest:
+    def __init__(
+        self,
+        *,
+        client: redis.Redis,
+        keys: Keys,
+        tracker: Tracker,
+        subscribers: SubscriberRepo,
+        queue: StepQueue,
+        store: StatusStoreLike | None,
+        shard_size: int,
+        run_shard: ShardRunner,
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.tracker = tracker
+        self.subscribers = subscribers
+        self.queue = queue
+        self.store = store
+        self.shard_size = shard_size
+        self.run_shard = run_shard
+
+    def __call__(self, event_id: str) -> None:
+        h = self.tracker.event_hash(event_id)
+        if h is None or "body" not in h:
+            log.warning("ingest: event %s has expired or was never accepted", event_id)
+            return
+        event = Event.model_validate_json(h["body"])
+        if "shards_total" not in h:
+            shards = self._plan(event, h["body"])
+            if shards == 0:
+                self.tracker.shard_done(event_id, 0)  # runs the completion check
+                return
+            h = self.tracker.event_hash(event_id) or h
+        self._enqueue_shards(event, h)
+
+    def _plan(self, event: Event, body: str) -> int:
+        EVENTS_INGESTED.labels(event.lane).inc()
+        verdict = StoreVerdict()
+        if self.store is not None:
+            result = self.store.apply_event(json.loads(body))
+            verdict = StoreVerdict(
+                bool(getattr(result, "duplicate", False)), bool(getattr(result, "stale", False))
+            )
+        reason = first_reason(event, verdict)
+        top = 0 if reason else self.subscribers.max_seq(event.page_id)
+        shards = math.ceil(top / self.shard_size)
+        now = f"{time.time():.3f}"
+        fields: dict[str, Any] = {"shards_total": shards, "seq_top": top, "started_at": now}
+        if reason:
+            fields["filtered"] = reason
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(self.keys.event(event.event_id), mapping=fields)
+        pipe.zadd(self.keys.page_events(event.page_id), {event.event_id: float(now)})
+        pipe.zremrangebyrank(self.keys.page_events(event.page_id), 0, -PAGE_EVENTS_KEPT - 1)
+        pipe.execute()
+        return shards
+
+    def _enqueue_shards(self, event: Event, h: dict[str, str]) -> None:
+        shards = int(h["shards_total"])
+        top = int(h["seq_top"])
+        size = self.shard_size
+        start_at = max(1, int(h.get("shards_enqueued", 1)))
+        for first in range(start_at, shards, ENQUEUE_BATCH):
+            last = min(shards, first + ENQUEUE_BATCH)
+            for shard in range(first, last):
+                args = (event.event_id, shard, shard * size, min(top, (shard + 1) * size))
+                self.queue.enqueue(DELIVER_SHARD, event.lane, args)
+            self.client.hset(self.keys.event(event.event_id), "shards_enqueued", last)
+        self.run_shard(event.event_id, 0, 0, min(top, size))

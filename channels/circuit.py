@@ -78,6 +78,18 @@ class CircuitBreaker:
             return CircuitState.half_open
         return circuit.state
 
+    def not_closed(self) -> list[tuple[str, CircuitState, float]]:
+        """``(key, state, seconds until the next probe may go)`` of every open or half-open circuit."""
+        now = self._clock()
+        found: list[tuple[str, CircuitState, float]] = []
+        for key, circuit in self._circuits.copy().items():  # a copy: the send loop runs on another thread
+            if circuit.state is CircuitState.closed:
+                continue
+            expired = circuit.state is CircuitState.open and now >= circuit.open_until
+            state = CircuitState.half_open if expired else circuit.state
+            found.append((key, state, round(max(0.0, circuit.open_until - now), 3)))
+        return found
+
     def before(self, key: str) -> Outcome | None:
         """``None`` when a delivery to ``key`` may go ahead; else the outcome to return instead.
 

@@ -11,7 +11,15 @@ from fastapi.openapi.utils import get_openapi
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from notifyd.api import dashboard, problems, routes_events, routes_ops, routes_pages, routes_subscribers
+from notifyd.api import (
+    dashboard,
+    problems,
+    routes_events,
+    routes_ops,
+    routes_pages,
+    routes_stats,
+    routes_subscribers,
+)
 from notifyd.api.bodylimit import DEFAULT_LIMIT, BodyLimitMiddleware
 from notifyd.api.context import ApiContext
 from notifyd.api.keystore import KeySpecError, KeyStore, parse_env_keys
@@ -92,7 +100,7 @@ def create_app(
         return problems.problem_response(503, "Redis is unreachable; try again", kind="unavailable")
 
     app.add_exception_handler(redis.RedisError, on_redis_error)
-    for module in (routes_events, routes_subscribers, routes_pages, routes_ops, dashboard):
+    for module in (routes_events, routes_subscribers, routes_pages, routes_ops, routes_stats, dashboard):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limit_for)
     app.add_middleware(RequestMetrics)

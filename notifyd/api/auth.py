@@ -3,13 +3,23 @@
 A missing or unknown key is a 401 (with ``WWW-Authenticate: Bearer``); a
 known key without the scope is a 403. Keys are looked up by their SHA-256
 (see :mod:`notifyd.api.keystore`); the key itself is never stored, logged or
-echoed. Only the dashboard's GET routes also accept the key from a cookie:
-a cookie is sent by the browser on its own, so accepting it on POST routes
-would invite cross-site request forgery.
+echoed.
+
+The dashboard's routes also accept the key from its HttpOnly cookie. A cookie is
+sent by the browser on its own, so a cookie alone would let another site make an
+operator's browser redrive (cross-site request forgery). A route that changes
+something therefore takes the cookie only together with an ``X-Notifyd-CSRF``
+header holding :func:`csrf_token` of that same key: the dashboard page carries the
+token in its HTML, another origin can neither read that page nor set a custom
+header on a cross-site request (there is no CORS here), and the key itself never
+becomes readable by the page's script. The token is an HMAC keyed by the API key,
+so it is stateless, dies with the key, and reveals nothing about it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,6 +31,9 @@ from notifyd.api.keystore import hash_key
 from notifyd.api.problems import ProblemError
 
 COOKIE = "notifyd_key"
+CSRF_HEADER = "X-Notifyd-CSRF"
+#: Methods that change nothing; only these take the cookie without the CSRF header.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 #: Documents the scheme in OpenAPI; we check the header ourselves (auto_error=False).
 bearer_scheme = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
@@ -49,8 +62,29 @@ def authenticate(ctx: ApiContext, key: str | None, scope: str) -> Principal:
     return Principal(hash_key(key)[:16], scopes)
 
 
+def csrf_token(key: str) -> str:
+    """The dashboard's token for writes made with ``key``'s cookie."""
+    return hmac.new(key.encode(), b"notifyd dashboard csrf v1", hashlib.sha256).hexdigest()
+
+
+def _cookie_key(request: Request) -> str | None:
+    key = request.cookies.get(COOKIE)
+    if key and request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "").encode("latin-1")
+        if not hmac.compare_digest(sent, csrf_token(key).encode()):
+            raise _unauthorized(
+                f"a dashboard cookie authorises a change only with the page's {CSRF_HEADER} header; "
+                "other clients send 'Authorization: Bearer <key>'"
+            )
+    return key
+
+
 def require(scope: str, *, cookie: bool = False) -> Callable[..., Principal]:
-    """A dependency that admits keys holding ``scope`` (admin implies operate)."""
+    """A dependency that admits keys holding ``scope`` (admin implies operate).
+
+    ``cookie=True`` also admits the dashboard's cookie: as it is on GET, and on
+    other methods only with the CSRF header (see the module's docstring).
+    """
 
     def dependency(
         request: Request,
@@ -58,7 +92,7 @@ def require(scope: str, *, cookie: bool = False) -> Callable[..., Principal]:
     ) -> Principal:
         key = credentials.credentials if credentials is not None else None
         if key is None and cookie:
-            key = request.cookies.get(COOKIE)
+            key = _cookie_key(request)
         return authenticate(context_of(request), key, scope)
 
     dependency.__name__ = f"require_{scope}"

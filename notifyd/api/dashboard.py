@@ -1,7 +1,9 @@
-"""GET /dashboard: the live queue page. The key comes once in ``?key=``, then lives in a cookie.
+"""GET /dashboard: the live operations page. The key comes once in ``?key=``, then lives in a cookie.
 
-The page is a single static file with inline CSS and JS (the machines it runs
-on may have no internet); it polls ``GET /v1/queues`` every second.
+The page is a single static file with inline CSS and JS and hand-drawn SVG charts
+(the machines it runs on may have no internet). It polls ``GET /v1/queues`` and
+``GET /v1/stats/*`` on its cookie, and redrives with the cookie plus the CSRF
+token this route writes into the page (see :mod:`notifyd.api.auth`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from notifyd.api.auth import COOKIE, authenticate
+from notifyd.api.auth import COOKIE, authenticate, csrf_token
 from notifyd.api.context import context_of
 from notifyd.api.problems import documented
 
@@ -50,5 +52,12 @@ async def dashboard(request: Request, key: Annotated[str | None, Query(max_lengt
         return response
     header = request.headers.get("authorization", "")
     bearer = header[7:].strip() if header.lower().startswith("bearer ") else None
-    await run_in_threadpool(authenticate, ctx, bearer or request.cookies.get(COOKIE), "operate")
-    return HTMLResponse(page_html(), headers={"Cache-Control": "no-store"})
+    used = bearer or request.cookies.get(COOKIE)
+    principal = await run_in_threadpool(authenticate, ctx, used, "operate")
+    assert used is not None  # authenticate refused a missing key
+    page = (
+        page_html()
+        .replace("{{csrf}}", csrf_token(used))
+        .replace("{{scopes}}", " ".join(sorted(principal.scopes)))
+    )
+    return HTMLResponse(page, headers={"Cache-Control": "no-store"})

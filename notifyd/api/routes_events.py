@@ -123,7 +123,7 @@ def _summary_or_404(request: Request, event_id: str) -> dict[str, Any]:
     "/{event_id}",
     response_model=EventSummary,
     responses=documented(401, 403, 404, 422),
-    dependencies=[Depends(require("operate"))],
+    dependencies=[Depends(require("operate", cookie=True))],
     summary="An event's delivery summary",
 )
 def get_event(event_id: EventIdPath, request: Request) -> dict[str, Any]:
@@ -134,7 +134,7 @@ def get_event(event_id: EventIdPath, request: Request) -> dict[str, Any]:
     "/{event_id}/deliveries",
     response_model=DeliveryPage,
     responses=documented(401, 403, 404, 422),
-    dependencies=[Depends(require("operate"))],
+    dependencies=[Depends(require("operate", cookie=True))],
     summary="An event's deliveries, paginated",
 )
 def list_deliveries(
@@ -163,7 +163,7 @@ def list_deliveries(
     status_code=202,
     response_model=Redriven,
     responses=documented(401, 403, 404, 422),
-    dependencies=[Depends(require("operate"))],
+    dependencies=[Depends(require("operate", cookie=True))],
     summary="Re-send the event's failed deliveries, keeping their delivery ids",
 )
 def redrive(event_id: EventIdPath, request: Request) -> dict[str, Any]:

@@ -142,6 +142,134 @@ class QueueView(BaseModel):
     at: float
 
 
+class Percentiles(BaseModel):
+    p50: float | None = Field(description="Milliseconds; null without deliveries")
+    p99: float | None
+
+
+class LaneThroughput(BaseModel):
+    lane: str
+    delivered: list[int] = Field(description="Deliveries per bucket, oldest first; the last is still filling")
+    retrying: list[int]
+    failed: list[int]
+    latency_ms: Percentiles = Field(description="Publish-to-delivery latency over the whole window")
+
+
+class BucketLatency(BaseModel):
+    p50: list[float | None]
+    p99: list[float | None]
+
+
+class Throughput(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "bucket_s": 10,
+                    "start": 1764680400,
+                    "at": 1764681305.2,
+                    "delivered_per_s": 118.4,
+                    "lanes": [
+                        {
+                            "lane": "critical",
+                            "delivered": [0, 1200, 40],
+                            "retrying": [0, 3, 0],
+                            "failed": [0, 1, 0],
+                            "latency_ms": {"p50": 45.3, "p99": 861.1},
+                        }
+                    ],
+                    "latency_ms": {"p50": [None, 45.3, 38.1], "p99": [None, 861.1, 90.5]},
+                }
+            ]
+        }
+    )
+
+    bucket_s: int
+    start: int = Field(description="Unix time of the first bucket's start")
+    at: float
+    delivered_per_s: float = Field(description="Over the last ten seconds or so, every lane")
+    lanes: list[LaneThroughput]
+    latency_ms: BucketLatency = Field(description="Per bucket, every lane together")
+
+
+class RetryLane(BaseModel):
+    lane: str
+    messages: list[int] = Field(description="Delayed messages per due-time bucket")
+    deliveries: list[int] = Field(description="Deliveries those retry messages carry")
+
+
+class RetryBacklog(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "buckets": ["overdue", "< 1 min", "1-5 min", "5-15 min", "15-60 min", "> 1 h"],
+                    "lanes": [
+                        {"lane": "normal", "messages": [0, 2, 1, 0, 0, 0], "deliveries": [0, 180, 7, 0, 0, 0]}
+                    ],
+                    "truncated": False,
+                    "at": 1764681305.2,
+                }
+            ]
+        }
+    )
+
+    buckets: list[str]
+    lanes: list[RetryLane]
+    truncated: bool = Field(description="A lane held more delayed messages than one read covers")
+    at: float
+
+
+class CircuitView(BaseModel):
+    channel: str
+    key: str = Field(description="The host or provider, never a path")
+    state: Literal["open", "half_open"]
+    retry_in_s: float
+    workers: int = Field(description="Worker processes that see it open")
+
+
+class QuarantinedEndpoint(BaseModel):
+    page_id: str
+    subscriber_id: str
+    channel: str
+    endpoint: str = Field(description="Scheme, host and port only: a URL's path may be its secret")
+    since: str
+
+
+class EndpointTrouble(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "workers_reporting": 2,
+                    "circuits": [
+                        {
+                            "channel": "webhook",
+                            "key": "https://hooks.example.com:443",
+                            "state": "open",
+                            "retry_in_s": 21.5,
+                            "workers": 2,
+                        }
+                    ],
+                    "quarantined": [
+                        {
+                            "page_id": "acme",
+                            "subscriber_id": "sub-1",
+                            "channel": "webhook",
+                            "endpoint": "https://hooks.example.com",
+                            "since": "2026-12-02T13:00:00Z",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+    workers_reporting: int
+    circuits: list[CircuitView]
+    quarantined: list[QuarantinedEndpoint]
+
+
 def subscriber_out(public: dict[str, Any], secret: str | None = None) -> dict[str, Any]:
     out = dict(public)
     if secret is not None:

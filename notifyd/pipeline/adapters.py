@@ -9,6 +9,7 @@ from typing import Any
 
 from channels import registry
 from channels.base import Adapter, Message, Outcome
+from channels.circuit import CircuitBreaker
 from notifyd.pipeline.asyncrunner import AsyncRunner
 from notifyd.runtime.settings import CHANNELS, Settings
 
@@ -83,6 +84,17 @@ class AdapterPool:
         if len(outcomes) != len(batch):
             return [Outcome.transient("adapter returned a wrong number of outcomes") for _ in batch]
         return outcomes
+
+    def open_circuits(self) -> list[tuple[str, str, str, float]]:
+        """``(channel, key, state, seconds to the next probe)`` of this process's open circuits."""
+        with self._lock:
+            adapters = list(self._adapters.items())
+        found: list[tuple[str, str, str, float]] = []
+        for channel, adapter in adapters:
+            circuit = getattr(adapter, "circuit", None)
+            if isinstance(circuit, CircuitBreaker):
+                found.extend((channel, key, state.value, left) for key, state, left in circuit.not_closed())
+        return found
 
     def close(self) -> None:
         adapters, self._adapters = list(self._adapters.values()), {}

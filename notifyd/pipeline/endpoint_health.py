@@ -9,6 +9,7 @@ endpoint is unreachable, at most once a day.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,6 +18,8 @@ import redis
 from channels.base import Message, Notification
 from notifyd.ids import delivery_id
 from notifyd.pipeline.ratelimit import BatchRateLimiter
+from notifyd.state import quarantine
+from notifyd.state.keys import Keys
 from notifyd.state.subscribers import StoredSubscriber, SubscriberRepo
 
 #: Channels whose endpoints belong to the subscriber (a dead mailbox is handled by SMTP codes).
@@ -40,12 +43,14 @@ def reactivate(
     sub = subscribers.reactivate(page_id, sub_id)
     if sub is not None:
         EndpointHealth(client, ns).forget_failures(sub.id)
+        quarantine.forget(client, Keys(ns), page_id, sub.seq)
     return sub
 
 
 class EndpointHealth:
     def __init__(self, client: redis.Redis, ns: str) -> None:
         self.client = client
+        self.keys = Keys(ns)
         self.failures = BatchRateLimiter(client, rate=QUARANTINE_RATE, key_prefix=f"{ns}:quarantine")
         self.notices = BatchRateLimiter(client, rate=NOTICE_RATE, key_prefix=f"{ns}:notice")
 
@@ -54,10 +59,12 @@ class EndpointHealth:
         if not watched:
             return Verdict([], [])
         below = self.failures.hit_many([(s.id, "failed") for s in watched])
-        quarantine = [s for s, ok in zip(watched, below, strict=True) if not ok]
+        quarantined = [s for s, ok in zip(watched, below, strict=True) if not ok]
+        # Indexed for the dashboard; the caller disables them (the record stays the truth).
+        quarantine.note(self.client, self.keys, quarantined, at=time.time())
         owners = [s for s in watched if s.contact_email]
         allowed = self.notices.hit_many([(s.id, "notice") for s in owners])
-        return Verdict(quarantine, [s for s, ok in zip(owners, allowed, strict=True) if ok])
+        return Verdict(quarantined, [s for s, ok in zip(owners, allowed, strict=True) if ok])
 
     def forget_failures(self, sub_id: str) -> None:
         self.client.delete(self.failures.key(sub_id, "failed"))

@@ -21,6 +21,7 @@ from notifyd.pipeline.metrics import DELIVERIES, PUBLISH_TO_DELIVERY
 from notifyd.pipeline.retry import next_delay
 from notifyd.pipeline.steps import RETRY, StepQueue
 from notifyd.runtime.settings import Settings
+from notifyd.state import throughput
 from notifyd.state.keys import Keys
 from notifyd.state.subscribers import StoredSubscriber, SubscriberRepo
 from notifyd.state.tracking import Record, Tracker, Update
@@ -105,6 +106,8 @@ class OutcomeRecorder:
             self.queue.enqueue(RETRY, event.lane, (event.event_id, seqs, attempt + 1), delay_ms=delay_ms)
         if updates:
             self.tracker.record(event.event_id, updates)
+            statuses = Counter(u.record.status for u in updates)
+            throughput.record(self.client, self.keys, event.lane, statuses, latency_s=latency, at=now)
         if dead:
             pipe = self.client.pipeline(transaction=False)
             key = self.keys.dead_letters()

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import dramatiq
+import redis
 
 from notifyd.pipeline.actors import EngineHolder, declare_actors
 from notifyd.pipeline.adapters import AdapterPool
@@ -20,6 +24,7 @@ from notifyd.pipeline.engine import Engine
 from notifyd.runtime.replication import start_replication
 from notifyd.runtime.settings import PRIORITIES, Settings
 from notifyd.runtime.wiring import Runtime
+from notifyd.state import circuits
 from notifyd.store import StatusStore, StoreLockedError
 
 log = logging.getLogger("notifyd.runtime.worker")
@@ -54,6 +59,38 @@ def open_store(settings: Settings, role: str) -> StatusStore:
     raise RuntimeError(f"no free status-store slot under {root}")
 
 
+class CircuitReporter:
+    """Publishes this worker's open circuits to Redis every few seconds, for the dashboard."""
+
+    def __init__(self, runtime: Runtime, pool: AdapterPool) -> None:
+        self.runtime = runtime
+        self.pool = pool
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="notifyd-circuits", daemon=True)
+
+    def start(self) -> CircuitReporter:
+        self._thread.start()
+        return self
+
+    def publish_now(self) -> None:
+        found = [circuits.OpenCircuit(*c) for c in self.pool.open_circuits()]
+        circuits.publish(self.runtime.client, self.runtime.keys, self.worker_id, found, at=time.time())
+
+    def _run(self) -> None:
+        while not self._stop.wait(circuits.PUBLISH_EVERY_S):
+            try:
+                self.publish_now()
+            except redis.RedisError:
+                log.debug("could not publish the circuit snapshot; trying again in a while")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        with contextlib.suppress(redis.RedisError):
+            circuits.withdraw(self.runtime.client, self.runtime.keys, self.worker_id)
+
+
 @dataclass
 class InProcessWorker:
     """A dramatiq worker bound to a runtime; used by ``notifyd worker``, the demo and the tests."""
@@ -61,6 +98,7 @@ class InProcessWorker:
     runtime: Runtime
     worker: dramatiq.Worker
     holder: EngineHolder
+    reporter: CircuitReporter | None = None
 
     @classmethod
     def start(
@@ -84,11 +122,13 @@ class InProcessWorker:
             worker_threads=threads,
         )
         worker.start()
-        return cls(runtime, worker, holder)
+        return cls(runtime, worker, holder, CircuitReporter(runtime, pool).start())
 
     def stop(self, timeout_ms: int = 30_000) -> None:
         # dramatiq requeues what it prefetched but did not start; running shards finish first.
         self.worker.stop(timeout=timeout_ms)
+        if self.reporter is not None:
+            self.reporter.stop()
         self.holder.close()
 
 

@@ -55,6 +55,16 @@ class Keys:
     def rate_limit_prefix(self) -> str:
         return f"{self.ns}:rl"
 
+    # what the dashboard charts (see notifyd/state/throughput.py, circuits.py, quarantine.py)
+    def throughput(self, bucket_start: int) -> str:
+        return f"{self.ns}:tp:{bucket_start}"
+
+    def circuits(self) -> str:
+        return f"{self.ns}:circuits"
+
+    def quarantined(self) -> str:
+        return f"{self.ns}:quarantined"
+
     # queues (dramatiq's own layout: <namespace>:<queue> and <namespace>:<queue>.msgs)
     def queue_name(self, priority: str) -> str:
         return f"{self.ns}.{priority}"
@@ -64,6 +74,10 @@ class Keys:
 
     def queue_messages(self, queue_name: str) -> str:
         return f"{self.ns}:{queue_name}.msgs"
+
+    def delayed_queue_name(self, priority: str) -> str:
+        """dramatiq's delay queue of a lane (its ``dq_name``): retries wait there until their eta."""
+        return f"{self.queue_name(priority)}.DQ"
 
 
 def bucket_of(seq: int) -> int:

@@ -179,6 +179,7 @@ class Throughput(BaseModel):
                         }
                     ],
                     "latency_ms": {"p50": [None, 45.3, 38.1], "p99": [None, 861.1, 90.5]},
+                    "window_latency_ms": {"p50": 45.3, "p99": 861.1},
                 }
             ]
         }
@@ -190,6 +191,7 @@ class Throughput(BaseModel):
     delivered_per_s: float = Field(description="Over the last ten seconds or so, every lane")
     lanes: list[LaneThroughput]
     latency_ms: BucketLatency = Field(description="Per bucket, every lane together")
+    window_latency_ms: Percentiles = Field(description="Over the whole window, every lane together")
 
 
 class RetryLane(BaseModel):

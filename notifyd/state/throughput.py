@@ -86,8 +86,8 @@ def percentile_ms(histogram: Mapping[int, int], q: float) -> float | None:
 def read(
     client: redis.Redis, keys: Keys, lanes: Sequence[str], *, now: float, window_s: int = WINDOW_S
 ) -> dict[str, Any]:
-    """Per-lane series over the window (oldest first, the current partial bucket last), the
-    latency percentiles per lane over the window and per bucket over all lanes, and the
+    """Per-lane series over the window (oldest first, the current partial bucket last); latency
+    percentiles per lane over the window, per bucket over all lanes, and over both; and the
     delivered rate of the last ten seconds or so."""
     last = bucket_start(now)
     starts = list(range(last - window_s, last + 1, BUCKET_S))
@@ -115,6 +115,7 @@ def read(
                     series[lane][name][i] = n
         p50.append(percentile_ms(bucket_hist, 0.50))
         p99.append(percentile_ms(bucket_hist, 0.99))
+    window_hist: Counter[int] = sum(lane_hist.values(), Counter())
     recent = sum(series[lane]["delivered"][-1] + series[lane]["delivered"][-2] for lane in lanes)
     elapsed = BUCKET_S + max(0.0, now - last)
     return {
@@ -134,4 +135,5 @@ def read(
             for lane in lanes
         ],
         "latency_ms": {"p50": p50, "p99": p99},
+        "window_latency_ms": {"p50": percentile_ms(window_hist, 0.50), "p99": percentile_ms(window_hist, 0.99)},
     }

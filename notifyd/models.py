@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 from datetime import datetime
 from enum import StrEnum
@@ -13,6 +14,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    StrictBool,
     StringConstraints,
     ValidationInfo,
     field_serializer,
@@ -23,6 +25,7 @@ from pydantic import (
 from notifyd.targets import TargetError, normalize_target
 
 MAX_EVENT_BYTES = 64 * 1024
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)\Z")
 
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
 PageId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -87,9 +90,19 @@ class Event(_Strict):
     occurred_at: datetime
     priority: Priority | None = None
     dedup_key: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
-    notify: bool = True
+    # Strict: the contract says boolean, and a lax 0 or "no" meaning false is how an outage goes quiet.
+    notify: StrictBool = True
     incident: Incident | None = None
     component: Component | None = None
+
+    @field_validator("occurred_at", mode="before")
+    @classmethod
+    def _text_or_datetime(cls, value: Any) -> Any:
+        # pydantic's lax datetime also reads numbers (and digit strings) as Unix time, and takes a
+        # space for the T; the contract, and the schema's date-time format, say RFC 3339.
+        if isinstance(value, datetime) or (isinstance(value, str) and RFC3339.match(value)):
+            return value
+        raise ValueError("occurred_at must be an RFC 3339 date-time string, such as 2026-11-28T13:00:00Z")
 
     @field_validator("occurred_at")
     @classmethod

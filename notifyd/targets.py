@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Any
 from urllib.parse import urlsplit
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
+from phonenumbers.phonemetadata import PhoneMetadata
 
-SLACK_CHANNEL_RE = re.compile(r"^slack:[A-Z0-9][A-Z0-9_-]{1,79}$", re.IGNORECASE)
+SLACK_CHANNEL_PATTERN = r"^slack:[A-Za-z0-9][A-Za-z0-9_-]{1,79}$"
+SLACK_CHANNEL_RE = re.compile(SLACK_CHANNEL_PATTERN)
 SLACK_WEBHOOK_HOSTS = ("hooks.slack.com", "hooks.slack-gov.com")
+MAX_EMAIL_CHARS = 254
+MAX_URL_CHARS = 2048
+#: RFC 3986's characters, with every % starting an escape: what the schema's "uri" format allows.
+URI_CHARS = re.compile(r"^(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+$")
 
 
 class TargetError(ValueError):
@@ -57,21 +64,92 @@ def _email(target: str, allow_private: bool) -> str:
     return str(result.normalized).lower()
 
 
+def _length_ranges(lengths: list[int]) -> str:
+    """``[7, 9, 10]`` as ``[0-9]{7}|[0-9]{9,10}``."""
+    runs: list[list[int]] = []
+    for n in lengths:
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return "|".join(f"[0-9]{{{a}}}" if a == b else f"[0-9]{{{a},{b}}}" for a, b in runs)
+
+
+@lru_cache(maxsize=1)
+def e164_pattern() -> str:
+    """E.164 as a regular expression: ``+``, a country calling code, and a national number of a
+    length that country uses (phonenumbers' metadata: the test of ``is_possible_number``).
+
+    One pattern, so that the OpenAPI document and the check below are the same rule.
+    """
+    by_lengths: dict[str, list[str]] = {}
+    for code, regions in sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items()):
+        lengths: set[int] = set()
+        for region in regions:
+            metadata = PhoneMetadata.metadata_for_region_or_calling_code(code, region)
+            if metadata is not None and metadata.general_desc is not None:
+                lengths.update(n for n in metadata.general_desc.possible_length or () if n > 0)
+        if lengths:
+            by_lengths.setdefault(_length_ranges(sorted(lengths)), []).append(str(code))
+    groups = [f"(?:{'|'.join(codes)})(?:{spec})" for spec, codes in by_lengths.items()]
+    return r"^\+(?:" + "|".join(groups) + ")$"
+
+
+@lru_cache(maxsize=1)
+def _e164() -> re.Pattern[str]:
+    return re.compile(e164_pattern())
+
+
 def _sms(target: str, allow_private: bool) -> str:
     if not target.startswith("+"):
         raise TargetError("an SMS target must be an E.164 number such as +14155552671")
-    try:
-        number = phonenumbers.parse(target, None)
-    except phonenumbers.NumberParseException as exc:
-        raise TargetError(f"not an E.164 phone number: {exc}") from None
-    if not phonenumbers.is_possible_number(number):
-        raise TargetError("not a possible phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if not _e164().match(target):
+        raise TargetError(
+            "not a possible E.164 phone number: + then the country code and a national number "
+            "of a length that country uses, digits only, such as +14155552671"
+        )
+    return target
+
+
+def target_schemas(*, allow_private: bool) -> dict[str, dict[str, Any]]:
+    """Each channel's target as JSON Schema, for the OpenAPI document: the checks above, as far
+    as a schema can say them (it cannot resolve a webhook's host to see whether it is private)."""
+    scheme = "^https?://" if allow_private else "^https://"
+    url = {"type": "string", "format": "uri", "pattern": scheme, "maxLength": MAX_URL_CHARS}
+    slack_hook = url if allow_private else {**url, "pattern": r"^https://hooks\.slack(-gov)?\.com[/:]"}
+    return {
+        "email": {
+            "type": "string",
+            "format": "email",
+            "maxLength": MAX_EMAIL_CHARS,
+            "description": "An email address",
+        },
+        "sms": {
+            "type": "string",
+            "pattern": e164_pattern(),
+            "description": "An E.164 phone number (+, country code, national number), such as +14155552671",
+        },
+        "webhook": {
+            **url,
+            "description": "An https URL"
+            + (" (http too: private targets are allowed here)" if allow_private else ""),
+        },
+        "slack": {
+            "anyOf": [
+                {"type": "string", "pattern": SLACK_CHANNEL_PATTERN, "description": "slack:<channel-id>"},
+                {**slack_hook, "description": "An incoming-webhook URL"},
+            ],
+        },
+    }
 
 
 def _url(target: str, allow_private: bool, *, what: str) -> str:
-    if len(target) > 2048:
-        raise TargetError(f"{what} URL is longer than 2048 characters")
+    if len(target) > MAX_URL_CHARS:
+        raise TargetError(f"{what} URL is longer than {MAX_URL_CHARS} characters")
+    if not URI_CHARS.match(target):
+        raise TargetError(
+            f"{what} URL may hold only URI characters: percent-encode spaces and non-ASCII (%20, %C3%A9)"
+        )
     parts = urlsplit(target)
     allowed = ("https", "http") if allow_private else ("https",)
     if parts.scheme not in allowed:

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from notifyd.api import (
     dashboard,
+    openapi,
     problems,
     routes_events,
     routes_ops,
@@ -89,6 +90,7 @@ def create_app(
         description="Notification delivery for status pages. Errors are `application/problem+json`.",
         # A trailing slash is a 404 problem, not an undocumented 307 to another method's route.
         redirect_slashes=False,
+        generate_unique_id_function=openapi.operation_id,
     )
     app.state.ctx = ApiContext(
         runtime, store, keystore, PublishLimiter(runtime.client, runtime.keys.ns, publish_rate)
@@ -125,6 +127,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             components.update(model_schema.pop("$defs", {}))
             components[model.__name__] = model_schema
         _describe_event_variants(components)
+        allow_private = app.state.ctx.runtime.settings.allow_private_targets
+        openapi.describe_subscriber_channels(components, allow_private=allow_private)
+        openapi.add_examples(schema)
         # FastAPI's own validation error shapes are never answered: every 422 is a Problem.
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)

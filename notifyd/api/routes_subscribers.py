@@ -143,7 +143,15 @@ def _import_batch(
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+            "content": {
+                "application/x-ndjson": {
+                    "schema": {
+                        "type": "string",
+                        "minLength": 1,
+                        "description": "One subscriber object (JSON) per line; blank lines are skipped",
+                    }
+                }
+            },
         }
     },
     dependencies=[Depends(require("admin"))],
@@ -155,11 +163,21 @@ async def import_subscribers(page_id: PageIdPath, request: Request) -> dict[str,
     repo = context_of(request).runtime.subscribers
     summary: dict[str, Any] = {"imported": 0, "updated": 0, "rejected": [], "rejected_total": 0}
     batch: list[tuple[int, bytes | None]] = []
+    received = False
     async for item in _lines(request):
+        received = True
         batch.append(item)
         if len(batch) >= IMPORT_LINES:
             await run_in_threadpool(_import_batch, repo, page_id, batch, summary)
             batch = []
+    if not received:
+        # No body at all is a mistake (a lost file, a wrong pipe), not an import of nothing.
+        raise ProblemError(
+            422,
+            "body: send NDJSON, one subscriber object per line",
+            errors=[("body", "the body is empty")],
+            kind="invalid-input",
+        )
     if batch:
         await run_in_threadpool(_import_batch, repo, page_id, batch, summary)
     return summary

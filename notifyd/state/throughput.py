@@ -135,5 +135,8 @@ def read(
             for lane in lanes
         ],
         "latency_ms": {"p50": p50, "p99": p99},
-        "window_latency_ms": {"p50": percentile_ms(window_hist, 0.50), "p99": percentile_ms(window_hist, 0.99)},
+        "window_latency_ms": {
+            "p50": percentile_ms(window_hist, 0.50),
+            "p99": percentile_ms(window_hist, 0.99),
+        },
     }

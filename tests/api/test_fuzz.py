@@ -18,6 +18,7 @@ from schemathesis import GenerationMode
 
 from notifyd.store import StatusStore
 from tests.api.conftest import KEYS, Api
+from tests.support import schemathesis_hooks  # noqa: F401 - registers the NDJSON and msgpack serializers
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -154,14 +155,6 @@ LENIENT = {
     "POST /v1/pages/{page_id}/subscribers": [schemathesis.checks.positive_data_acceptance],
     "POST /v1/sync": [schemathesis.checks.positive_data_acceptance],
 }
-
-
-@schemathesis.serializer("application/x-ndjson", "application/msgpack")
-def _raw_body(ctx: Any, value: Any) -> dict[str, Any]:
-    """Send generated bodies of our two non-JSON media types as they are (strings as UTF-8)."""
-    if isinstance(value, bytes):
-        return {"data": value}
-    return {"data": value.encode() if isinstance(value, str) else json.dumps(value).encode()}
 
 
 #: CI replays the same examples every run, so a red build is reproducible; set

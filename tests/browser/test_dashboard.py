@@ -41,13 +41,19 @@ def _import(api: Api, sink: Sink) -> None:
     body = "\n".join(json.dumps(line) for line in lines).encode()
     with api.client("admin") as http:
         answer = http.post(
-            "/v1/pages/acme/subscribers:import", content=body, headers={"content-type": "application/x-ndjson"}
+            "/v1/pages/acme/subscribers:import",
+            content=body,
+            headers={"content-type": "application/x-ndjson"},
         ).json()
     assert answer["imported"] == DELIVERED + REJECTED + GONE, answer
 
 
 def test_the_dashboard_shows_a_fan_out_moving_and_redrives_its_failed_deliveries(
-    start_api: Callable[..., Api], start_worker: Callable[..., Any], sink: Sink, page: Any, screenshots: Screenshots
+    start_api: Callable[..., Api],
+    start_worker: Callable[..., Any],
+    sink: Sink,
+    page: Any,
+    screenshots: Screenshots,
 ):
     api = start_api(webhook_concurrency=8)
     _import(api, sink)
@@ -87,7 +93,9 @@ def test_the_dashboard_shows_a_fan_out_moving_and_redrives_its_failed_deliveries
     # The event's failed deliveries, opened from the recent-events table.
     failed_count = REJECTED + GONE
     with api.client("operate") as http:
-        assert wait_until(lambda: http.get(f"/v1/events/{event['event_id']}").json()["counts"]["failed"] == failed_count)
+        assert wait_until(
+            lambda: http.get(f"/v1/events/{event['event_id']}").json()["counts"]["failed"] == failed_count
+        )
     page.locator(f'#events tr[data-event-id="{event["event_id"]}"]').click()
     rows = page.locator("#drill-failed tr[data-delivery-id]")
     page.wait_for_function(
@@ -104,7 +112,9 @@ def test_the_dashboard_shows_a_fan_out_moving_and_redrives_its_failed_deliveries
     button = page.locator("#redrive")
     assert button.is_visible()
     button.click()
-    page.wait_for_function(f"document.getElementById('redrive-result').textContent === 'redriven: {failed_count}'")
+    page.wait_for_function(
+        f"document.getElementById('redrive-result').textContent === 'redriven: {failed_count}'"
+    )
     assert sink.wait_for(lambda: all(len(sink.on(f"/bad/{i}")) == 2 for i in range(REJECTED)), timeout=30)
     resent = {sink.on(f"/bad/{i}")[1].headers["webhook-id"] for i in range(REJECTED)}
     assert resent == first_ids

@@ -43,7 +43,9 @@ def ensure_chromium() -> Path:
         return CHROMIUM
     apt = shutil.which("apt-get")
     if apt is None:
-        raise BrowserUnavailable(f"{CHROMIUM} is missing and there is no apt-get to install the 'chromium' package")
+        raise BrowserUnavailable(
+            f"{CHROMIUM} is missing and there is no apt-get to install the 'chromium' package"
+        )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     steps = [[apt, "update", "-q"], [apt, "install", "-y", "-q", "--no-install-recommends", "chromium"]]
     for step in steps:

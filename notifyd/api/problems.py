@@ -8,6 +8,7 @@ only messages written for the client reach it.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -17,7 +18,6 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Match
 
 log = logging.getLogger("notifyd.api")
 
@@ -119,7 +119,7 @@ def install(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
-            headers["Allow"] = ", ".join(allowed_methods(request))
+            headers["Allow"] = ", ".join(allowed_methods(request, headers.get("Allow", "")))
         return problem_response(exc.status_code, detail, headers=headers)
 
     async def on_error(request: Request, exc: Exception) -> Response:
@@ -133,17 +133,18 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Exception, on_error)
 
 
-def allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at this path.
+def allowed_methods(request: Request, answered: str) -> list[str]:
+    """Every method the OpenAPI document lists at this path, and those of the 405 itself.
 
     FastAPI makes one route per (path, method), and the route that answers 405
     names only its own methods; ``Allow`` must name all of them.
     """
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
+    methods = {m.strip() for m in answered.split(",") if m.strip()}
+    path = request.scope.get("path", "")
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        pattern = "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$"
+        if re.match(pattern, path):
+            methods |= {m.upper() for m in operations}
     return sorted(methods)
 
 

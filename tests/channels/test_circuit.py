@@ -100,3 +100,19 @@ def test_a_host_answering_5xx_keeps_its_circuit_closed(receiver: HTTPReceiver) -
             return await adapter.send([message(f"{receiver.url}/hook", i) for i in range(4)])
 
     assert [o.reason for o in run(go())] == ["HTTP 500"] * 4
+
+
+def test_not_closed_lists_open_and_half_open_circuits_with_the_time_to_the_next_probe() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(failure_threshold=2, open_s=30, clock=clock)
+    for key in ("dead", "later"):
+        breaker.record(key, ok=False)
+        breaker.record(key, ok=False)
+    breaker.record("flaky", ok=False)  # one failure: still closed
+    clock.now += 10
+    assert sorted(breaker.not_closed()) == [
+        ("dead", CircuitState.open, 20.0),
+        ("later", CircuitState.open, 20.0),
+    ]
+    clock.now += 25
+    assert breaker.not_closed()[0][1:] == (CircuitState.half_open, 0.0)

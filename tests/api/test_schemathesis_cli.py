@@ -40,7 +40,7 @@ def test_schemathesis_with_every_check_finds_nothing_against_a_running_server(st
         "--header",
         f"Authorization: Bearer {KEYS['all']}",
         "--max-examples",
-        os.environ.get("NOTIFYD_SCHEMATHESIS_EXAMPLES", "25"),
+        os.environ.get("NOTIFYD_SCHEMATHESIS_EXAMPLES", "20"),
         "--seed",
         "20261202",
         "--workers",

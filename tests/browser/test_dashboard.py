@@ -16,7 +16,8 @@ from tests.support.browser import Screenshots
 from tests.support.events import incident_event
 from tests.support.sink import Reply, Sink
 
-pytestmark = pytest.mark.slow
+# The generous timeout covers a first run on a fresh machine, whose setup installs chromium with apt.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 DELIVERED = 300
 REJECTED = 5  # answer 400 once, then 200: failed, and delivered after a redrive

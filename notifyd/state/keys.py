@@ -63,7 +63,7 @@ class Keys:
         return f"{self.ns}:circuits"
 
     def quarantined(self) -> str:
-        return f"{self.ns}:quarantined"
+        return f"{self.ns}:endpoints:quarantined"
 
     # queues (dramatiq's own layout: <namespace>:<queue> and <namespace>:<queue>.msgs)
     def queue_name(self, priority: str) -> str:

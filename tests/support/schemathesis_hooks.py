@@ -1,4 +1,4 @@
-"""schemathesis hooks shared by the in-process fuzz test and the CLI run (``SCHEMATHESIS_HOOKS``).
+"""schemathesis hooks for the `schemathesis run` test (named by ``hooks`` in tests/api/schemathesis.toml).
 
 Two request bodies are not JSON: the subscriber import is NDJSON text and the store sync is
 msgpack bytes. schemathesis cannot send a media type it has no serializer for, so without

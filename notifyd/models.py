@@ -8,6 +8,7 @@ import secrets
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -66,6 +67,29 @@ COMPONENT_PRIORITY = {
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+EventKind = Literal["incident", "maintenance", "component"]
+IncidentPhase = Literal["created", "updated", "resolved"]
+ClockTime = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+
+
+class QuietHours(_Strict):
+    """Local hours in which notifications wait for the window's end and go out as one digest."""
+
+    tz: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    start: ClockTime
+    end: ClockTime
+    allow_critical: StrictBool = True
+
+    @field_validator("tz")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone such as Europe/Berlin") from None
+        return value
 
 
 class Incident(_Strict):
@@ -155,6 +179,13 @@ class Subscriber(_Strict):
     secret: SecretStr | None = None
     components: list[ObjectId] | None = Field(default=None, max_length=1000)
     contact_email: str | None = None
+    #: Kinds of event this subscriber hears; absent means the channel's default.
+    event_types: list[EventKind] | None = Field(default=None, min_length=1, max_length=3)
+    #: Incidents and component changes below this impact are filtered out.
+    min_impact: Impact | None = None
+    #: Incident phases this subscriber hears; absent means the channel's default.
+    incident_phases: list[IncidentPhase] | None = Field(default=None, min_length=1, max_length=3)
+    quiet_hours: QuietHours | None = None
 
     @field_validator("target")
     @classmethod

@@ -59,16 +59,36 @@ CONTRACT_EVENT = {
         "components": ["api", "db"],
     },
 }
-SUBSCRIBER = {"channel": "webhook", "target": "https://hooks.example.com/status", "components": ["api"]}
+SUBSCRIBER = {
+    "channel": "webhook",
+    "target": "https://hooks.example.com/status",
+    "components": ["api"],
+    "min_impact": "major",
+    "incident_phases": ["created", "resolved"],
+    "quiet_hours": {"tz": "Europe/Berlin", "start": "22:00", "end": "07:00", "allow_critical": True},
+}
 SUBSCRIBER_OUT = {
     "id": "sub_48dd174066159319",
     "page_id": "acme",
     "channel": "webhook",
     "target": "https://hooks.example.com/status",
     "components": ["api"],
+    "min_impact": "major",
+    "incident_phases": ["created", "resolved"],
+    "quiet_hours": {"tz": "Europe/Berlin", "start": "22:00", "end": "07:00", "allow_critical": True},
     "status": "active",
 }
-COUNTS = {"planned": 1200, "delivered": 1180, "retrying": 12, "failed": 3, "rate_limited": 5, "suppressed": 0}
+COUNTS = {
+    "planned": 1200,
+    "delivered": 1170,
+    "retrying": 12,
+    "failed": 3,
+    "rate_limited": 0,
+    "suppressed": 2,
+    "deferred": 5,
+    "digested": 6,
+    "superseded": 2,
+}
 EVENT_SUMMARY = {
     "event_id": "inc-42-update-3",
     "page_id": "acme",
@@ -76,6 +96,7 @@ EVENT_SUMMARY = {
     "priority": "critical",
     "state": "delivering",
     "counts": COUNTS,
+    "filtered": {"min_impact": 2},
     "accepted_at": "2026-11-28T13:00:00.120000Z",
     "started_at": "2026-11-28T13:00:00.135000Z",
     "finished_at": None,

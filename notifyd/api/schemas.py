@@ -6,7 +6,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-DeliveryStatus = Literal["pending", "delivered", "retrying", "failed", "rate_limited", "suppressed"]
+DeliveryStatus = Literal[
+    "pending",
+    "delivered",
+    "retrying",
+    "failed",
+    "rate_limited",
+    "suppressed",
+    "deferred",
+    "digested",
+    "superseded",
+]
 ChannelName = Literal["email", "sms", "slack", "webhook"]
 
 
@@ -22,6 +32,11 @@ class Counts(BaseModel):
     failed: int
     rate_limited: int
     suppressed: int
+    deferred: int = Field(
+        0, description="Held by the rate limit or quiet hours; a digest carries them later."
+    )
+    digested: int = Field(0, description="Delivered inside a digest.")
+    superseded: int = Field(0, description="A newer update of the same incident made them moot.")
 
 
 class EventSummary(BaseModel):
@@ -31,6 +46,11 @@ class EventSummary(BaseModel):
     priority: str | None
     state: Literal["accepted", "fanning_out", "delivering", "done", "deduplicated"]
     counts: Counts
+    filtered: dict[str, int] = Field(
+        default_factory=dict,
+        description="Deliveries a subscriber filter stopped, by filter: event_type, incident_phase, "
+        "maintenance_phase, min_impact, maintenance. They are counted in `suppressed` too.",
+    )
     accepted_at: str | None = None
     started_at: str | None
     finished_at: str | None
@@ -44,6 +64,9 @@ class Delivery(BaseModel):
     attempts: int
     last_error: str | None
     updated_at: str | None
+    digest_id: str | None = Field(
+        default=None, description="For a digested delivery: the delivery id of the digest that carried it."
+    )
 
 
 class DeliveryPage(BaseModel):
@@ -69,6 +92,13 @@ class Redriven(BaseModel):
     redriven: int
 
 
+class QuietHoursOut(BaseModel):
+    tz: str
+    start: str
+    end: str
+    allow_critical: bool
+
+
 class SubscriberOut(BaseModel):
     id: str
     page_id: str
@@ -76,6 +106,10 @@ class SubscriberOut(BaseModel):
     target: str | None = None
     components: list[str] | None = None
     contact_email: str | None = None
+    event_types: list[Literal["incident", "maintenance", "component"]] | None = None
+    min_impact: Literal["none", "minor", "major", "critical"] | None = None
+    incident_phases: list[Literal["created", "updated", "resolved"]] | None = None
+    quiet_hours: QuietHoursOut | None = None
     status: Literal["active", "disabled", "removed"]
     disabled_reason: str | None = None
     secret: str | None = Field(

@@ -1,8 +1,10 @@
-"""Ingest filters: small units, each with one job and one counter.
+"""Filters: small units, each with one job and one counter.
 
-A filter looks at an event (and what the status store made of it) and
-returns the reason the event must deliver nothing, or None to let it pass.
-Adding a rule means adding a unit to :data:`INGEST_FILTERS`.
+An ingest filter looks at an event (and what the status store made of it)
+and returns the reason the event must deliver nothing, or None to let it
+pass. A subscriber filter looks at an event and one subscriber's
+preferences, in the shard, before the rate limit. Adding a rule means adding
+a unit to :data:`INGEST_FILTERS` or :data:`SUBSCRIBER_FILTERS`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from typing import Protocol
 
 from notifyd.models import Event
 from notifyd.pipeline.metrics import EVENTS_FILTERED
+from notifyd.pipeline.render import IMPACT_OF_COMPONENT
+from notifyd.preferences import IMPACT_RANK, Preferences, defaults_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,4 +70,108 @@ def first_reason(
         if reason is not None:
             EVENTS_FILTERED.labels(unit.name).inc()
             return f"{unit.name}: {reason}"
+    return None
+
+
+# -- subscriber filters: run in the shard, per subscriber, before the rate limit --------------
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    """What the subscriber filters need to know about an event."""
+
+    kind: str  # incident | maintenance | component | other
+    phase: str | None  # created/updated/resolved for incidents, scheduled/started/... for maintenances
+    impact: str | None  # None when the event has no impact (maintenances)
+
+    @classmethod
+    def of(cls, event: Event) -> EventView:
+        kind, _, phase = event.type.value.partition("_")
+        if event.incident is not None and kind == "incident":
+            return cls("incident", phase, event.incident.impact)
+        if event.component is not None:
+            return cls("component", None, IMPACT_OF_COMPONENT.get(event.component.status, "none"))
+        if kind == "maintenance":
+            return cls("maintenance", phase, None)
+        return cls("other", None, None)
+
+
+class SubscriberFilter(Protocol):
+    name: str
+
+    def passes(self, view: EventView, prefs: Preferences, channel: str) -> bool: ...
+
+
+class EventTypes:
+    """Only the kinds of event the subscriber (or its channel's default) asked for."""
+
+    name = "event_type"
+
+    def passes(self, view: EventView, prefs: Preferences, channel: str) -> bool:
+        if view.kind == "other":
+            return True
+        wanted = prefs.event_types if prefs.event_types is not None else defaults_for(channel).event_types
+        return view.kind in wanted
+
+
+class IncidentPhases:
+    """Only the incident phases asked for: SMS hears created and resolved by default."""
+
+    name = "incident_phase"
+
+    def passes(self, view: EventView, prefs: Preferences, channel: str) -> bool:
+        if view.kind != "incident" or view.phase is None:
+            return True
+        wanted = (
+            prefs.incident_phases
+            if prefs.incident_phases is not None
+            else defaults_for(channel).incident_phases
+        )
+        return view.phase in wanted
+
+
+class MaintenancePhases:
+    """The channel's maintenance phases: SMS hears only that a maintenance started, unless the
+    subscriber chose ``event_types`` itself (then it hears every phase)."""
+
+    name = "maintenance_phase"
+
+    def passes(self, view: EventView, prefs: Preferences, channel: str) -> bool:
+        if view.kind != "maintenance" or view.phase is None or prefs.event_types is not None:
+            return True
+        return view.phase in defaults_for(channel).maintenance_phases
+
+
+class MinImpact:
+    """Incidents and component changes below the subscriber's ``min_impact`` stay quiet."""
+
+    name = "min_impact"
+
+    def passes(self, view: EventView, prefs: Preferences, channel: str) -> bool:
+        if prefs.min_impact is None or view.impact is None:
+            return True
+        return IMPACT_RANK[view.impact] >= IMPACT_RANK[prefs.min_impact]
+
+
+SUBSCRIBER_FILTERS: tuple[SubscriberFilter, ...] = (
+    EventTypes(),
+    IncidentPhases(),
+    MaintenancePhases(),
+    MinImpact(),
+)
+
+
+def subscriber_reason(
+    view: EventView,
+    prefs: Preferences,
+    channel: str,
+    filters: tuple[SubscriberFilter, ...] = SUBSCRIBER_FILTERS,
+) -> str | None:
+    """The name of the first filter that keeps this event from the subscriber, or None.
+
+    The caller counts the reasons: once per delivery, in the tracking record (``filter:<name>``).
+    """
+    for unit in filters:
+        if not unit.passes(view, prefs, channel):
+            return unit.name
     return None

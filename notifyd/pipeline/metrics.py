@@ -10,6 +10,11 @@ EVENTS_FILTERED = Counter(
     "Events that deliver nothing, by the filter that stopped them",
     ["filter"],
 )
+DELIVERIES_FILTERED = Counter(
+    "notifyd_deliveries_filtered_total",
+    "Deliveries a subscriber's preferences kept back, by filter",
+    ["filter", "channel"],
+)
 DELIVERIES = Counter("notifyd_deliveries_total", "Delivery attempts by outcome", ["channel", "outcome"])
 RATE_LIMITED = Counter("notifyd_rate_limited_total", "Deliveries dropped by the rate limit", ["channel"])
 SHARDS = Counter("notifyd_shards_total", "Fanout shards run", ["priority"])

@@ -10,11 +10,12 @@ import logging
 from collections import Counter
 
 from notifyd.pipeline.events import EventCache
-from notifyd.pipeline.metrics import RATE_LIMITED, SHARDS
+from notifyd.pipeline.filters import EventView, subscriber_reason
+from notifyd.pipeline.metrics import DELIVERIES_FILTERED, RATE_LIMITED, SHARDS
 from notifyd.pipeline.ratelimit import BatchRateLimiter
 from notifyd.pipeline.send import Sender
 from notifyd.state.subscribers import StoredSubscriber, SubscriberRepo
-from notifyd.state.tracking import Record, Tracker, Update
+from notifyd.state.tracking import FILTER_PREFIX, Record, Tracker, Update
 
 log = logging.getLogger("notifyd.pipeline")
 
@@ -43,6 +44,8 @@ class DeliverShard:
         event = loaded.event
         SHARDS.labels(event.lane).inc()
         touched = event.components_touched()
+        view = EventView.of(event)
+        filtered: Counter[tuple[str, str]] = Counter()
         audience: list[StoredSubscriber] = []
         plans: list[Update] = []
         offset = loaded.offset()
@@ -52,9 +55,14 @@ class DeliverShard:
             audience.append(sub)
             if sub.disabled:
                 plans.append(Update(sub.seq, Record("suppressed", 0, offset, f"disabled: {sub.disabled}")))
+            elif (reason := subscriber_reason(view, sub.prefs, sub.channel)) is not None:
+                filtered[reason, sub.channel] += 1
+                plans.append(Update(sub.seq, Record("suppressed", 0, offset, FILTER_PREFIX + reason)))
             else:
                 plans.append(Update(sub.seq, Record("pending", 0, offset)))
         previous = self.tracker.plan(event_id, plans)
+        for (reason, channel), n in filtered.items():
+            DELIVERIES_FILTERED.labels(reason, channel).inc(n)
         eligible: list[StoredSubscriber] = []
         for sub, plan, prev in zip(audience, plans, previous, strict=True):
             if plan.record.status == "suppressed":

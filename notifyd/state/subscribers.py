@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from notifyd.ids import new_subscriber_id
 from notifyd.models import Subscriber, generate_webhook_secret
+from notifyd.preferences import NO_PREFERENCES, Preferences
 from notifyd.state.keys import BUCKET, Keys, bucket_of
 
 #: How many subscribers one import round trip writes.
@@ -42,6 +43,7 @@ class StoredSubscriber:
     contact_email: str | None
     disabled: str | None = None
     removed: bool = False
+    prefs: Preferences = NO_PREFERENCES
 
     def __repr__(self) -> str:  # never show the secret
         return (
@@ -63,6 +65,7 @@ class StoredSubscriber:
             data["components"] = sorted(self.components)
         if self.contact_email:
             data["contact_email"] = self.contact_email
+        data.update(self.prefs.public())
         data["status"] = "removed" if self.removed else ("disabled" if self.disabled else "active")
         if self.disabled:
             data["disabled_reason"] = self.disabled
@@ -80,6 +83,7 @@ class StoredSubscriber:
                 record["ce"] = self.contact_email
             if self.disabled:
                 record["dis"] = self.disabled
+            record.update(self.prefs.encode())
         else:
             record["rm"] = 1
         return json.dumps(record, separators=(",", ":"))
@@ -99,6 +103,7 @@ class StoredSubscriber:
             contact_email=record.get("ce"),
             disabled=record.get("dis"),
             removed=bool(record.get("rm")),
+            prefs=Preferences.decode(record),
         )
 
 
@@ -174,6 +179,7 @@ class SubscriberRepo:
             components=frozenset(sub.components) if sub.components is not None else None,
             contact_email=sub.contact_email,
             disabled=None,  # re-adding a target is how an owner re-enables it
+            prefs=preferences_of(sub),
         )
         self.client.hset(self.keys.subscribers(page_id, bucket_of(seq)), str(seq), updated.encode())
         return AddResult(updated, False, None)
@@ -266,6 +272,7 @@ class SubscriberRepo:
             secret=secret,
             components=frozenset(sub.components) if sub.components is not None else None,
             contact_email=sub.contact_email,
+            prefs=preferences_of(sub),
         )
         return stored, generated
 
@@ -390,6 +397,15 @@ class SubscriberRepo:
 
     def count(self, page_id: str) -> int:
         return int(self.client.hlen(self.keys.subscriber_targets(page_id)))
+
+
+def preferences_of(sub: Subscriber) -> Preferences:
+    return Preferences.from_fields(
+        event_types=list(sub.event_types) if sub.event_types is not None else None,
+        min_impact=sub.min_impact,
+        incident_phases=list(sub.incident_phases) if sub.incident_phases is not None else None,
+        quiet_hours=sub.quiet_hours.model_dump() if sub.quiet_hours is not None else None,
+    )
 
 
 def _fields(sub: StoredSubscriber) -> dict[str, Any]:

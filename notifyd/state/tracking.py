@@ -28,10 +28,25 @@ STATUS_CODES = {
     "failed": "f",
     "rate_limited": "l",
     "suppressed": "s",
+    "deferred": "w",
+    "digested": "g",
+    "superseded": "x",
 }
 STATUS_NAMES = {code: name for name, code in STATUS_CODES.items()}
-FINAL_CODES = frozenset("dfls")
-COUNTERS = ("planned", "delivered", "retrying", "failed", "rate_limited", "suppressed")
+FINAL_CODES = frozenset("dflsgx")
+COUNTERS = (
+    "planned",
+    "delivered",
+    "retrying",
+    "failed",
+    "rate_limited",
+    "suppressed",
+    "deferred",
+    "digested",
+    "superseded",
+)
+#: A suppressed record's error names the subscriber filter that stopped it: ``filter:<name>``.
+FILTER_PREFIX = "filter:"
 #: Keeps a record under Redis' 64-byte listpack value limit.
 MAX_ERROR_CHARS = 40
 
@@ -166,6 +181,11 @@ def state_of(h: dict[str, str]) -> str:
 
 def summarize(event_id: str, h: dict[str, str]) -> dict[str, Any]:
     counts = {name: max(0, int(h.get(name, 0))) for name in COUNTERS}
+    filtered = {
+        name.removeprefix("filtered:"): int(n)
+        for name, n in h.items()
+        if name.startswith("filtered:") and int(n) > 0
+    }
     started = h.get("started_at")
     finished = h.get("finished_at")
     return {
@@ -175,6 +195,7 @@ def summarize(event_id: str, h: dict[str, str]) -> dict[str, Any]:
         "priority": h.get("priority"),
         "state": state_of(h),
         "counts": counts,
+        "filtered": filtered,
         "accepted_at": _iso(float(h["accepted_at"])) if "accepted_at" in h else None,
         "started_at": _iso(float(started)) if started else None,
         "finished_at": _iso(float(finished)) if finished else None,
@@ -184,7 +205,7 @@ def summarize(event_id: str, h: dict[str, str]) -> dict[str, Any]:
 def delivery_view(
     event_id: str, accepted_at: float, subscriber_id: str, channel: str, record: Record
 ) -> dict[str, Any]:
-    return {
+    view: dict[str, Any] = {
         "delivery_id": delivery_id(event_id, subscriber_id, channel),
         "subscriber_id": subscriber_id,
         "channel": channel,
@@ -193,6 +214,11 @@ def delivery_view(
         "last_error": record.error or None,
         "updated_at": _iso(accepted_at + record.offset_s),
     }
+    if record.status == "digested":
+        # A digested record's error field holds the delivery id of the digest that carried it.
+        view["last_error"] = None
+        view["digest_id"] = record.error or None
+    return view
 
 
 __all__ = ["BUCKET", "Record", "Tracker", "Update", "delivery_view", "summarize"]

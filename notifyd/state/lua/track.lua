@@ -13,8 +13,13 @@
 -- when the provider reports later that it could not deliver.
 -- Returns the previous record of every triple ("" when there was none).
 
-local NAMES = {p = "pending", d = "delivered", r = "retrying", f = "failed", l = "rate_limited", s = "suppressed"}
-local FINAL = {d = true, f = true, l = true, s = true}
+local NAMES = {
+    p = "pending", d = "delivered", r = "retrying", f = "failed", l = "rate_limited", s = "suppressed",
+    w = "deferred", g = "digested", x = "superseded",
+}
+-- "deferred" waits for a digest; it is not final. ("rate_limited" is kept for records written
+-- before the rate limit deferred.)
+local FINAL = {d = true, f = true, l = true, s = true, g = true, x = true}
 
 local ev = KEYS[1]
 local mode = ARGV[1]
@@ -52,6 +57,11 @@ else
             local from = old_s and NAMES[old_s] or "planned"
             delta[from] = (delta[from] or 0) + (old_s and -1 or 1)
             delta[NAMES[new_s]] = (delta[NAMES[new_s]] or 0) + 1
+            -- A subscriber filter's reason is counted per event: "s0,3|filter:min_impact".
+            local reason = new_s == "s" and string.match(value, "|filter:([%w_]+)")
+            if reason then
+                delta["filtered:" .. reason] = (delta["filtered:" .. reason] or 0) + 1
+            end
             touched[key] = true
         end
         out[#out + 1] = old or ""
@@ -67,9 +77,10 @@ else
     end
 end
 
--- An event is done once every shard has run and nothing is pending or retrying.
-local h = redis.call("hmget", ev, "shards_total", "shards_done", "pending", "retrying", "finished_at")
-if h[1] and tonumber(h[2] or "0") >= tonumber(h[1]) and tonumber(h[3] or "0") == 0 and tonumber(h[4] or "0") == 0 then
+-- An event is done once every shard has run and nothing is pending, retrying or deferred.
+local h = redis.call("hmget", ev, "shards_total", "shards_done", "pending", "retrying", "finished_at", "deferred")
+if h[1] and tonumber(h[2] or "0") >= tonumber(h[1]) and tonumber(h[3] or "0") == 0 and tonumber(h[4] or "0") == 0
+    and tonumber(h[6] or "0") == 0 then
     if not h[5] then
         redis.call("hset", ev, "finished_at", now)
     end

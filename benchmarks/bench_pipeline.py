@@ -335,11 +335,11 @@ class Bench:
                 rec = StoredSubscriber(page, seq, sid, "email", target, None, None, None).encode()
                 by_bucket.setdefault(bucket_of(seq), {})[str(seq)] = rec
                 targets[f"email\x1f{target}"] = str(seq)
-                ids[sid] = f"{page}\x1f{seq}"
+                ids[sid] = str(seq)
             for bucket, mapping in by_bucket.items():
                 pipe.hset(k.subscribers(page, bucket), mapping=mapping)
             pipe.hset(k.subscriber_targets(page), mapping=targets)
-            pipe.hset(k.subscriber_ids(), mapping=ids)
+            pipe.hset(k.subscriber_ids(page), mapping=ids)
             pipe.sadd(k.pages(), page)
             pipe.execute()
 

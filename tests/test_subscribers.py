@@ -38,7 +38,7 @@ def test_subscribers_are_walked_in_order_across_buckets_without_removed_ones(run
         items, cursor = rt.subscribers.page("acme", cursor=cursor, limit=70)
         seen.extend(s.id for s in items)
     assert seen == ids[:5] + ids[6:]
-    assert rt.subscribers.locate(ids[5]) is None
+    assert rt.subscribers.seq_of("acme", ids[5]) is None
     assert rt.subscribers.count("acme") == 299
 
 
@@ -68,3 +68,34 @@ def test_import_streams_rows_reports_rejections_by_line_and_updates_known_target
     assert rt.subscribers.count("acme") == 1 + created
     updated = results[10][1].subscriber
     assert rt.subscribers.get("acme", updated.id).components == frozenset({"api"})
+
+
+def test_subscriber_ids_are_unique_per_page_so_two_pages_may_both_have_x1(runtime):
+    rt = runtime()
+    a = rt.subscribers.add("page-a", {"id": "x1", "channel": "email", "target": "a@example.com"})
+    b = rt.subscribers.add("page-b", {"id": "x1", "channel": "email", "target": "b@example.com"})
+    assert a.created and b.created
+    assert rt.subscribers.get("page-a", "x1").target == "a@example.com"
+    assert rt.subscribers.get("page-b", "x1").target == "b@example.com"
+    assert rt.subscribers.pages_with("x1") == [("page-a", a.subscriber.seq), ("page-b", b.subscriber.seq)]
+    with pytest.raises(SubscriberError, match="already used"):
+        rt.subscribers.add("page-a", {"id": "x1", "channel": "email", "target": "c@example.com"})
+    assert rt.subscribers.remove("page-b", "x1")
+    assert rt.subscribers.get("page-a", "x1") is not None
+
+
+def test_ids_in_the_old_global_index_move_to_their_pages_on_start(runtime):
+    from notifyd.state.subscribers import migrate_ids
+
+    rt = runtime()
+    sub = rt.subscribers.add(
+        "acme", {"id": "old-1", "channel": "email", "target": "a@example.com"}
+    ).subscriber
+    # The layout before ids were per page: one hash of id -> "page\x1fseq".
+    rt.client.delete(rt.keys.subscriber_ids("acme"))
+    rt.client.hset(rt.keys.legacy_subscriber_ids(), "old-1", f"acme\x1f{sub.seq}")
+    assert rt.subscribers.get("acme", "old-1") is None
+    again = runtime()  # a restart
+    assert again.subscribers.get("acme", "old-1").target == "a@example.com"
+    assert not rt.client.exists(rt.keys.legacy_subscriber_ids())
+    assert migrate_ids(rt.client, rt.keys) == 0

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
 from notifyd.api import deliveries
-from notifyd.api.auth import require
+from notifyd.api.auth import Principal, require
 from notifyd.api.context import context_of
 from notifyd.api.problems import ProblemError, documented, from_validation_error
 from notifyd.api.routes_events import parse_json_body
@@ -24,7 +24,7 @@ from notifyd.api.schemas import (
     subscriber_out,
 )
 from notifyd.models import Subscriber
-from notifyd.state.subscribers import AddResult, SubscriberError, SubscriberRepo
+from notifyd.state.subscribers import COUNTED, AddResult, ConsentError, SubscriberError, SubscriberRepo
 
 router = APIRouter(tags=["subscribers"])
 
@@ -129,7 +129,7 @@ def _import_batch(
 ) -> None:
     for line, result in repo.import_many(page_id, _rows(lines)):
         if isinstance(result, AddResult):
-            summary["imported" if result.created else "updated"] += 1
+            summary[COUNTED[result.outcome]] += 1
             continue
         summary["rejected_total"] += 1
         if len(summary["rejected"]) < MAX_LISTED_REJECTIONS:
@@ -161,7 +161,13 @@ async def import_subscribers(page_id: PageIdPath, request: Request) -> dict[str,
     """Each line is a subscriber object. Generated webhook secrets are not returned by an import:
     give `secret` in the line when the sender must know it."""
     repo = context_of(request).runtime.subscribers
-    summary: dict[str, Any] = {"imported": 0, "updated": 0, "rejected": [], "rejected_total": 0}
+    summary: dict[str, Any] = {
+        "imported": 0,
+        "updated": 0,
+        "kept_unsubscribed": 0,
+        "rejected": [],
+        "rejected_total": 0,
+    }
     batch: list[tuple[int, bytes | None]] = []
     received = False
     async for item in _lines(request):
@@ -224,15 +230,38 @@ def remove_subscriber(page_id: PageIdPath, subscriber_id: SubscriberIdPath, requ
     "/v1/pages/{page_id}/subscribers/{subscriber_id}/reactivate",
     response_model=SubscriberOut,
     response_model_exclude_none=True,
-    responses=documented(401, 403, 404, 422),
-    dependencies=[Depends(require("admin"))],
+    responses=documented(401, 403, 404, 409, 422),
     summary="Re-enable a quarantined or disabled subscriber, and clear its failure window",
 )
-def reactivate_subscriber(page_id: PageIdPath, subscriber_id: SubscriberIdPath, request: Request) -> Any:
+def reactivate_subscriber(
+    page_id: PageIdPath,
+    subscriber_id: SubscriberIdPath,
+    request: Request,
+    principal: Annotated[Principal, Depends(require("admin"))],
+    force: Annotated[
+        bool,
+        Query(
+            description="Also override the subscriber's own opt-out (unsubscribed, SMS STOP, 410 Gone). "
+            "Recorded in the page's audit trail with the key's id and the time."
+        ),
+    ] = False,
+) -> Any:
+    """Quarantine and invalid-target states are cleared; an opt-out only with `force=true` (else 409)."""
     from notifyd.pipeline.endpoint_health import reactivate
 
     rt = context_of(request).runtime
-    sub = reactivate(rt.client, rt.keys.ns, rt.subscribers, page_id, subscriber_id)
+    try:
+        sub = reactivate(
+            rt.client,
+            rt.keys.ns,
+            rt.subscribers,
+            page_id,
+            subscriber_id,
+            force=force,
+            actor=f"key:{principal.key_id}",
+        )
+    except ConsentError as exc:
+        raise ProblemError(409, str(exc), kind="opted-out") from None
     if sub is None:
         raise ProblemError(404, f"page {page_id!r} has no subscriber {subscriber_id!r}")
     return sub.public()
@@ -241,7 +270,7 @@ def reactivate_subscriber(page_id: PageIdPath, subscriber_id: SubscriberIdPath, 
 @router.get(
     "/v1/subscribers/{subscriber_id}/deliveries",
     response_model=SubscriberDeliveries,
-    responses=documented(401, 403, 404, 422),
+    responses=documented(401, 403, 404, 409, 422),
     dependencies=[Depends(require("operate"))],
     summary="A subscriber's deliveries in its page's latest events",
 )
@@ -251,10 +280,40 @@ def subscriber_deliveries(
     limit: Annotated[int, Query(ge=1, le=200, description="how many recent events to look into")] = 50,
 ) -> dict[str, Any]:
     rt = context_of(request).runtime
-    located = rt.subscribers.locate(subscriber_id)
-    sub = rt.subscribers.get_seq(*located) if located else None
-    if located is None or sub is None:
-        raise ProblemError(404, f"no subscriber {subscriber_id!r}")
-    page_id, seq = located
+    found = rt.subscribers.pages_with(subscriber_id)
+    if len(found) > 1:
+        pages = ", ".join(p for p, _ in found[:5])
+        raise ProblemError(
+            409,
+            f"subscriber id {subscriber_id!r} is used on several pages ({pages}); ids are unique per page: "
+            f"ask /v1/pages/{{page_id}}/subscribers/{subscriber_id}/deliveries",
+            kind="ambiguous-id",
+        )
+    return _deliveries(rt, found[0][0] if found else None, subscriber_id, limit)
+
+
+def _deliveries(rt: Any, page_id: str | None, subscriber_id: str, limit: int) -> dict[str, Any]:
+    seq = rt.subscribers.seq_of(page_id, subscriber_id) if page_id is not None else None
+    sub = rt.subscribers.get_seq(page_id, seq) if page_id is not None and seq is not None else None
+    if page_id is None or seq is None or sub is None:
+        raise ProblemError(
+            404, f"no subscriber {subscriber_id!r}" + (f" on page {page_id!r}" if page_id else "")
+        )
     items = deliveries.subscriber_deliveries(rt, page_id, seq, sub, limit=limit)
     return {"subscriber_id": subscriber_id, "page_id": page_id, "items": items}
+
+
+@router.get(
+    "/v1/pages/{page_id}/subscribers/{subscriber_id}/deliveries",
+    response_model=SubscriberDeliveries,
+    responses=documented(401, 403, 404, 422),
+    dependencies=[Depends(require("operate"))],
+    summary="A page's subscriber's deliveries in the page's latest events",
+)
+def page_subscriber_deliveries(
+    page_id: PageIdPath,
+    subscriber_id: SubscriberIdPath,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=200, description="how many recent events to look into")] = 50,
+) -> dict[str, Any]:
+    return _deliveries(context_of(request).runtime, page_id, subscriber_id, limit)

@@ -130,6 +130,9 @@ class Rejection(BaseModel):
 class ImportSummary(BaseModel):
     imported: int
     updated: int
+    kept_unsubscribed: int = Field(
+        description="Lines whose subscriber had opted out (unsubscribed, SMS STOP, 410 Gone): left disabled."
+    )
     rejected: list[Rejection]
     rejected_total: int = Field(description="All rejected lines; `rejected` lists the first 1000.")
 

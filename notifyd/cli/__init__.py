@@ -215,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     a = ssub.add_parser("reactivate", help="re-enable a quarantined or disabled subscriber")
     a.add_argument("--page", required=True)
     a.add_argument("id")
+    a.add_argument(
+        "--force",
+        action="store_true",
+        help="also override the subscriber's own opt-out (unsubscribed, SMS STOP, 410 Gone); recorded",
+    )
+    a.add_argument("--actor", help="who is doing this, for the audit trail (default: the OS user)")
     p.set_defaults(func=cmd_subscribers)
 
     p = sub.add_parser("queues", help="live view of queue depths, retries and dead letters")

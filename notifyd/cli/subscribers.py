@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import getpass
 import json
 import sys
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from notifyd.cli.common import EXIT_INVALID, EXIT_OK, print_json
-from notifyd.state.subscribers import AddResult, SubscriberError
+from notifyd.state.subscribers import COUNTED, AddResult, ConsentError, SubscriberError
 
 CSV_LIST_COLUMNS = ("components",)
 
@@ -30,6 +31,12 @@ def _add(rt: Any, args: argparse.Namespace) -> int:
         print(f"notifyd: invalid subscriber: {exc}", file=sys.stderr)
         return EXIT_INVALID
     out = result.subscriber.public()
+    if result.kept:
+        print(
+            f"notifyd: subscriber {out['id']} opted out ({result.subscriber.disabled}) and stays disabled; "
+            "only `notifyd subscribers reactivate --force` overrides that",
+            file=sys.stderr,
+        )
     if result.generated_secret:
         out["secret"] = result.generated_secret  # shown once, at creation
     print_json(out)
@@ -64,7 +71,7 @@ def _import(rt: Any, args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"notifyd: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return EXIT_INVALID
-    summary: dict[str, Any] = {"imported": 0, "updated": 0, "rejected": []}
+    summary: dict[str, Any] = {"imported": 0, "updated": 0, "kept_unsubscribed": 0, "rejected": []}
     with (
         fh,
         Progress(SpinnerColumn(), TextColumn("{task.description}"), console=Console(stderr=True)) as progress,
@@ -72,10 +79,15 @@ def _import(rt: Any, args: argparse.Namespace) -> int:
         task = progress.add_task("importing", total=None)
         for line, result in rt.subscribers.import_many(args.page, rows_from(fh, fmt)):
             if isinstance(result, AddResult):
-                summary["imported" if result.created else "updated"] += 1
+                summary[COUNTED[result.outcome]] += 1
             else:
                 summary["rejected"].append({"line": line, "error": str(result)})
-            done = summary["imported"] + summary["updated"] + len(summary["rejected"])
+            done = (
+                summary["imported"]
+                + summary["updated"]
+                + summary["kept_unsubscribed"]
+                + len(summary["rejected"])
+            )
             if done % 500 == 0:
                 progress.update(task, description=f"importing: {done} lines")
         progress.update(task, description="imported")
@@ -102,7 +114,14 @@ def _remove(rt: Any, args: argparse.Namespace) -> int:
 def _reactivate(rt: Any, args: argparse.Namespace) -> int:
     from notifyd.pipeline.endpoint_health import reactivate
 
-    sub = reactivate(rt.client, rt.keys.ns, rt.subscribers, args.page, args.id)
+    actor = f"cli:{args.actor or getpass.getuser()}"
+    try:
+        sub = reactivate(
+            rt.client, rt.keys.ns, rt.subscribers, args.page, args.id, force=args.force, actor=actor
+        )
+    except ConsentError as exc:
+        print(f"notifyd: {exc}", file=sys.stderr)
+        return EXIT_INVALID
     if sub is None:
         print(f"notifyd: no subscriber {args.id!r} on page {args.page!r}", file=sys.stderr)
         return EXIT_INVALID

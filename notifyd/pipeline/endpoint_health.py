@@ -2,7 +2,8 @@
 
 Statuspage's rule: after 10 exhausted or failed deliveries within an hour, an
 endpoint is quarantined (the subscriber is disabled with reason
-``quarantined``) until its owner re-adds it or an operator reactivates it.
+``quarantined``) until an operator reactivates it (re-adding or re-importing the
+target does not: a nightly sync would otherwise undo every quarantine).
 If the subscriber gave a ``contact_email``, that address is told that the
 endpoint is unreachable, at most once a day.
 """
@@ -36,11 +37,19 @@ class Verdict:
 
 
 def reactivate(
-    client: redis.Redis, ns: str, subscribers: SubscriberRepo, page_id: str, sub_id: str
+    client: redis.Redis,
+    ns: str,
+    subscribers: SubscriberRepo,
+    page_id: str,
+    sub_id: str,
+    *,
+    force: bool = False,
+    actor: str = "unknown",
 ) -> StoredSubscriber | None:
     """Clear a disabled subscriber and its failure window, so that one more failure does not
-    quarantine it again at once. None when the page has no such subscriber."""
-    sub = subscribers.reactivate(page_id, sub_id)
+    quarantine it again at once. None when the page has no such subscriber; an opt-out needs
+    ``force`` (see :meth:`SubscriberRepo.reactivate`)."""
+    sub = subscribers.reactivate(page_id, sub_id, force=force, actor=actor)
     if sub is not None:
         EndpointHealth(client, ns).forget_failures(sub.id)
         quarantine.forget(client, Keys(ns), page_id, sub.seq)
@@ -76,7 +85,8 @@ def notice_message(sub: StoredSubscriber, event_id: str, reason: str, public_url
     text = (
         f"notifyd could not deliver status notifications for page {sub.page_id} to your {sub.channel} "
         f"endpoint {sub.target} (subscriber {sub.id}). Last error: {reason}. "
-        "After 10 failures within an hour the endpoint is quarantined; re-add it to resume."
+        "After 10 failures within an hour the endpoint is quarantined until the page's operator "
+        "reactivates it."
     )
     notification = Notification(
         event_id=f"endpoint-notice-{event_id}",

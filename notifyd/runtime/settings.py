@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     sync_key: SecretStr | None = None
     sync_interval_ms: int = Field(default=100, ge=10)
     public_url: str = "http://127.0.0.1:8080"
+    #: Lines one import may hold (CLI or API); a longer import stops there with an error.
+    import_max_lines: int = Field(default=2_000_000, ge=1)
+    #: Live subscribers one page may have; adds past it are refused. 0: no cap.
+    page_max_subscribers: int = Field(default=5_000_000, ge=0)
     unsubscribe_secret: SecretStr | None = None
 
     webhook_timeout_s: float = Field(default=10.0, gt=0)

@@ -15,7 +15,7 @@ from notifyd.runtime.connection import client_for, resolve_redis
 from notifyd.runtime.embedded import EmbeddedRedis
 from notifyd.runtime.settings import Settings, load_settings
 from notifyd.state.keys import Keys
-from notifyd.state.subscribers import SubscriberRepo
+from notifyd.state.subscribers import SubscriberRepo, migrate_ids
 from notifyd.state.tracking import Tracker
 
 
@@ -38,13 +38,20 @@ class Runtime:
         url, embedded = resolve_redis(settings)
         client = client_for(url)
         keys = Keys(settings.namespace)
+        with contextlib.suppress(redis.ConnectionError):  # Redis down: the first use says so
+            migrate_ids(client, keys)
         return cls(
             settings=settings,
             url=url,
             client=client,
             keys=keys,
             broker=make_broker(settings, url),
-            subscribers=SubscriberRepo(client, keys, allow_private_targets=settings.allow_private_targets),
+            subscribers=SubscriberRepo(
+                client,
+                keys,
+                allow_private_targets=settings.allow_private_targets,
+                page_max_subscribers=settings.page_max_subscribers,
+            ),
             tracker=Tracker(client, keys, ttl_s=settings.event_id_ttl_s),
             publisher=Publisher(client, keys, settings),
             embedded=embedded,

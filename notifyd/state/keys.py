@@ -44,13 +44,25 @@ class Keys:
         return f"{self.ns}:p:{page_id}:seq"
 
     def subscribers(self, page_id: str, bucket: int) -> str:
-        return f"{self.ns}:p:{page_id}:s:{bucket}"
+        return f"{self.subscriber_buckets(page_id)}{bucket}"
+
+    def subscriber_buckets(self, page_id: str) -> str:
+        """The prefix of a page's record buckets; a bucket's number follows it."""
+        return f"{self.ns}:p:{page_id}:s:"
 
     def subscriber_targets(self, page_id: str) -> str:
         return f"{self.ns}:p:{page_id}:targets"
 
-    def subscriber_ids(self) -> str:
+    def subscriber_ids(self, page_id: str) -> str:
+        """A page's subscriber ids (id -> seq): ids are unique per page."""
+        return f"{self.ns}:p:{page_id}:ids"
+
+    def legacy_subscriber_ids(self) -> str:
+        """Before ids were per page: one hash of id -> "page\x1fseq" (migrated on start)."""
         return f"{self.ns}:sid"
+
+    def audit(self, page_id: str) -> str:
+        return f"{self.ns}:p:{page_id}:audit"
 
     def rate_limit_prefix(self) -> str:
         return f"{self.ns}:rl"

@@ -3,7 +3,7 @@
 Subscribers live in per-page bucket hashes, so "which ones are quarantined" has no
 answer short of walking every page. The quarantine decision adds each subscriber
 to a capped sorted set instead; the reader checks every entry against the
-subscriber's own record and drops the ones reactivated or re-added since, so the
+subscriber's own record and drops the ones reactivated (or removed) since, so the
 record stays the one source of truth and the index is only a pointer to it.
 """
 

@@ -21,7 +21,9 @@ from pydantic import ValidationError
 from notifyd.ids import new_subscriber_id
 from notifyd.models import Subscriber, generate_webhook_secret
 from notifyd.preferences import NO_PREFERENCES, Preferences
+from notifyd.state import audit
 from notifyd.state.keys import BUCKET, Keys, bucket_of
+from notifyd.state.scripts import register
 
 #: How many subscribers one import round trip writes.
 IMPORT_BATCH = 1000
@@ -107,23 +109,70 @@ class StoredSubscriber:
         )
 
 
+#: Reasons that mean the person (or their provider, for them) said stop: an SMS STOP
+#: arrives as ``unsubscribed``, a webhook's 410 Gone as ``endpoint_gone``. Such a
+#: subscriber is never re-enabled by an add or an import; only ``reactivate(force=True)``.
+#: The same list is in ``lua/subscribers_upsert.lua``.
+OPT_OUT_REASONS = frozenset({"unsubscribed", "endpoint_gone"})
+
+#: What an add or an import line did.
+CREATED, UPDATED, KEPT_UNSUBSCRIBED = "created", "updated", "kept_unsubscribed"
+#: The import summary's counter for each outcome (CLI and API print the same summary).
+COUNTED = {CREATED: "imported", UPDATED: "updated", KEPT_UNSUBSCRIBED: "kept_unsubscribed"}
+
+
 @dataclass(frozen=True, slots=True)
 class AddResult:
     subscriber: StoredSubscriber
     created: bool
     #: The webhook secret, returned once when notifyd generated it.
     generated_secret: str | None = None
+    #: ``created``, ``updated`` or ``kept_unsubscribed`` (an opted-out subscriber left as it was).
+    outcome: str = UPDATED
+
+    @property
+    def kept(self) -> bool:
+        return self.outcome == KEPT_UNSUBSCRIBED
+
+
+class ConsentError(SubscriberError):
+    """Reactivating a subscriber who opted out, without saying that this overrides them."""
+
+
+#: A row to import: (line number, the subscriber's fields, or why the line could not be read).
+Row = tuple[int, "dict[str, Any] | Subscriber | Exception"]
 
 
 def _target_key(channel: str, target: str) -> str:
     return f"{channel}\x1f{target}"
 
 
+def _rest(sub: Subscriber) -> str:
+    """The record's fields other than id, secret and disabled state, as upsert.lua takes them."""
+    record: dict[str, Any] = {"ch": sub.channel, "t": sub.target}
+    if sub.components is not None:
+        record["comp"] = sorted(set(sub.components))
+    if sub.contact_email:
+        record["ce"] = sub.contact_email
+    record.update(preferences_of(sub).encode())
+    return json.dumps(record, separators=(",", ":"))
+
+
 class SubscriberRepo:
-    def __init__(self, client: redis.Redis, keys: Keys, *, allow_private_targets: bool = False) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        *,
+        allow_private_targets: bool = False,
+        page_max_subscribers: int = 0,
+    ) -> None:
         self.client = client
         self.keys = keys
         self.allow_private_targets = allow_private_targets
+        #: 0: no cap.
+        self.page_max_subscribers = page_max_subscribers
+        self._upsert = register(client, "subscribers_upsert")
 
     # -- validation -----------------------------------------------------------------
 
@@ -138,61 +187,27 @@ class SubscriberRepo:
     # -- writes ---------------------------------------------------------------------
 
     def add(self, page_id: str, data: dict[str, Any] | Subscriber) -> AddResult:
-        sub = self.validate(data)
-        tkey = _target_key(sub.channel, sub.target)
-        targets = self.keys.subscriber_targets(page_id)
-        existing = self.client.hget(targets, tkey)
-        if existing is not None:
-            return self._update(page_id, int(existing), sub)
-        sub_id = sub.id or new_subscriber_id()
-        owner = self.client.hget(self.keys.subscriber_ids(), sub_id)
-        if owner is not None:
-            raise SubscriberError(f"subscriber id {sub_id!r} is already used by another target")
-        seq = int(self.client.incr(self.keys.page_seq(page_id))) - 1
-        if not self.client.hsetnx(targets, tkey, seq):
-            # Someone added the same target concurrently; theirs wins and ours is an update.
-            return self._update(page_id, int(self.client.hget(targets, tkey) or seq), sub)
-        stored, generated = self._new_record(page_id, seq, sub_id, sub)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(self.keys.subscribers(page_id, bucket_of(seq)), str(seq), stored.encode())
-        pipe.hset(self.keys.subscriber_ids(), sub_id, f"{page_id}\x1f{seq}")
-        pipe.sadd(self.keys.pages(), page_id)
-        pipe.execute()
-        return AddResult(stored, True, generated)
+        """Add a subscriber, or update the one with the same (channel, target).
 
-    def _update(self, page_id: str, seq: int, sub: Subscriber) -> AddResult:
-        current = self.get_seq(page_id, seq)
-        if current is None:
-            raise SubscriberError("subscriber record is missing; remove and add it again")
-        if sub.id is not None and sub.id != current.id:
-            raise SubscriberError(
-                f"target is already subscribed as {current.id!r}; the same (page, channel, target) "
-                "is the same subscriber"
-            )
-        updated = StoredSubscriber(
-            page_id=page_id,
-            seq=seq,
-            id=current.id,
-            channel=current.channel,
-            target=current.target,
-            secret=sub.secret.get_secret_value() if sub.secret else current.secret,
-            components=frozenset(sub.components) if sub.components is not None else None,
-            contact_email=sub.contact_email,
-            disabled=None,  # re-adding a target is how an owner re-enables it
-            prefs=preferences_of(sub),
-        )
-        self.client.hset(self.keys.subscribers(page_id, bucket_of(seq)), str(seq), updated.encode())
-        return AddResult(updated, False, None)
+        An opted-out subscriber is left as it is (``outcome == "kept_unsubscribed"``); a
+        quarantined or invalid-target one is updated but stays disabled until reactivated.
+        """
+        sub = self.validate(data)
+        ((_, result),) = self._write(page_id, [(0, sub)], records=True)
+        if isinstance(result, SubscriberError):
+            raise result
+        return result
 
     def import_many(
-        self, page_id: str, rows: Iterable[tuple[int, dict[str, Any] | Exception]]
+        self, page_id: str, rows: Iterable[Row]
     ) -> Iterator[tuple[int, AddResult | SubscriberError]]:
         """Add many subscribers, streaming; yields (line, result or error) per row, in order.
 
-        New targets are written :data:`IMPORT_BATCH` at a time in a few round trips;
-        updates, explicit ids and repeats within a batch take the one-by-one path.
+        Every line, with or without id, secret or components, is written :data:`IMPORT_BATCH`
+        at a time by one script call; an import result's ``subscriber`` carries only what the
+        line gave (records are not read back).
         """
-        batch: list[tuple[int, dict[str, Any] | Exception]] = []
+        batch: list[Row] = []
         for row in rows:
             batch.append(row)
             if len(batch) >= IMPORT_BATCH:
@@ -201,9 +216,7 @@ class SubscriberRepo:
         if batch:
             yield from self._import_batch(page_id, batch)
 
-    def _import_batch(
-        self, page_id: str, batch: list[tuple[int, dict[str, Any] | Exception]]
-    ) -> Iterator[tuple[int, AddResult | SubscriberError]]:
+    def _import_batch(self, page_id: str, batch: list[Row]) -> list[tuple[int, AddResult | SubscriberError]]:
         results: dict[int, AddResult | SubscriberError] = {}
         valid: list[tuple[int, Subscriber]] = []
         for i, (_, row) in enumerate(batch):
@@ -214,67 +227,79 @@ class SubscriberRepo:
                 valid.append((i, self.validate(row)))
             except SubscriberError as exc:
                 results[i] = exc
-        targets = self.keys.subscriber_targets(page_id)
-        pipe = self.client.pipeline(transaction=False)
-        for _, sub in valid:
-            pipe.hget(targets, _target_key(sub.channel, sub.target))
-        existing = pipe.execute() if valid else []
-        fresh: list[tuple[int, Subscriber]] = []
-        slow: list[tuple[int, Subscriber]] = []
-        in_batch: set[str] = set()
-        for (i, sub), known in zip(valid, existing, strict=True):
-            tkey = _target_key(sub.channel, sub.target)
-            if known is not None or sub.id is not None or tkey in in_batch:
-                slow.append((i, sub))
-            else:
-                in_batch.add(tkey)
-                fresh.append((i, sub))
-        if fresh:
-            top = int(self.client.incrby(self.keys.page_seq(page_id), len(fresh)))
-            seqs = range(top - len(fresh), top)
-            pipe = self.client.pipeline(transaction=False)
-            for (_, sub), seq in zip(fresh, seqs, strict=True):
-                pipe.hsetnx(targets, _target_key(sub.channel, sub.target), str(seq))
-            claimed = pipe.execute()
-            pipe = self.client.pipeline(transaction=True)
-            for (i, sub), seq, won in zip(fresh, seqs, claimed, strict=True):
-                if not won:  # added concurrently by someone else: an update
-                    slow.append((i, sub))
-                    continue
-                stored, generated = self._new_record(page_id, seq, new_subscriber_id(), sub)
-                pipe.hset(self.keys.subscribers(page_id, bucket_of(seq)), str(seq), stored.encode())
-                pipe.hset(self.keys.subscriber_ids(), stored.id, f"{page_id}\x1f{seq}")
-                results[i] = AddResult(stored, True, generated)
-            pipe.sadd(self.keys.pages(), page_id)
-            pipe.execute()
-        for i, sub in slow:
-            try:
-                results[i] = self.add(page_id, sub)
-            except SubscriberError as exc:
-                results[i] = exc
-        for i, (line, _) in enumerate(batch):
-            yield line, results[i]
+        results.update(self._write(page_id, valid, records=False))
+        return [(line, results[i]) for i, (line, _) in enumerate(batch)]
 
-    @staticmethod
-    def _new_record(
-        page_id: str, seq: int, sub_id: str, sub: Subscriber
-    ) -> tuple[StoredSubscriber, str | None]:
-        generated = None
-        secret = sub.secret.get_secret_value() if sub.secret else None
-        if sub.channel == "webhook" and secret is None:
-            secret = generated = generate_webhook_secret()
-        stored = StoredSubscriber(
-            page_id=page_id,
-            seq=seq,
-            id=sub_id,
-            channel=sub.channel,
-            target=sub.target,
-            secret=secret,
-            components=frozenset(sub.components) if sub.components is not None else None,
-            contact_email=sub.contact_email,
-            prefs=preferences_of(sub),
-        )
-        return stored, generated
+    def _write(
+        self, page_id: str, subs: list[tuple[int, Subscriber]], *, records: bool
+    ) -> list[tuple[int, AddResult | SubscriberError]]:
+        """Run upsert.lua over validated subscribers; (their index, result) in the same order."""
+        if not subs:
+            return []
+        args: list[Any] = [
+            self.keys.subscriber_buckets(page_id),
+            BUCKET,
+            self.page_max_subscribers,
+            page_id,
+            "1" if records else "",
+        ]
+        generated: list[str | None] = []
+        for _, sub in subs:
+            given = sub.secret.get_secret_value() if sub.secret else ""
+            gen = generate_webhook_secret() if sub.channel == "webhook" and not given else ""
+            generated.append(gen or None)
+            args += [
+                _target_key(sub.channel, sub.target),
+                sub.id or "",
+                new_subscriber_id(),
+                given,
+                gen,
+                _rest(sub),
+            ]
+        keys = [
+            self.keys.subscriber_targets(page_id),
+            self.keys.subscriber_ids(page_id),
+            self.keys.page_seq(page_id),
+            self.keys.pages(),
+        ]
+        answers = self._upsert(keys=keys, args=args)
+        out: list[tuple[int, AddResult | SubscriberError]] = []
+        for (index, sub), made, answer in zip(subs, generated, answers, strict=True):
+            code = answer[0].decode()
+            detail = answer[2].decode() if answer[2] is not None else ""
+            if code in (CREATED, UPDATED, KEPT_UNSUBSCRIBED):
+                seq = int(answer[1])
+                if records:
+                    stored = StoredSubscriber.decode(page_id, seq, answer[3])
+                else:
+                    stored = _from_line(page_id, seq, detail if code != KEPT_UNSUBSCRIBED else "", sub)
+                created = code == CREATED
+                out.append((index, AddResult(stored, created, made if created else None, code)))
+            elif code == "target_taken":
+                out.append(
+                    (
+                        index,
+                        SubscriberError(
+                            f"target is already subscribed as {detail!r}; the same (page, channel, target) "
+                            "is the same subscriber"
+                        ),
+                    )
+                )
+            elif code == "id_taken":
+                out.append(
+                    (index, SubscriberError(f"subscriber id {detail!r} is already used by another target"))
+                )
+            else:  # page_full
+                out.append(
+                    (
+                        index,
+                        SubscriberError(
+                            f"page {page_id!r} already has {detail} subscribers, its cap "
+                            "(NOTIFYD_PAGE_MAX_SUBSCRIBERS); remove some or raise the cap"
+                        ),
+                    )
+                )
+        return out
 
     def remove(self, page_id: str, sub_id: str) -> bool:
         current = self.get(page_id, sub_id)
@@ -294,43 +319,78 @@ class SubscriberRepo:
         pipe = self.client.pipeline(transaction=True)
         pipe.hset(self.keys.subscribers(page_id, bucket_of(current.seq)), str(current.seq), tomb.encode())
         pipe.hdel(self.keys.subscriber_targets(page_id), _target_key(current.channel, current.target))
-        pipe.hdel(self.keys.subscriber_ids(), sub_id)
+        pipe.hdel(self.keys.subscriber_ids(page_id), sub_id)
         pipe.execute()
         return True
 
     def disable(self, page_id: str, seq: int, reason: str) -> None:
-        current = self.get_seq(page_id, seq)
-        if current is None or current.removed or current.disabled:
-            return
-        disabled = StoredSubscriber(**{**_fields(current), "disabled": reason})
-        self.client.hset(self.keys.subscribers(page_id, bucket_of(seq)), str(seq), disabled.encode())
+        """Disable a subscriber. The first reason stays, except that an opt-out replaces any
+        other (a quarantined endpoint whose owner then unsubscribes has opted out)."""
+        key = self.keys.subscribers(page_id, bucket_of(seq))
 
-    def reactivate(self, page_id: str, sub_id: str) -> StoredSubscriber | None:
-        """Clear a disabled (quarantined, gone, unsubscribed) subscriber; None when unknown."""
+        def write(pipe: Any) -> None:
+            raw = pipe.hget(key, str(seq))
+            current = StoredSubscriber.decode(page_id, seq, raw) if raw is not None else None
+            if current is None or current.removed or current.disabled == reason:
+                return
+            if current.disabled and (current.disabled in OPT_OUT_REASONS or reason not in OPT_OUT_REASONS):
+                return
+            pipe.multi()
+            pipe.hset(key, str(seq), StoredSubscriber(**{**_fields(current), "disabled": reason}).encode())
+
+        self.client.transaction(write, key)
+
+    def reactivate(
+        self, page_id: str, sub_id: str, *, force: bool = False, actor: str = "unknown"
+    ) -> StoredSubscriber | None:
+        """Clear a disabled subscriber; None when the page has no such subscriber.
+
+        Quarantine and invalid-target states are cleared as asked. An opt-out
+        (:data:`OPT_OUT_REASONS`) is the person's own choice: clearing it needs ``force``
+        (else :class:`ConsentError`), and is written to the page's audit trail with the actor.
+        """
         current = self.get(page_id, sub_id)
         if current is None or current.removed:
             return None
-        if current.disabled:
-            current = StoredSubscriber(**{**_fields(current), "disabled": None})
-            self.client.hset(
-                self.keys.subscribers(page_id, bucket_of(current.seq)), str(current.seq), current.encode()
+        if not current.disabled:
+            return current
+        if current.disabled in OPT_OUT_REASONS and not force:
+            raise ConsentError(
+                f"subscriber {sub_id!r} opted out ({current.disabled}); only a forced reactivation "
+                "(--force, or force=true) overrides that, and it is recorded in the audit trail"
             )
-        return current
+        cleared = StoredSubscriber(**{**_fields(current), "disabled": None})
+        key = self.keys.subscribers(page_id, bucket_of(current.seq))
+        self.client.hset(key, str(current.seq), cleared.encode())
+        audit.record(
+            self.client,
+            self.keys,
+            page_id,
+            "reactivate",
+            actor=actor,
+            subscriber_id=sub_id,
+            cleared=current.disabled,
+            forced=force,
+        )
+        return cleared
 
     # -- reads ----------------------------------------------------------------------
 
-    def locate(self, sub_id: str) -> tuple[str, int] | None:
-        raw = self.client.hget(self.keys.subscriber_ids(), sub_id)
-        if raw is None:
-            return None
-        page_id, seq = raw.decode().split("\x1f")
-        return page_id, int(seq)
+    def seq_of(self, page_id: str, sub_id: str) -> int | None:
+        raw = self.client.hget(self.keys.subscriber_ids(page_id), sub_id)
+        return int(raw) if raw is not None else None
+
+    def pages_with(self, sub_id: str) -> list[tuple[str, int]]:
+        """Every (page, seq) that has a subscriber with this id: ids are unique per page only."""
+        pages = sorted(p.decode() for p in self.client.smembers(self.keys.pages()))
+        pipe = self.client.pipeline(transaction=False)
+        for page_id in pages:
+            pipe.hget(self.keys.subscriber_ids(page_id), sub_id)
+        return [(p, int(seq)) for p, seq in zip(pages, pipe.execute(), strict=True) if seq is not None]
 
     def get(self, page_id: str, sub_id: str) -> StoredSubscriber | None:
-        located = self.locate(sub_id)
-        if located is None or located[0] != page_id:
-            return None
-        return self.get_seq(page_id, located[1])
+        seq = self.seq_of(page_id, sub_id)
+        return self.get_seq(page_id, seq) if seq is not None else None
 
     def get_seq(self, page_id: str, seq: int) -> StoredSubscriber | None:
         raw = self.client.hget(self.keys.subscribers(page_id, bucket_of(seq)), str(seq))
@@ -408,6 +468,38 @@ def preferences_of(sub: Subscriber) -> Preferences:
     )
 
 
+def _from_line(page_id: str, seq: int, sub_id: str, sub: Subscriber) -> StoredSubscriber:
+    """What an import line wrote, without reading the record back (no secret, no state)."""
+    return StoredSubscriber(
+        page_id=page_id,
+        seq=seq,
+        id=sub_id or sub.id or "",
+        channel=sub.channel,
+        target=sub.target,
+        secret=None,
+        components=frozenset(sub.components) if sub.components is not None else None,
+        contact_email=sub.contact_email,
+        prefs=preferences_of(sub),
+    )
+
+
+def migrate_ids(client: redis.Redis, keys: Keys) -> int:
+    """Move ids from the old global index (id -> "page\x1fseq") to each page's own index.
+
+    Idempotent, and a no-op (one EXISTS) once done; returns how many ids moved.
+    """
+    legacy = keys.legacy_subscriber_ids()
+    if not client.exists(legacy):
+        return 0
+    moved = 0
+    for sub_id, raw in client.hscan_iter(legacy, count=1000):
+        page_id, _, seq = raw.decode().rpartition("\x1f")
+        client.hsetnx(keys.subscriber_ids(page_id), sub_id, seq)
+        moved += 1
+    client.delete(legacy)
+    return moved
+
+
 def _fields(sub: StoredSubscriber) -> dict[str, Any]:
     return {name: getattr(sub, name) for name in StoredSubscriber.__slots__}
 
@@ -421,4 +513,13 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-__all__ = ["AddResult", "StoredSubscriber", "SubscriberError", "SubscriberRepo"]
+__all__ = [
+    "COUNTED",
+    "OPT_OUT_REASONS",
+    "AddResult",
+    "ConsentError",
+    "StoredSubscriber",
+    "SubscriberError",
+    "SubscriberRepo",
+    "migrate_ids",
+]

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from channels.backoff import Backoff
 from channels.base import Outcome
 
 #: Consecutive failures that open a circuit.
@@ -66,6 +67,7 @@ class CircuitBreaker:
         self.failure_threshold = max(1, failure_threshold)
         self.open_s = open_s
         self.max_open_s = max(open_s, max_open_s)
+        self._backoff = Backoff(first=open_s, cap=self.max_open_s)
         self.probe_timeout_s = probe_timeout_s
         self._clock = clock
         self._circuits: dict[str, _Circuit] = {}
@@ -123,7 +125,7 @@ class CircuitBreaker:
             circuit = self._circuits[key] = _Circuit()
         now = self._clock()
         if circuit.state is CircuitState.half_open:
-            circuit.open_s = min(self.max_open_s, max(self.open_s, circuit.open_s * 2))
+            circuit.open_s = self._backoff.next(circuit.open_s)
             self._open(circuit, now)
             return
         if circuit.state is CircuitState.open:
@@ -131,7 +133,7 @@ class CircuitBreaker:
             return
         circuit.failures += 1
         if circuit.failures >= self.failure_threshold:
-            circuit.open_s = self.open_s
+            circuit.open_s = self._backoff.next()
             self._open(circuit, now)
 
     def _open(self, circuit: _Circuit, now: float) -> None:

@@ -11,6 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from notifyd import __version__
 from notifyd.api import (
     dashboard,
     openapi,
@@ -86,7 +87,7 @@ def create_app(
         keystore.add_static(key, scopes)
     app = FastAPI(
         title="notifyd",
-        version="1.0",
+        version=__version__,
         description="Notification delivery for status pages. Errors are `application/problem+json`.",
         # A trailing slash is a 404 problem, not an undocumented 307 to another method's route.
         redirect_slashes=False,

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from notifyd.cli.common import EXIT_INVALID, CliError
+import redis
+
+from notifyd import __version__
+from notifyd.cli.common import EXIT_INVALID, EXIT_UNAVAILABLE, CliError
 from notifyd.cli.remote import RemoteError
+from notifyd.runtime import logs
+from notifyd.runtime.connection import RedisUnavailable
 from notifyd.runtime.settings import ConfigError, Settings, load_settings
 
 #: --api: talk to a running server through notifyd.client instead of to Redis.
@@ -18,7 +22,9 @@ API_HELP = "a running notifyd API (default $NOTIFYD_API_URL); the key comes from
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(getattr(args, "config", None))
+    settings = load_settings(getattr(args, "config", None))
+    logs.configure(settings.log_format, verbose=args.verbose)
+    return settings
 
 
 def _runtime(args: argparse.Namespace) -> Any:
@@ -96,13 +102,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
         if args.metrics_port:
             from prometheus_client import start_http_server
 
-            start_http_server(args.metrics_port, addr="127.0.0.1")
+            start_http_server(args.metrics_port, addr=args.metrics_host)
         return run_forever(settings, lanes=lanes, threads=args.threads)
     from notifyd.runtime.connection import resolve_redis
 
-    url, embedded = resolve_redis(settings)
+    url, embedded = resolve_redis(settings)  # refuses an unreachable Redis before any child starts
     env = {**os.environ, "NOTIFYD_REDIS_URL": url}
     child = ["worker", "--processes", "1", "--threads", str(args.threads), "--queues", ",".join(lanes)]
+    if args.metrics_port:
+        child += ["--metrics-host", args.metrics_host]
     if args.config:
         child[:0] = ["--config", args.config]
     metrics_ports = [args.metrics_port + i for i in range(args.processes)] if args.metrics_port else None
@@ -149,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="notifyd", description="Notification delivery for status pages.")
     parser.add_argument("--config", help="TOML settings file (default: $NOTIFYD_CONFIG)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO")
+    parser.add_argument("--version", action="version", version=f"notifyd {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser(
@@ -177,7 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics-port",
         type=int,
         default=None,
-        help="serve this process's Prometheus metrics on 127.0.0.1:PORT (children use PORT+1, PORT+2, ...)",
+        help="serve this process's Prometheus metrics on PORT (children use PORT+1, PORT+2, ...)",
+    )
+    p.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="address for --metrics-port (0.0.0.0 in a container, so Prometheus can reach it)",
     )
     p.set_defaults(func=cmd_worker)
 
@@ -237,15 +251,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure("text", verbose=args.verbose)
     try:
         return int(args.func(args) or 0)
     except (CliError, ConfigError, RemoteError) as exc:
         print(f"notifyd: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    except RedisUnavailable as exc:  # one line naming the URL and the cause, never a traceback
+        print(f"notifyd: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except (redis.ConnectionError, redis.TimeoutError) as exc:  # Redis went away while the command ran
+        print(
+            f"notifyd: lost the connection to Redis: {str(exc).strip() or type(exc).__name__}",
+            file=sys.stderr,
+        )
+        return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
         return 130
 

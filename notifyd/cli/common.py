@@ -8,6 +8,8 @@ from typing import Any
 
 EXIT_OK = 0
 EXIT_INVALID = 2
+#: Redis (or another service the command needs) cannot be reached.
+EXIT_UNAVAILABLE = 1
 
 
 class CliError(Exception):

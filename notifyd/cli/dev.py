@@ -7,6 +7,7 @@ import sys
 import threading
 
 from notifyd.api.server import start_in_thread
+from notifyd.cli.common import CliError
 from notifyd.runtime.connection import describe_url
 from notifyd.runtime.replication import start_replication
 from notifyd.runtime.settings import Settings
@@ -17,7 +18,10 @@ from notifyd.runtime.worker import InProcessWorker, open_store
 def run_dev(settings: Settings, *, host: str, port: int, threads: int, standins: bool = False) -> int:
     local = None
     if standins:
-        from notifyd.standins import start_standins
+        try:
+            from notifyd.standins import start_standins
+        except ImportError as exc:  # StandinsUnavailable: its message is the install hint
+            raise CliError(f"notifyd dev --standins: {exc}") from None
 
         local = start_standins(webhook_inbox=True)
         settings = settings.model_copy(update=local.settings)

@@ -15,6 +15,7 @@ import dramatiq
 from notifyd.pipeline.engine import Engine
 from notifyd.pipeline.steps import DELIVER_SHARD, INGEST, RETRY, actor_name
 from notifyd.runtime.broker import LANE_PRIORITY
+from notifyd.runtime.logs import log_context
 from notifyd.runtime.settings import PRIORITIES
 from notifyd.state.keys import Keys
 
@@ -48,9 +49,14 @@ def declare_actors(broker: dramatiq.Broker, holder: EngineHolder, keys: Keys) ->
 
     def bind(step: str, lane: str, fn: Callable[..., Any]) -> None:
         name = actor_name(step, lane)
-        fn.__name__ = name
+
+        def run(event_id: str, *args: Any) -> Any:
+            with log_context(event_id=event_id, lane=lane, step=step):
+                return fn(event_id, *args)
+
+        run.__name__ = name
         actors[name] = dramatiq.Actor(
-            fn,
+            run,
             broker=broker,
             actor_name=name,
             queue_name=keys.queue_name(lane),

@@ -27,6 +27,7 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
+from channels.backoff import Backoff
 from notifyd.runtime.settings import PRIORITIES, Settings
 
 #: dramatiq priorities: lower runs first.
@@ -141,7 +142,8 @@ class DurableRetries(Retries):
 
 
 class _PatientEnqueue:
-    MAX_PAUSE_S = 2.0
+    #: Redis may be restarting: try again after 0.1 s, 0.2 s, ... then every 2 s.
+    BACKOFF = Backoff(first=0.1, cap=2.0)
 
     def __init__(self, broker: dramatiq.Broker) -> None:
         self._broker = broker
@@ -150,13 +152,13 @@ class _PatientEnqueue:
         return getattr(self._broker, name)
 
     def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
-        pause = 0.1
+        pause = None
         while True:
             try:
                 return self._broker.enqueue(message, delay=delay)
             except (redis.ConnectionError, redis.TimeoutError):
+                pause = self.BACKOFF.next(pause)
                 time.sleep(pause)
-                pause = min(pause * 2, self.MAX_PAUSE_S)
 
 
 def make_broker(settings: Settings, url: str) -> RedisBroker:

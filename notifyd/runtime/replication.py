@@ -27,6 +27,7 @@ import httpx
 import msgpack
 import redis
 
+from channels.backoff import Backoff
 from notifyd.runtime.settings import Settings
 from notifyd.store import StatusStore
 from notifyd.store.sync import unpack_message
@@ -43,6 +44,8 @@ INBOX_TTL_S = 120
 PEER_TIMEOUT_S = 5.0
 #: Longest pause between tries of a peer region that does not answer.
 MAX_PEER_PAUSE_S = 30.0
+#: A peer region that does not answer is tried again after 1 s, 2 s, 4 s, ... up to MAX_PEER_PAUSE_S.
+PEER_BACKOFF = Backoff(first=1.0, cap=MAX_PEER_PAUSE_S)
 
 
 class LocalMesh:
@@ -120,7 +123,7 @@ class PeerRegions:
                 if name not in self._failing:
                     self._failing.add(name)
                     log.warning("sync with peer region %s (%s) failing: %s", name, url, _describe(exc))
-                pause = min(MAX_PEER_PAUSE_S, self._pause.get(name, 0.5) * 2)
+                pause = PEER_BACKOFF.next(self._pause.get(name))
                 self._pause[name] = pause
                 self._retry_at[name] = time.monotonic() + pause
                 continue

@@ -8,8 +8,10 @@ because a typo that passes silently is how an outage starts.
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +28,27 @@ DEFAULT_RETRY_SCHEDULES: dict[str, tuple[float, ...]] = {
     "sms": (30, 120, 600),
     "slack": (30, 60, 300, 900, 1800),
 }
+
+
+#: ``NOTIFYD_*`` variables that are not settings, each named on purpose: a start-up refuses every
+#: other ``NOTIFYD_*`` name that is not a field of :class:`Settings`, so a typo cannot pass in silence.
+OTHER_VARIABLES: frozenset[str] = frozenset(
+    {
+        "NOTIFYD_CONFIG",  # the TOML settings file
+        "NOTIFYD_API_URL",  # `notifyd publish/status --api`: a running server ...
+        "NOTIFYD_API_KEY",  # ... and the key for it
+        "NOTIFYD_WORKER_INDEX",  # set by `notifyd worker --processes N` for each child
+        # The test suite and CI (tests/conftest.py, tests/api/test_fuzz.py).
+        "NOTIFYD_TEST_REDIS_URL",
+        "NOTIFYD_SCHEMATHESIS_EXAMPLES",
+        # The benchmarks (benchmarks/).
+        "NOTIFYD_BENCH_REDIS_URL",
+        "NOTIFYD_BENCH_QUICK",
+        "NOTIFYD_BENCH_FULL",
+        "NOTIFYD_BENCH_MARK_PAGES",
+        "NOTIFYD_BENCH_SWITCH_INTERVAL_MS",
+    }
+)
 
 
 class ConfigError(Exception):
@@ -89,6 +112,9 @@ class Settings(BaseSettings):
 
     slack_bot_token: SecretStr | None = None
     slack_base_url: str | None = None
+
+    #: ``text`` (one human line per record) or ``json`` (one JSON object per line, see runtime/logs.py).
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("redis_url")
     @classmethod
@@ -189,8 +215,42 @@ def _flatten_toml(data: dict[str, Any], path: str) -> dict[str, Any]:
     return flat
 
 
+def known_variables() -> frozenset[str]:
+    """Every ``NOTIFYD_*`` name notifyd, its tests or its benchmarks read."""
+    return frozenset(f"NOTIFYD_{name.upper()}" for name in Settings.model_fields) | OTHER_VARIABLES
+
+
+def check_environment(environ: Mapping[str, str] | None = None) -> None:
+    """Refuse ``NOTIFYD_*`` variables that nothing reads, suggesting the name that was meant."""
+    environ = os.environ if environ is None else environ
+    known = known_variables()
+    problems = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith("NOTIFYD_") or upper in known:
+            continue
+        close = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.75)
+        problems.append(f"{name}" + (f" (did you mean {close[0]}?)" if close else ""))
+    if problems:
+        raise ConfigError(
+            "unknown environment variable"
+            + ("s " if len(problems) > 1 else " ")
+            + ", ".join(problems)
+            + "; config/notifyd.example.toml lists every setting"
+        )
+
+
 def load_settings(config_path: str | os.PathLike[str] | None = None) -> Settings:
-    """Read the settings once. Raises ConfigError naming the key that is wrong."""
+    """Read the settings once. Raises ConfigError naming the key that is wrong.
+
+    Unknown ``NOTIFYD_*`` environment variables are refused (:func:`check_environment`), and a
+    ``NOTIFYD_REDIS_URL`` that is set must name a server: only an unset one means "embedded".
+    """
+    check_environment()
+    if "NOTIFYD_REDIS_URL" in os.environ and not os.environ["NOTIFYD_REDIS_URL"].strip():
+        raise ConfigError(
+            "NOTIFYD_REDIS_URL is set but empty; unset it to run the embedded server, or name your Redis"
+        )
     path = config_path or os.environ.get("NOTIFYD_CONFIG") or None
     file_values: dict[str, Any] = {}
     if path:

@@ -3,6 +3,10 @@
 With them every channel delivers on a laptop with no accounts anywhere:
 ``make demo`` uses them, and so does ``notifyd dev --standins``, which
 prints one line per message received.
+
+They need the ``standins`` extra (``aiosmtpd``); without it importing this
+package raises :class:`StandinsUnavailable`, whose message is the install hint
+(the guard httpx puts around its ``[cli]`` extra).
 """
 
 from __future__ import annotations
@@ -13,7 +17,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from notifyd.standins import servers as loopback
+
+class StandinsUnavailable(ImportError):
+    """The ``notifyd[standins]`` extra is not installed."""
+
+
+try:
+    from notifyd.standins import servers as loopback
+except ImportError as exc:  # pragma: no cover - exercised by tests/test_packaging.py in a subprocess
+    raise StandinsUnavailable(
+        f"the stand-ins need the standins extra ({exc.name or 'aiosmtpd'} is missing): "
+        "pip install 'notifyd[standins]'"
+    ) from None
 
 
 @dataclass

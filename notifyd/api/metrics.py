@@ -7,7 +7,9 @@ Only counts and lane names are exported, never a key, target or secret.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import redis
 from prometheus_client import REGISTRY, Counter, generate_latest
@@ -15,7 +17,9 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 import notifyd.pipeline.metrics  # noqa: F401 - registers the pipeline families, so /metrics always lists them
+from notifyd.runtime.settings import CHANNELS
 from notifyd.runtime.wiring import Runtime
+from notifyd.state import circuits
 from notifyd.state.queues import snapshot
 
 PUBLISHED = Counter("notifyd_api_published_total", "Events published through the API, by answer", ["status"])
@@ -49,6 +53,11 @@ class QueueCollector(Collector):
             "dead_messages": GaugeMetricFamily(
                 "notifyd_queue_dead_messages", "Messages dramatiq dead-lettered in a lane", labels=["lane"]
             ),
+            "oldest_age_s": GaugeMetricFamily(
+                "notifyd_queue_oldest_age_seconds",
+                "How long the longest-waiting ready message of a lane has waited (0 when the lane is empty)",
+                labels=["lane"],
+            ),
         }
         for lane in snap["lanes"]:
             for field, family in families.items():
@@ -62,6 +71,25 @@ class QueueCollector(Collector):
         yield GaugeMetricFamily(
             "notifyd_workers", "Worker processes with a live heartbeat", value=snap["workers"]
         )
+        try:
+            yield _circuits_open(circuits.read(self.runtime.client, self.runtime.keys, now=time.time()))
+        except redis.RedisError:
+            return
+
+
+def _circuits_open(view: dict[str, Any]) -> GaugeMetricFamily:
+    """Hosts and providers whose circuit is open or half-open in at least one worker, per channel."""
+    family = GaugeMetricFamily(
+        "notifyd_circuits_open",
+        "Hosts or providers with an open (or half-open) circuit in at least one worker",
+        labels=["channel"],
+    )
+    counts = dict.fromkeys(CHANNELS, 0)
+    for circuit in view["circuits"]:
+        counts[circuit["channel"]] = counts.get(circuit["channel"], 0) + 1
+    for channel, n in sorted(counts.items()):
+        family.add_metric([channel], n)
+    return family
 
 
 class _Combined:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -20,9 +21,12 @@ class LaneStats:
     in_flight: int
     delayed: int
     dead_messages: int
+    #: How long the message at the head of the lane has been waiting, in seconds (0 when empty).
+    oldest_age_s: float = 0.0
 
 
-def lane_stats(client: redis.Redis, keys: Keys) -> list[LaneStats]:
+def lane_stats(client: redis.Redis, keys: Keys, *, now: float | None = None) -> list[LaneStats]:
+    now = time.time() if now is None else now
     pipe = client.pipeline(transaction=False)
     for lane in PRIORITIES:
         q = keys.queue_name(lane)
@@ -30,13 +34,38 @@ def lane_stats(client: redis.Redis, keys: Keys) -> list[LaneStats]:
         pipe.hlen(keys.queue_messages(q))
         pipe.hlen(keys.queue_messages(f"{q}.DQ"))
         pipe.zcard(keys.queue(f"{q}.XQ"))
+        # dramatiq appends with RPUSH and takes with LPOP: the head is the longest waiting.
+        pipe.lindex(keys.queue(q), 0)
     values = pipe.execute()
+    heads = _head_messages(client, keys, [values[i * 5 + 4] for i in range(len(PRIORITIES))])
     stats = []
     for i, lane in enumerate(PRIORITIES):
-        ready, stored, delayed, dead = values[i * 4 : i * 4 + 4]
+        ready, stored, delayed, dead = values[i * 5 : i * 5 + 4]
         # Stored messages that are not waiting in the list were fetched by a worker.
-        stats.append(LaneStats(lane, ready, max(0, stored - ready), delayed, dead))
+        age = _waiting_s(heads[i], now) if ready else 0.0
+        stats.append(LaneStats(lane, ready, max(0, stored - ready), delayed, dead, age))
     return stats
+
+
+def _head_messages(client: redis.Redis, keys: Keys, head_ids: list[bytes | None]) -> list[bytes | None]:
+    pipe = client.pipeline(transaction=False)
+    for lane, head in zip(PRIORITIES, head_ids, strict=True):
+        if head is not None:
+            pipe.hget(keys.queue_messages(keys.queue_name(lane)), head)
+    found = iter(pipe.execute() if any(h is not None for h in head_ids) else [])
+    return [next(found) if head is not None else None for head in head_ids]
+
+
+def _waiting_s(raw: bytes | None, now: float) -> float:
+    """Seconds since the message became ready: its enqueue time, or its eta for a delayed retry."""
+    if raw is None:
+        return 0.0
+    try:
+        message = Message.decode(raw)
+    except DecodeError:
+        return 0.0
+    ready_ms = max(float(message.message_timestamp or 0), float(message.options.get("eta") or 0))
+    return round(max(0.0, now - ready_ms / 1000.0), 3)
 
 
 def snapshot(client: redis.Redis, keys: Keys) -> dict[str, Any]:

@@ -135,3 +135,37 @@ def test_every_metric_the_grafana_dashboard_plots_is_exported(api: Api):
     text = httpx.get(f"{api.url}/metrics").text
     missing = sorted(n for n in names if not re.search(rf"^# HELP {n}\b", text, re.M))
     assert not missing
+
+
+def test_metrics_export_how_long_the_head_of_each_lane_has_waited(api: Api, http: httpx.Client):
+    import time
+
+    from notifyd.state.queues import lane_stats
+
+    assert http.post("/v1/events", json=incident_event(priority="high")).status_code == 202
+    later = {s.lane: s for s in lane_stats(api.runtime.client, api.runtime.keys, now=time.time() + 90)}
+    assert later["high"].ready == 1 and later["high"].oldest_age_s >= 90
+    assert later["critical"].oldest_age_s == 0.0  # an empty lane has waited for nothing
+    text = httpx.get(f"{api.url}/metrics").text
+    for lane in ("critical", "high", "normal", "low"):
+        assert re.search(rf'^notifyd_queue_oldest_age_seconds{{lane="{lane}"}} ', text, re.M), lane
+
+
+def test_metrics_count_open_circuits_per_channel_as_the_workers_report_them(api: Api):
+    import time
+
+    from notifyd.state import circuits
+
+    rt = api.runtime
+    text = httpx.get(f"{api.url}/metrics").text
+    assert 'notifyd_circuits_open{channel="webhook"} 0.0' in text
+    open_now = [
+        circuits.OpenCircuit("webhook", "https://down.example.com:443", "open", 20.0),
+        circuits.OpenCircuit("webhook", "https://flaky.example.com:443", "half_open", 0.0),
+        circuits.OpenCircuit("sms", "twilio", "open", 5.0),
+    ]
+    circuits.publish(rt.client, rt.keys, "worker-1", open_now, at=time.time())
+    text = httpx.get(f"{api.url}/metrics").text
+    assert 'notifyd_circuits_open{channel="webhook"} 2.0' in text
+    assert 'notifyd_circuits_open{channel="sms"} 1.0' in text
+    assert 'notifyd_circuits_open{channel="email"} 0.0' in text

@@ -24,7 +24,7 @@ from notifyd.api import (
 )
 from notifyd.api.bodylimit import DEFAULT_LIMIT, BodyLimitMiddleware
 from notifyd.api.context import ApiContext
-from notifyd.api.keystore import KeySpecError, KeyStore, parse_env_keys
+from notifyd.api.keystore import Grant, KeySpecError, KeyStore, parse_env_keys
 from notifyd.api.metrics import REQUESTS, QueueCollector
 from notifyd.api.ratelimit import DEFAULT_PUBLISH_RATE, PublishLimiter
 from notifyd.models import Event, Subscriber
@@ -72,10 +72,10 @@ def create_app(
     runtime: Runtime,
     store: Any | None = None,
     *,
-    extra_keys: Mapping[str, Iterable[str]] | None = None,
+    extra_keys: Mapping[str, Grant | Iterable[str]] | None = None,
     publish_rate: str = DEFAULT_PUBLISH_RATE,
 ) -> FastAPI:
-    """The API over ``runtime``. ``extra_keys`` ({key: scopes}) adds keys held only in memory,
+    """The API over ``runtime``. ``extra_keys`` ({key: grant or scopes}) adds keys held only in memory,
     such as the ones ``notifyd dev`` generates; they are hashed at once like the others."""
     configured = runtime.settings.api_keys
     try:
@@ -83,8 +83,8 @@ def create_app(
     except KeySpecError as exc:
         raise ConfigError(str(exc)) from None  # names the entry by position, never the key
     keystore = KeyStore(runtime.client, runtime.settings.namespace, static)
-    for key, scopes in (extra_keys or {}).items():
-        keystore.add_static(key, scopes)
+    for key, grant in (extra_keys or {}).items():
+        keystore.add_static(key, grant)
     app = FastAPI(
         title="notifyd",
         version=__version__,

@@ -14,6 +14,12 @@ token in its HTML, another origin can neither read that page nor set a custom
 header on a cross-site request (there is no CORS here), and the key itself never
 becomes readable by the page's script. The token is an HMAC keyed by the API key,
 so it is stateless, dies with the key, and reveals nothing about it.
+
+Pages: a key may be limited to some pages (see :class:`~notifyd.api.keystore.Grant`).
+:func:`require` checks a ``{page_id}`` in the route's path itself, so no route
+with a page in its path can forget it: another page is a 403. Routes that reach
+a page through something else (an event id, a subscriber id, a body) call
+:meth:`Principal.check_page`; routes that list filter with :meth:`Principal.reaches`.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from notifyd.api.context import ApiContext, context_of
-from notifyd.api.keystore import hash_key
+from notifyd.api.keystore import Grant, hash_key
 from notifyd.api.problems import ProblemError
 
 COOKIE = "notifyd_key"
@@ -44,7 +50,24 @@ _bearer = Security(bearer_scheme)
 class Principal:
     #: A prefix of the key's SHA-256: enough to tell keys apart in rate limits, useless to an attacker.
     key_id: str
-    scopes: frozenset[str]
+    grant: Grant
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return self.grant.scopes
+
+    @property
+    def pages(self) -> frozenset[str] | None:
+        """The pages this key reaches; None for an all-pages key."""
+        return self.grant.pages
+
+    def reaches(self, page_id: str) -> bool:
+        return self.grant.reaches(page_id)
+
+    def check_page(self, page_id: str) -> None:
+        """403 unless this key reaches ``page_id`` (for a page the caller named itself)."""
+        if not self.reaches(page_id):
+            raise ProblemError(403, f"this key is not valid for page {page_id!r}", kind="forbidden")
 
 
 def _unauthorized(detail: str) -> ProblemError:
@@ -54,12 +77,12 @@ def _unauthorized(detail: str) -> ProblemError:
 def authenticate(ctx: ApiContext, key: str | None, scope: str) -> Principal:
     if not key:
         raise _unauthorized("send an API key as 'Authorization: Bearer <key>'")
-    scopes = ctx.keystore.scopes_for(key)
-    if scopes is None:
+    grant = ctx.keystore.grant_for(key)
+    if grant is None:
         raise _unauthorized("unknown API key")
-    if scope not in scopes:
+    if scope not in grant.scopes:
         raise ProblemError(403, f"this key lacks the {scope!r} scope", kind="forbidden")
-    return Principal(hash_key(key)[:16], scopes)
+    return Principal(hash_key(key)[:16], grant)
 
 
 def csrf_token(key: str) -> str:
@@ -93,7 +116,11 @@ def require(scope: str, *, cookie: bool = False) -> Callable[..., Principal]:
         key = credentials.credentials if credentials is not None else None
         if key is None and cookie:
             key = _cookie_key(request)
-        return authenticate(context_of(request), key, scope)
+        principal = authenticate(context_of(request), key, scope)
+        page_id = request.path_params.get("page_id")
+        if page_id is not None:
+            principal.check_page(page_id)
+        return principal
 
     dependency.__name__ = f"require_{scope}"
     return dependency

@@ -9,6 +9,13 @@ queues, page status; redrive), ``admin`` (manage subscribers) and ``sync``
 (store replication between peers). ``admin`` implies ``operate``: whoever may
 manage subscribers may also look at what was delivered to them. Nothing
 implies ``publish`` or ``sync``; those are kept for machines.
+
+A key may also be limited (a :class:`Grant`): to some pages (``@acme+beta``;
+without it, every page) and to the lanes up to a priority (``/high``). A
+publish key without an explicit priority publishes ``normal`` and ``low``
+only: the critical and high lanes are the ones real incidents rely on, so a
+leaked CI key must not be able to flood them. ``NOTIFYD_API_KEYS`` writes it
+``key:scope[+scope][@page[+page]][/priority]``.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 from collections.abc import Iterable, Mapping
@@ -23,7 +31,18 @@ from dataclasses import dataclass
 
 import redis
 
+from notifyd.runtime.settings import PRIORITIES
+
 SCOPES: tuple[str, ...] = ("publish", "operate", "admin", "sync")
+#: The lane a publish key reaches when it names none: everything below the incident lanes.
+DEFAULT_MAX_PRIORITY = "normal"
+#: One entry of NOTIFYD_API_KEYS. The key is matched lazily, so a key may contain ':';
+#: page ids (``[A-Za-z0-9_.:-]``) contain neither '@' nor '/'.
+_ENTRY = re.compile(
+    r"^(?P<key>.+?):(?P<scopes>[a-z]+(?:\+[a-z]+)*)"
+    r"(?:@(?P<pages>[^@/]+))?(?:/(?P<max>[a-z]+))?$"
+)
+_PAGE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 #: A scope a key holds also grants the scopes listed here.
 IMPLIED: Mapping[str, frozenset[str]] = {"admin": frozenset({"operate"})}
 KEY_PREFIX = "nk_"
@@ -59,35 +78,115 @@ def parse_scopes(raw: str) -> frozenset[str]:
     return scopes
 
 
-def parse_env_keys(raw: str) -> dict[str, frozenset[str]]:
-    """``key:scope[+scope],...`` as {sha256(key): scopes}. Errors name the entry by position only."""
-    parsed: dict[str, frozenset[str]] = {}
+def parse_pages(pages: Iterable[str] | None) -> frozenset[str] | None:
+    """The pages a key is limited to (None: every page)."""
+    if pages is None:
+        return None
+    parsed = frozenset(p.strip() for p in pages if p.strip())
+    bad = sorted(p for p in parsed if not _PAGE.match(p))
+    if not parsed or bad:
+        raise KeySpecError(f"page ids are 1-128 of A-Z a-z 0-9 _ . : -; got {', '.join(bad) or '(none)'}")
+    return parsed
+
+
+def parse_priority(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    if raw not in PRIORITIES:
+        raise KeySpecError(f"unknown priority {raw!r}; choose from {', '.join(PRIORITIES)}")
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What a key may do: its scopes, the pages it reaches (None: all) and its highest lane."""
+
+    scopes: frozenset[str]
+    pages: frozenset[str] | None = None
+    max_priority: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.pages is not None and "sync" in self.scopes:
+            # A sync payload carries every page's state; a page-limited sync key would be a lie.
+            raise KeySpecError("a sync key replicates every page; it cannot be limited with @pages")
+
+    def effective(self) -> Grant:
+        return Grant(expand(self.scopes), self.pages, self.max_priority)
+
+    @property
+    def lane_cap(self) -> str:
+        """The highest lane this key may publish to."""
+        return self.max_priority or DEFAULT_MAX_PRIORITY
+
+    def may_publish_at(self, priority: str) -> bool:
+        return PRIORITIES.index(priority) >= PRIORITIES.index(self.lane_cap)
+
+    def reaches(self, page_id: str) -> bool:
+        return self.pages is None or page_id in self.pages
+
+    def record(self) -> dict[str, object]:
+        record: dict[str, object] = {"scopes": sorted(self.scopes)}
+        if self.pages is not None:
+            record["pages"] = sorted(self.pages)
+        if self.max_priority is not None:
+            record["max_priority"] = self.max_priority
+        return record
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, object]) -> Grant:
+        scopes: Iterable[str] = record["scopes"]  # type: ignore[assignment]
+        pages: Iterable[str] | None = record.get("pages")  # type: ignore[assignment]
+        max_priority = record.get("max_priority")
+        return cls(
+            frozenset(scopes),
+            frozenset(pages) if pages is not None else None,
+            str(max_priority) if max_priority is not None else None,
+        )
+
+
+def parse_env_keys(raw: str) -> dict[str, Grant]:
+    """``key:scope[+scope][@page[+page]][/priority],...`` as {sha256(key): grant}.
+
+    Errors name the entry by position only, never the key.
+    """
+    parsed: dict[str, Grant] = {}
     for position, entry in enumerate((e.strip() for e in raw.split(",")), 1):
         if not entry:
             continue
-        key, sep, scopes = entry.rpartition(":")
-        if not sep or not key:
-            raise KeySpecError(f"NOTIFYD_API_KEYS entry {position} is not key:scope[+scope]")
+        match = _ENTRY.match(entry)
+        if match is None or not match["key"]:
+            raise KeySpecError(
+                f"NOTIFYD_API_KEYS entry {position} is not key:scope[+scope][@page[+page]][/priority]"
+            )
         try:
-            parsed[hash_key(key)] = parse_scopes(scopes)
+            grant = Grant(
+                parse_scopes(match["scopes"]),
+                parse_pages(match["pages"].split("+")) if match["pages"] else None,
+                parse_priority(match["max"]),
+            )
         except KeySpecError as exc:
             raise KeySpecError(f"NOTIFYD_API_KEYS entry {position}: {exc}") from None
+        parsed[hash_key(match["key"])] = grant
     return parsed
 
 
 @dataclass(frozen=True, slots=True)
 class StoredKey:
     digest: str
-    scopes: frozenset[str]
+    grant: Grant
     name: str
     created_at: float
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return self.grant.scopes
 
     def public(self) -> dict[str, object]:
         # The digest prefix identifies the key for `keys revoke`; it cannot be reversed.
         return {
             "id": self.digest[:12],
             "name": self.name,
-            "scopes": sorted(self.scopes),
+            **self.grant.record(),
             "created_at": self.created_at,
         }
 
@@ -95,33 +194,44 @@ class StoredKey:
 class KeyStore:
     """Keys from settings plus keys created with ``notifyd keys create`` (hashed in Redis)."""
 
-    def __init__(
-        self, client: redis.Redis, ns: str, static: Mapping[str, frozenset[str]] | None = None
-    ) -> None:
+    def __init__(self, client: redis.Redis, ns: str, static: Mapping[str, Grant] | None = None) -> None:
         self.client = client
         self.redis_key = f"{ns}:apikeys"
         self.static = dict(static or {})
 
-    def add_static(self, key: str, scopes: Iterable[str]) -> None:
-        self.static[hash_key(key)] = frozenset(scopes)
+    def add_static(self, key: str, grant: Grant | Iterable[str]) -> None:
+        self.static[hash_key(key)] = grant if isinstance(grant, Grant) else Grant(frozenset(grant))
 
-    def scopes_for(self, key: str) -> frozenset[str] | None:
-        """The effective scopes of ``key``, or None when it is unknown."""
+    def grant_for(self, key: str) -> Grant | None:
+        """What ``key`` may do (implied scopes included), or None when it is unknown."""
         digest = hash_key(key)
-        found: frozenset[str] | None = None
+        found: Grant | None = None
         # Compare against every configured digest, in constant time, whatever matches first.
-        for candidate, scopes in self.static.items():
+        for candidate, grant in self.static.items():
             if hmac.compare_digest(candidate, digest):
-                found = scopes
+                found = grant
         if found is None:
             raw = self.client.hget(self.redis_key, digest)
             if raw is not None:
-                found = frozenset(json.loads(raw)["scopes"])
-        return expand(found) if found is not None else None
+                found = Grant.from_record(json.loads(raw))
+        return found.effective() if found is not None else None
 
-    def create(self, scopes: Iterable[str], name: str = "") -> str:
+    def scopes_for(self, key: str) -> frozenset[str] | None:
+        """The effective scopes of ``key``, or None when it is unknown."""
+        grant = self.grant_for(key)
+        return grant.scopes if grant is not None else None
+
+    def create(
+        self,
+        scopes: Iterable[str],
+        name: str = "",
+        *,
+        pages: Iterable[str] | None = None,
+        max_priority: str | None = None,
+    ) -> str:
+        grant = Grant(frozenset(scopes), parse_pages(pages), parse_priority(max_priority))
         key = generate_key()
-        record = {"scopes": sorted(set(scopes)), "name": name, "created_at": round(time.time(), 3)}
+        record = {**grant.record(), "name": name, "created_at": round(time.time(), 3)}
         self.client.hset(self.redis_key, hash_key(key), json.dumps(record))
         return key
 
@@ -132,7 +242,7 @@ class KeyStore:
             keys.append(
                 StoredKey(
                     digest.decode() if isinstance(digest, bytes) else digest,
-                    frozenset(record["scopes"]),
+                    Grant.from_record(record),
                     record.get("name", ""),
                     float(record.get("created_at", 0)),
                 )

@@ -28,6 +28,7 @@ from notifyd.publish import EventError, PublishResult
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
+OperateCookie = Annotated[Principal, Depends(require("operate", cookie=True))]
 EventIdPath = Annotated[str, Path(min_length=1, max_length=128, description="The publisher's event id")]
 
 
@@ -64,6 +65,21 @@ def parse_event_body(body: bytes) -> Event:
         return Event.model_validate(data)
     except ValidationError as exc:
         raise from_validation_error(exc) from None
+
+
+def check_publishable(principal: Principal, event: Event) -> None:
+    """403 when the key may not publish to the event's page, or not at its lane."""
+    principal.check_page(event.page_id)
+    if not principal.grant.may_publish_at(event.lane):
+        cap = principal.grant.lane_cap
+        raise ProblemError(
+            403,
+            f"this key may publish up to priority {cap!r}, and this event is {event.lane!r}; "
+            "publishing to the critical and high lanes needs a key created with "
+            "--max-priority (NOTIFYD_API_KEYS: key:publish/critical)",
+            errors=[("priority", f"above this key's cap {cap!r}")],
+            kind="forbidden",
+        )
 
 
 def _accept(ctx: ApiContext, principal: Principal, event: Event) -> PublishResult:
@@ -105,6 +121,7 @@ async def publish(
     about what makes an event valid.
     """
     event = parse_event_body(await request.body())
+    check_publishable(principal, event)
     result = await run_in_threadpool(_accept, context_of(request), principal, event)
     PUBLISHED.labels(result.status).inc()
     if result.status != "accepted":
@@ -112,10 +129,16 @@ async def publish(
     return result.as_dict()
 
 
-def _summary_or_404(request: Request, event_id: str) -> dict[str, Any]:
+def _no_event(event_id: str) -> ProblemError:
+    return ProblemError(404, f"no event {event_id!r} (unknown, or older than the event id TTL)")
+
+
+def _summary_or_404(request: Request, principal: Principal, event_id: str) -> dict[str, Any]:
+    """The event's summary. An event of a page the key does not reach is a 404 like an unknown
+    one: event ids are the publisher's, so a 403 would tell who else published what."""
     summary = context_of(request).runtime.tracker.summary(event_id)
-    if summary is None:
-        raise ProblemError(404, f"no event {event_id!r} (unknown, or older than the event id TTL)")
+    if summary is None or not principal.reaches(str(summary.get("page_id", ""))):
+        raise _no_event(event_id)
     return summary
 
 
@@ -123,23 +146,22 @@ def _summary_or_404(request: Request, event_id: str) -> dict[str, Any]:
     "/{event_id}",
     response_model=EventSummary,
     responses=documented(401, 403, 404, 422),
-    dependencies=[Depends(require("operate", cookie=True))],
     summary="An event's delivery summary",
 )
-def get_event(event_id: EventIdPath, request: Request) -> dict[str, Any]:
-    return _summary_or_404(request, event_id)
+def get_event(event_id: EventIdPath, request: Request, principal: OperateCookie) -> dict[str, Any]:
+    return _summary_or_404(request, principal, event_id)
 
 
 @router.get(
     "/{event_id}/deliveries",
     response_model=DeliveryPage,
     responses=documented(401, 403, 404, 422),
-    dependencies=[Depends(require("operate", cookie=True))],
     summary="An event's deliveries, paginated",
 )
 def list_deliveries(
     event_id: EventIdPath,
     request: Request,
+    principal: OperateCookie,
     status: DeliveryStatus | None = None,
     channel: ChannelName | None = None,
     cursor: Annotated[
@@ -150,8 +172,8 @@ def list_deliveries(
     start = int(cursor) if cursor else 0
     rt = context_of(request).runtime
     info = deliveries.event_info(rt, event_id)
-    if info is None:
-        raise ProblemError(404, f"no event {event_id!r} (unknown, or older than the event id TTL)")
+    if info is None or not principal.reaches(info.page_id):
+        raise _no_event(event_id)
     items, next_seq = deliveries.event_deliveries(
         rt, info, cursor=start, limit=limit, status=status, channel=channel
     )
@@ -163,10 +185,9 @@ def list_deliveries(
     status_code=202,
     response_model=Redriven,
     responses=documented(401, 403, 404, 422),
-    dependencies=[Depends(require("operate", cookie=True))],
     summary="Re-send the event's failed deliveries, keeping their delivery ids",
 )
-def redrive(event_id: EventIdPath, request: Request) -> dict[str, Any]:
-    _summary_or_404(request, event_id)
+def redrive(event_id: EventIdPath, request: Request, principal: OperateCookie) -> dict[str, Any]:
+    _summary_or_404(request, principal, event_id)
     count = context_of(request).redrive(event_id)
     return {"event_id": event_id, "redriven": count}

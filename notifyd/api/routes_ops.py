@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import redis
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import JSONResponse, Response
 
-from notifyd.api.auth import require
+from notifyd.api.auth import Principal, require
 from notifyd.api.context import context_of
 from notifyd.api.metrics import exposition
 from notifyd.api.problems import ProblemError, documented
@@ -60,10 +60,14 @@ def metrics(request: Request) -> Response:
     return Response(exposition(request.app.state.queue_collector), media_type="text/plain; version=0.0.4")
 
 
-def queue_view(rt: Runtime) -> dict[str, Any]:
+def queue_view(rt: Runtime, pages_seen: frozenset[str] | None = None) -> dict[str, Any]:
+    """Queue depths (lane totals, no page in them) and the recent events of ``pages_seen``
+    (None: every page)."""
     snap = snapshot(rt.client, rt.keys)
     pipe = rt.client.pipeline(transaction=False)
     pages = sorted(p.decode() if isinstance(p, bytes) else p for p in rt.client.smembers(rt.keys.pages()))
+    if pages_seen is not None:
+        pages = [p for p in pages if p in pages_seen]
     pages = pages[:MAX_PAGES_SCANNED]
     for page_id in pages:
         pipe.zrevrange(rt.keys.page_events(page_id), 0, RECENT_EVENTS - 1, withscores=True)
@@ -86,11 +90,12 @@ def queue_view(rt: Runtime) -> dict[str, Any]:
     "/v1/queues",
     response_model=QueueView,
     responses=documented(401, 403, 503),
-    dependencies=[Depends(require("operate", cookie=True))],
-    summary="Queue depths, retries, dead letters, workers and recent events",
+    summary="Queue depths, retries, dead letters, workers and recent events (of the key's pages)",
 )
-def queues(request: Request) -> dict[str, Any]:
+def queues(
+    request: Request, principal: Annotated[Principal, Depends(require("operate", cookie=True))]
+) -> dict[str, Any]:
     try:
-        return queue_view(context_of(request).runtime)
+        return queue_view(context_of(request).runtime, principal.pages)
     except redis.RedisError:
         raise ProblemError(503, "Redis is unreachable", kind="unavailable") from None

@@ -8,11 +8,11 @@ the keyspace, so polling them every few seconds stays cheap at any size.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from notifyd.api.auth import require
+from notifyd.api.auth import Principal, require
 from notifyd.api.context import context_of
 from notifyd.api.problems import documented
 from notifyd.api.schemas import EndpointTrouble, RetryBacklog, Throughput
@@ -52,13 +52,20 @@ def get_retry_backlog(request: Request) -> dict[str, Any]:
     "/endpoints",
     response_model=EndpointTrouble,
     responses=documented(401, 403, 503),
-    dependencies=OPERATE,
     summary="Hosts with an open circuit (as the workers see them) and quarantined endpoints",
 )
-def get_endpoint_trouble(request: Request) -> dict[str, Any]:
+def get_endpoint_trouble(
+    request: Request, principal: Annotated[Principal, Depends(require("operate", cookie=True))]
+) -> dict[str, Any]:
+    """Quarantined endpoints of the key's pages only. Circuits are per host, shared by every page
+    that sends there, so a key limited to pages sees none (a host names other pages' receivers)."""
     rt = context_of(request).runtime
     now = time.time()
+    open_circuits = circuits.read(rt.client, rt.keys, now=now)
+    if principal.pages is not None:
+        open_circuits = {**open_circuits, "circuits": []}
+    quarantined = quarantine.read(rt.client, rt.keys, rt.subscribers)
     return {
-        **circuits.read(rt.client, rt.keys, now=now),
-        "quarantined": quarantine.read(rt.client, rt.keys, rt.subscribers),
+        **open_circuits,
+        "quarantined": [q for q in quarantined if principal.reaches(q["page_id"])],
     }

@@ -271,16 +271,17 @@ def reactivate_subscriber(
     "/v1/subscribers/{subscriber_id}/deliveries",
     response_model=SubscriberDeliveries,
     responses=documented(401, 403, 404, 409, 422),
-    dependencies=[Depends(require("operate"))],
     summary="A subscriber's deliveries in its page's latest events",
 )
 def subscriber_deliveries(
     subscriber_id: SubscriberIdPath,
     request: Request,
+    principal: Annotated[Principal, Depends(require("operate"))],
     limit: Annotated[int, Query(ge=1, le=200, description="how many recent events to look into")] = 50,
 ) -> dict[str, Any]:
     rt = context_of(request).runtime
-    found = rt.subscribers.pages_with(subscriber_id)
+    # Another page's subscriber is as unknown as a missing one: a 403 would confirm it exists.
+    found = [(page, seq) for page, seq in rt.subscribers.pages_with(subscriber_id) if principal.reaches(page)]
     if len(found) > 1:
         pages = ", ".join(p for p, _ in found[:5])
         raise ProblemError(

@@ -15,7 +15,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from notifyd.api.app import create_app
-from notifyd.api.keystore import SCOPES, generate_key
+from notifyd.api.keystore import SCOPES, Grant, generate_key
 from notifyd.runtime.settings import Settings
 from notifyd.runtime.wiring import Runtime
 
@@ -41,17 +41,18 @@ def redact_access_log() -> None:
         access.addFilter(RedactQuery())
 
 
-def generated_keys(settings: Settings) -> dict[str, tuple[str, frozenset[str]]]:
-    """When NOTIFYD_API_KEYS is unset: an operator key (every scope) and a publish-only key."""
+def generated_keys(settings: Settings) -> dict[str, tuple[str, Grant]]:
+    """When NOTIFYD_API_KEYS is unset: an operator key (every scope) and a publish-only key,
+    both for every page and every lane (the person who started it is the one who holds them)."""
     if settings.api_keys is not None and settings.api_keys.get_secret_value().strip():
         return {}
     return {
-        "operator key (all scopes)": (generate_key(), frozenset(SCOPES)),
-        "publish key": (generate_key(), frozenset({"publish"})),
+        "operator key (all scopes)": (generate_key(), Grant(frozenset(SCOPES), None, "critical")),
+        "publish key": (generate_key(), Grant(frozenset({"publish"}), None, "critical")),
     }
 
 
-def _announce(url: str, keys: dict[str, tuple[str, frozenset[str]]]) -> None:
+def _announce(url: str, keys: dict[str, tuple[str, Grant]]) -> None:
     # Printed to the terminal once, for the person who started it; never logged.
     print(f"notifyd api: {url} (docs {url}/docs, dashboard {url}/dashboard)", file=sys.stderr)
     for label, (key, _) in keys.items():

@@ -22,6 +22,18 @@ def register(subparsers: Any) -> None:
         required=True,
         help="scopes joined by '+': publish, operate, admin (implies operate), sync",
     )
+    create.add_argument(
+        "--page",
+        action="append",
+        dest="pages",
+        metavar="PAGE",
+        help="limit the key to this page (repeat for several); without it, the key reaches every page",
+    )
+    create.add_argument(
+        "--max-priority",
+        choices=("critical", "high", "normal", "low"),
+        help="the highest lane the key may publish to (default: normal; incidents need high or critical)",
+    )
     create.add_argument("--name", default="", help="a label shown by `keys list`")
     actions.add_parser("list", help="list stored keys (ids, names, scopes; never the keys)")
     revoke = actions.add_parser("revoke", help="revoke a stored key by its id (from `keys list`)")
@@ -30,12 +42,13 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from notifyd.api.keystore import KeySpecError, KeyStore, parse_scopes
+    from notifyd.api.keystore import Grant, KeySpecError, KeyStore, parse_pages, parse_scopes
     from notifyd.runtime.settings import load_settings
     from notifyd.runtime.wiring import Runtime
 
     try:
-        scopes = parse_scopes(args.scope) if args.keys_action == "create" else frozenset()
+        if args.keys_action == "create":
+            grant = Grant(parse_scopes(args.scope), parse_pages(args.pages), args.max_priority)
     except KeySpecError as exc:
         print(f"notifyd: {exc}", file=sys.stderr)
         return 2
@@ -43,10 +56,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         store = KeyStore(runtime.client, runtime.settings.namespace)
         if args.keys_action == "create":
-            key = store.create(scopes, name=args.name)
+            key = store.create(
+                grant.scopes, name=args.name, pages=grant.pages, max_priority=grant.max_priority
+            )
             print(key)
+            reach = "every page" if grant.pages is None else "page(s) " + ", ".join(sorted(grant.pages))
+            lanes = grant.lane_cap if "publish" in grant.scopes else None
             print(
-                f"notifyd: created a key with scopes {'+'.join(sorted(scopes))}; it is shown only this once",
+                f"notifyd: created a key with scopes {'+'.join(sorted(grant.scopes))} for {reach}"
+                + (f", publishing up to priority {lanes}" if lanes else "")
+                + "; it is shown only this once",
                 file=sys.stderr,
             )
         elif args.keys_action == "list":

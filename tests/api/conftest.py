@@ -21,8 +21,9 @@ KEYS = {
     "all": "test-all-key",
 }
 API_KEYS = ",".join(
-    [f"{KEYS[s]}:{s}" for s in ("publish", "operate", "admin", "sync")]
-    + [f"{KEYS['all']}:publish+operate+admin+sync"]
+    [f"{KEYS['publish']}:publish/critical"]
+    + [f"{KEYS[s]}:{s}" for s in ("operate", "admin", "sync")]
+    + [f"{KEYS['all']}:publish+operate+admin+sync/critical"]
 )
 
 

@@ -112,7 +112,7 @@ def test_keys_create_prints_a_key_once_and_stores_only_its_hash(api: Api):
 
 def test_env_keys_parse_scopes_and_refuse_unknown_ones_without_echoing_the_key():
     parsed = parse_env_keys("alpha:publish, beta:operate+admin")
-    assert sorted(map(sorted, parsed.values())) == [["admin", "operate"], ["publish"]]
+    assert sorted(sorted(g.scopes) for g in parsed.values()) == [["admin", "operate"], ["publish"]]
     with pytest.raises(ValueError) as bad:
         parse_env_keys("supersecret:god")
     assert "supersecret" not in str(bad.value)

@@ -1,0 +1,329 @@
+"""Keys limited to pages: every route is checked, built from the app's own route table.
+
+A key for page ``tenant-a`` acting on page ``tenant-b`` gets a 403 where the request names
+the page (path or body), and a 404 where it names an event or subscriber of that page (a 403
+would confirm that the id exists). Lists hold only the key's pages. A new route that is not
+classified below fails ``test_every_route_is_classified``, so none can escape the matrix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+from starlette.routing import Route
+
+from notifyd.api.keystore import Grant, KeySpecError, KeyStore, parse_env_keys
+from notifyd.api.server import start_in_thread
+from notifyd.runtime.settings import Settings
+from notifyd.runtime.wiring import Runtime
+from notifyd.state import quarantine
+from notifyd.store import StatusStore
+from tests.api.conftest import API_KEYS, KEYS, Api
+from tests.support.events import incident_event
+
+A, B = "tenant-a", "tenant-b"
+#: publish, operate and admin, limited to page A, every lane.
+KEY_A = "tenant-a-key-0123456789abcdefghijklmnop"
+#: The same without a lane cap: publishes normal and low only.
+KEY_A_CAPLESS = "tenant-a-capless-0123456789abcdefghijkl"
+TENANT_KEYS = f"{KEY_A}:publish+operate+admin@{A}/critical,{KEY_A_CAPLESS}:publish@{A}"
+
+Request = tuple[str, str, dict[str, Any]]
+Builder = Callable[["Fixture", str], Request]
+
+
+class Fixture:
+    """A server with data on both pages, and builders for requests that name a given page."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.admin = api.client("all")
+        self.events = {page: self._event(page) for page in (A, B)}
+        self.subscribers = {page: self._subscriber(page) for page in (A, B)}
+
+    def _event(self, page: str) -> str:
+        event = incident_event(page=page)
+        assert self.admin.post("/v1/events", json=event).status_code == 202
+        return str(event["event_id"])
+
+    def _subscriber(self, page: str) -> str:
+        r = self.admin.post(
+            f"/v1/pages/{page}/subscribers",
+            json={"channel": "webhook", "target": f"https://{page}.example.com/hook"},
+        )
+        assert r.status_code == 201, r.text
+        return str(r.json()["id"])
+
+    def fresh_subscriber(self, page: str) -> str:
+        r = self.admin.post(
+            f"/v1/pages/{page}/subscribers",
+            json={"channel": "webhook", "target": f"https://{page}.example.com/{uuid.uuid4().hex}"},
+        )
+        return str(r.json()["id"])
+
+    def send(self, key: str, request: Request) -> httpx.Response:
+        method, path, kwargs = request
+        with httpx.Client(base_url=self.api.url, timeout=15) as http:
+            return http.request(method, path, headers={"Authorization": f"Bearer {key}"}, **kwargs)
+
+
+#: Routes that need no key at all.
+PUBLIC = {
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+    ("GET", "/docs"),
+    ("GET", "/docs/oauth2-redirect"),
+    ("GET", "/redoc"),
+    ("GET", "/v1/pages/{page_id}/unsubscribe"),
+    ("POST", "/v1/pages/{page_id}/unsubscribe"),
+    ("POST", "/v1/callbacks/twilio/{delivery_id}"),
+}
+#: Routes that name a page (in the path or the body): another page is a 403.
+NAMES_PAGE: dict[tuple[str, str], Builder] = {
+    ("POST", "/v1/events"): lambda f, p: ("POST", "/v1/events", {"json": incident_event(page=p)}),
+    ("POST", "/v1/pages/{page_id}/subscribers"): lambda f, p: (
+        "POST",
+        f"/v1/pages/{p}/subscribers",
+        {"json": {"channel": "sms", "target": "+14155550100"}},
+    ),
+    ("POST", "/v1/pages/{page_id}/subscribers:import"): lambda f, p: (
+        "POST",
+        f"/v1/pages/{p}/subscribers:import",
+        {"content": json.dumps({"channel": "sms", "target": "+14155550101"}) + "\n"},
+    ),
+    ("GET", "/v1/pages/{page_id}/subscribers"): lambda f, p: ("GET", f"/v1/pages/{p}/subscribers", {}),
+    ("DELETE", "/v1/pages/{page_id}/subscribers/{subscriber_id}"): lambda f, p: (
+        "DELETE",
+        f"/v1/pages/{p}/subscribers/{f.fresh_subscriber(p)}",
+        {},
+    ),
+    ("POST", "/v1/pages/{page_id}/subscribers/{subscriber_id}/reactivate"): lambda f, p: (
+        "POST",
+        f"/v1/pages/{p}/subscribers/{f.subscribers[p]}/reactivate",
+        {},
+    ),
+    ("GET", "/v1/pages/{page_id}/status"): lambda f, p: ("GET", f"/v1/pages/{p}/status", {}),
+    ("GET", "/v1/pages/{page_id}/subscribers/{subscriber_id}/deliveries"): lambda f, p: (
+        "GET",
+        f"/v1/pages/{p}/subscribers/{f.subscribers[p]}/deliveries",
+        {},
+    ),
+}
+#: Routes that name an event or a subscriber: one of another page is a 404, like an unknown one.
+NAMES_ID: dict[tuple[str, str], Builder] = {
+    ("GET", "/v1/events/{event_id}"): lambda f, p: ("GET", f"/v1/events/{f.events[p]}", {}),
+    ("GET", "/v1/events/{event_id}/deliveries"): lambda f, p: (
+        "GET",
+        f"/v1/events/{f.events[p]}/deliveries",
+        {},
+    ),
+    ("POST", "/v1/events/{event_id}/redrive"): lambda f, p: (
+        "POST",
+        f"/v1/events/{f.events[p]}/redrive",
+        {},
+    ),
+    ("GET", "/v1/subscribers/{subscriber_id}/deliveries"): lambda f, p: (
+        "GET",
+        f"/v1/subscribers/{f.subscribers[p]}/deliveries",
+        {},
+    ),
+}
+#: Routes that name no page: answered for the key's pages only (see the list tests below).
+FILTERED = {
+    ("GET", "/v1/queues"),
+    ("GET", "/v1/stats/throughput"),
+    ("GET", "/v1/stats/retries"),
+    ("GET", "/v1/stats/endpoints"),
+    ("GET", "/dashboard"),
+}
+#: Routes only an all-pages key can reach: a page-limited key cannot hold their scope.
+ALL_PAGES_ONLY = {("POST", "/v1/sync")}
+
+
+def _app_routes(api: Api) -> set[tuple[str, str]]:
+    found = set()
+    for route in api.handle.app.routes:
+        if isinstance(route, APIRoute | Route):
+            for method in route.methods or ():
+                if method != "HEAD":
+                    found.add((method, route.path))
+    return found
+
+
+@pytest.fixture(scope="module")
+def fx(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fixture]:
+    namespace = f"nt{uuid.uuid4().hex[:10]}"
+    settings = Settings(
+        redis_url=redis_url,
+        namespace=namespace,
+        data_dir=tmp_path_factory.mktemp("tenancy") / "var",
+        allow_private_targets=True,
+        api_keys=f"{API_KEYS},{TENANT_KEYS}",
+    )
+    rt = Runtime.start(settings)
+    store = StatusStore.memory("api-node")
+    handle = start_in_thread(rt, store, host="127.0.0.1", port=0, announce=False)
+    fixture = Fixture(Api(rt, handle, store))
+    yield fixture
+    fixture.admin.close()
+    handle.stop()
+    for key in rt.client.scan_iter(match=f"{namespace}*", count=1000):
+        rt.client.delete(key)
+    rt.close()
+
+
+def test_every_route_is_classified(fx: Fixture):
+    classified = PUBLIC | set(NAMES_PAGE) | set(NAMES_ID) | FILTERED | ALL_PAGES_ONLY
+    unclassified = _app_routes(fx.api) - classified
+    assert not unclassified, f"classify these routes in tests/api/test_tenancy.py: {sorted(unclassified)}"
+
+
+@pytest.mark.parametrize("route", sorted(NAMES_PAGE), ids=" ".join)
+def test_a_page_key_naming_another_page_is_403(fx: Fixture, route: tuple[str, str]):
+    r = fx.send(KEY_A, NAMES_PAGE[route](fx, B))
+    assert r.status_code == 403, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert B in r.json()["detail"]
+
+
+@pytest.mark.parametrize("route", sorted(NAMES_PAGE), ids=" ".join)
+def test_a_page_key_naming_its_own_page_succeeds(fx: Fixture, route: tuple[str, str]):
+    r = fx.send(KEY_A, NAMES_PAGE[route](fx, A))
+    assert 200 <= r.status_code < 300, r.text
+
+
+@pytest.mark.parametrize("route", sorted(NAMES_ID), ids=" ".join)
+def test_a_page_key_naming_an_id_of_another_page_is_404_like_an_unknown_id(
+    fx: Fixture, route: tuple[str, str]
+):
+    r = fx.send(KEY_A, NAMES_ID[route](fx, B))
+    assert r.status_code == 404, r.text
+    assert "tenant-b" not in r.text
+    # The all-pages key still reaches it.
+    assert 200 <= fx.send(KEYS["all"], NAMES_ID[route](fx, B)).status_code < 300
+
+
+@pytest.mark.parametrize("route", sorted(NAMES_ID), ids=" ".join)
+def test_a_page_key_naming_an_id_of_its_own_page_succeeds(fx: Fixture, route: tuple[str, str]):
+    r = fx.send(KEY_A, NAMES_ID[route](fx, A))
+    assert 200 <= r.status_code < 300, r.text
+
+
+def test_a_refused_publish_to_another_page_enqueues_nothing(fx: Fixture):
+    event = incident_event(page=B)
+    assert fx.send(KEY_A, ("POST", "/v1/events", {"json": event})).status_code == 403
+    assert fx.api.runtime.tracker.summary(str(event["event_id"])) is None
+
+
+def test_queue_view_lists_only_the_key_s_pages(fx: Fixture):
+    rt = fx.api.runtime
+    for page, event_id in fx.events.items():  # as ingest lists them (no worker runs here)
+        rt.client.zadd(rt.keys.page_events(page), {event_id: time.time()})
+    everything = fx.send(KEYS["all"], ("GET", "/v1/queues", {})).json()["recent_events"]
+    assert {e["page_id"] for e in everything} >= {A, B}
+    mine = fx.send(KEY_A, ("GET", "/v1/queues", {})).json()["recent_events"]
+    assert mine and {e["page_id"] for e in mine} == {A}
+
+
+def test_quarantined_endpoints_and_circuits_show_only_the_key_s_pages(fx: Fixture):
+    rt = fx.api.runtime
+    subs = [rt.subscribers.get(page, fx.subscribers[page]) for page in (A, B)]
+    for sub in subs:
+        assert sub is not None
+        rt.subscribers.disable(sub.page_id, sub.seq, quarantine.REASON)
+    quarantine.note(rt.client, rt.keys, [s for s in subs if s is not None], at=1.0)
+    everything = fx.send(KEYS["all"], ("GET", "/v1/stats/endpoints", {})).json()
+    assert {q["page_id"] for q in everything["quarantined"]} == {A, B}
+    mine = fx.send(KEY_A, ("GET", "/v1/stats/endpoints", {})).json()
+    assert {q["page_id"] for q in mine["quarantined"]} == {A}
+    assert mine["circuits"] == []
+
+
+@pytest.mark.parametrize("route", sorted(FILTERED), ids=" ".join)
+def test_a_page_key_may_read_the_filtered_views(fx: Fixture, route: tuple[str, str]):
+    method, path = route
+    assert fx.send(KEY_A, (method, path, {})).status_code == 200
+
+
+@pytest.mark.parametrize("route", sorted(ALL_PAGES_ONLY), ids=" ".join)
+def test_a_page_key_cannot_reach_the_all_pages_routes(fx: Fixture, route: tuple[str, str]):
+    method, path = route
+    assert fx.send(KEY_A, (method, path, {"content": b"x"})).status_code == 403
+    with pytest.raises(KeySpecError, match="every page"):
+        parse_env_keys("some-sync-key-0123456789abcdefghijk:sync@tenant-a")
+
+
+def test_a_publish_key_without_a_lane_cap_publishes_normal_and_low_only(fx: Fixture):
+    critical = incident_event(page=A, priority="critical")
+    r = fx.send(KEY_A_CAPLESS, ("POST", "/v1/events", {"json": critical}))
+    assert r.status_code == 403
+    assert "'normal'" in r.json()["detail"] and "max-priority" in r.json()["detail"]
+    assert fx.api.runtime.tracker.summary(str(critical["event_id"])) is None
+    # The priority that comes from the impact counts too: a major incident is high.
+    assert fx.send(KEY_A_CAPLESS, ("POST", "/v1/events", {"json": incident_event(page=A)})).status_code == 403
+    for priority in ("normal", "low"):
+        ok = fx.send(
+            KEY_A_CAPLESS, ("POST", "/v1/events", {"json": incident_event(page=A, priority=priority)})
+        )
+        assert ok.status_code == 202, ok.text
+
+
+def test_a_key_with_max_priority_high_may_not_publish_critical(fx: Fixture):
+    store = KeyStore(fx.api.runtime.client, fx.api.runtime.settings.namespace)
+    key = store.create({"publish"}, pages=[A], max_priority="high")
+    assert fx.send(key, ("POST", "/v1/events", {"json": incident_event(page=A)})).status_code == 202
+    refused = fx.send(key, ("POST", "/v1/events", {"json": incident_event(page=A, priority="critical")}))
+    assert refused.status_code == 403 and "'high'" in refused.json()["detail"]
+    assert fx.send(key, ("POST", "/v1/events", {"json": incident_event(page=B)})).status_code == 403
+
+
+def test_stored_page_keys_keep_their_pages_and_cap(fx: Fixture):
+    store = KeyStore(fx.api.runtime.client, fx.api.runtime.settings.namespace)
+    key = store.create({"operate"}, name="grafana-a", pages=[A, "other"])
+    assert store.grant_for(key) == Grant(frozenset({"operate"}), frozenset({A, "other"}), None)
+    listed = [k.public() for k in store.stored() if k.name == "grafana-a"]
+    assert listed[0]["pages"] == sorted([A, "other"])
+    assert fx.send(key, ("GET", f"/v1/pages/{B}/status", {})).status_code == 403
+    assert fx.send(key, ("GET", f"/v1/pages/{A}/status", {})).status_code == 200
+
+
+def test_env_keys_parse_pages_and_priority():
+    parsed = parse_env_keys("k:e:y-one:publish+operate@acme+ns:beta/high, other:admin")
+    grants = sorted(parsed.values(), key=lambda g: sorted(g.scopes))
+    assert grants[0] == Grant(frozenset({"admin"}))
+    assert grants[1] == Grant(frozenset({"publish", "operate"}), frozenset({"acme", "ns:beta"}), "high")
+    with pytest.raises(KeySpecError) as bad:
+        parse_env_keys("supersecret:publish/urgent")
+    assert "supersecret" not in str(bad.value) and "urgent" in str(bad.value)
+
+
+def test_keys_create_with_page_and_max_priority_makes_a_key_refused_on_another_page(fx: Fixture):
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("NOTIFYD_")},
+        "NOTIFYD_REDIS_URL": fx.api.runtime.url,
+        "NOTIFYD_NAMESPACE": fx.api.runtime.settings.namespace,
+    }
+    made = subprocess.run(
+        [sys.executable, "-m", "notifyd", "keys", "create", "--scope", "publish", "--page", A]
+        + ["--max-priority", "high"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    key = made.stdout.strip()
+    assert f"page(s) {A}" in made.stderr and "up to priority high" in made.stderr
+    assert fx.send(key, ("POST", "/v1/events", {"json": incident_event(page=A)})).status_code == 202
+    assert fx.send(key, ("POST", "/v1/events", {"json": incident_event(page=B)})).status_code == 403

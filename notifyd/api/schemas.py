@@ -165,6 +165,9 @@ class Lane(BaseModel):
     in_flight: int
     delayed: int
     dead_messages: int
+    oldest_age_s: float = Field(
+        description="Seconds the longest-waiting ready message has waited (0 when none is ready)"
+    )
 
 
 class RecentEvent(EventSummary):

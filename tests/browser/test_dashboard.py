@@ -4,6 +4,7 @@ deliveries open from the page, and the page's redrive button sends them again.""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -129,3 +130,31 @@ def test_the_dashboard_shows_a_fan_out_moving_and_redrives_its_failed_deliveries
         "04-failed-deliveries.png",
         "05-after-redrive.png",
     ]
+
+
+def test_the_dashboard_shows_open_circuits_and_how_long_a_lane_has_waited(
+    start_api: Callable[..., Api], page: Any, screenshots: Screenshots
+):
+    from notifyd.state import circuits
+
+    api = start_api()
+    rt = api.runtime
+    # No worker runs: the event waits at the head of the critical lane.
+    with api.client("publish") as http:
+        assert http.post("/v1/events", json=incident_event(priority="critical")).status_code == 202
+    down = circuits.OpenCircuit("webhook", "https://down.example.com:443", "open", 25.0)
+    circuits.publish(rt.client, rt.keys, "worker-a", [down], at=time.time())
+    circuits.publish(rt.client, rt.keys, "worker-b", [down], at=time.time())
+
+    page.goto(f"{api.url}/dashboard?key={KEYS['operate']}")
+    page.wait_for_function("document.getElementById('state').textContent.startsWith('updated')")
+    row = page.locator("#circuits tr").filter(has_text="https://down.example.com:443")
+    row.wait_for()
+    cells = [row.locator("td").nth(i).inner_text() for i in range(5)]
+    assert (cells[0], cells[2], cells[4]) == ("webhook", "open", "2")
+    oldest = page.locator('#lanes tr[data-lane="critical"] td.oldest').inner_text()
+    assert re.fullmatch(r"\d+ ms|\d+\.\d s", oldest), oldest
+    assert page.locator('#lanes tr[data-lane="low"] td.oldest').inner_text() == "–"
+    assert page.locator("#t-ready").inner_text() == "1"
+    screenshots.take(page, "open-circuits-and-waiting-lane")
+    assert [p.name for p in screenshots.taken] == ["01-open-circuits-and-waiting-lane.png"]

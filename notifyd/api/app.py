@@ -100,6 +100,11 @@ def create_app(
     problems.install(app)
 
     async def on_redis_error(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, redis.exceptions.OutOfMemoryError):
+            # maxmemory with noeviction: the server refused the write, so nothing was written.
+            return problems.problem_response(
+                503, "Redis is full (maxmemory); nothing was accepted, try again later", kind="unavailable"
+            )
         return problems.problem_response(503, "Redis is unreachable; try again", kind="unavailable")
 
     app.add_exception_handler(redis.RedisError, on_redis_error)

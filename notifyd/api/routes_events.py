@@ -32,7 +32,11 @@ OperateCookie = Annotated[Principal, Depends(require("operate", cookie=True))]
 EventIdPath = Annotated[str, Path(min_length=1, max_length=128, description="The publisher's event id")]
 
 
-def _storage_down() -> ProblemError:
+def _storage_down(exc: redis.RedisError | None = None) -> ProblemError:
+    if isinstance(exc, redis.exceptions.OutOfMemoryError):
+        return ProblemError(
+            503, "storage is full (maxmemory); nothing was accepted, try again later", kind="unavailable"
+        )
     return ProblemError(503, "storage is unavailable; nothing was accepted, try again", kind="unavailable")
 
 
@@ -83,11 +87,15 @@ def check_publishable(principal: Principal, event: Event) -> None:
 
 
 def _accept(ctx: ApiContext, principal: Principal, event: Event) -> PublishResult:
-    retry_after = ctx.limiter.hit(principal.key_id)
+    try:
+        # One budget per key and lane: a key flooding the low lane keeps its critical budget.
+        retry_after = ctx.limiter.hit(f"{principal.key_id}:{event.lane}")
+    except redis.RedisError as exc:
+        raise _storage_down(exc) from None
     if retry_after is not None:
         raise ProblemError(
             429,
-            "this key publishes faster than its limit; slow down",
+            f"this key publishes to the {event.lane} lane faster than its limit; slow down",
             headers={"Retry-After": str(int(retry_after))},
             kind="rate-limited",
         )
@@ -95,8 +103,8 @@ def _accept(ctx: ApiContext, principal: Principal, event: Event) -> PublishResul
         return ctx.runtime.publisher.publish(event)
     except EventError as exc:
         raise ProblemError(exc.status, str(exc), errors=[("body", str(exc))], kind="invalid-event") from None
-    except redis.RedisError:
-        raise _storage_down() from None
+    except redis.RedisError as exc:
+        raise _storage_down(exc) from None
 
 
 @router.post(

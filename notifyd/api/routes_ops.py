@@ -38,15 +38,24 @@ def healthz() -> dict[str, str]:
 )
 def readyz(request: Request) -> Response:
     ctx = context_of(request)
+    pressure: float | None = None
     try:
         redis_ok = bool(ctx.runtime.client.ping())
+        memory = ctx.runtime.client.info("memory")
+        if int(memory.get("maxmemory", 0)):
+            pressure = round(int(memory["used_memory"]) / int(memory["maxmemory"]), 4)
     except (redis.RedisError, OSError):
         redis_ok = False
     store = ctx.store
     # StatusStore marks itself closed on close(); a closed replica can no longer serve page status.
     store_state = "absent" if store is None else ("closed" if getattr(store, "_closed", False) else "loaded")
     ready = redis_ok and store_state != "closed"
-    body = {"status": "ready" if ready else "unready", "redis": redis_ok, "store": store_state}
+    body = {
+        "status": "ready" if ready else "unready",
+        "redis": redis_ok,
+        "store": store_state,
+        "memory_pressure": pressure,
+    }
     return JSONResponse(body, status_code=200 if ready else 503)
 
 

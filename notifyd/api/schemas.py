@@ -157,6 +157,11 @@ class Readiness(BaseModel):
     status: Literal["ready", "unready"]
     redis: bool
     store: Literal["loaded", "absent", "closed"]
+    memory_pressure: float | None = Field(
+        default=None,
+        description="Redis used_memory / maxmemory (null: no limit set, or Redis unreachable). "
+        "At 1.0 a noeviction server refuses writes, and publishing answers 503.",
+    )
 
 
 class Lane(BaseModel):

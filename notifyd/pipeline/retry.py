@@ -88,8 +88,8 @@ class RetryStep:
 def redrive(tracker: Tracker, queue: StepQueue, event_id: str, *, batch: int) -> int:
     """Send the event's failed deliveries again, keeping their delivery ids; returns how many."""
     h = tracker.event_hash(event_id)
-    if h is None or "priority" not in h:
-        return 0
+    if h is None or "priority" not in h or "body" not in h:
+        return 0  # unknown, or done with nothing failed (its body was dropped; see track.lua)
     lane = h["priority"]
     top = int(h.get("seq_top", 0))
     accepted_at = float(h.get("accepted_at", 0))

@@ -28,7 +28,7 @@ def resolve_redis(settings: Settings) -> tuple[str, EmbeddedRedis | None]:
     if settings.redis_url:
         check_reachable(settings.redis_url)
         return settings.redis_url, None
-    server = EmbeddedRedis(settings.data_dir)
+    server = EmbeddedRedis(settings.data_dir, maxmemory=settings.embedded_maxmemory)
     url = server.start()
     log.warning("NOTIFYD_REDIS_URL is unset: using the embedded server, data in %s", settings.data_dir)
     return url, server

@@ -22,6 +22,10 @@ import redis
 
 #: How long to wait for the server to answer PING after it is started.
 DEFAULT_START_TIMEOUT_S = 10.0
+#: The embedded server's memory limit (``NOTIFYD_EMBEDDED_MAXMEMORY``). It evicts nothing
+#: (``noeviction``): a full server refuses writes with an OOM error, loudly, rather than
+#: silently dropping accepted events or delivery records.
+DEFAULT_MAXMEMORY = "1gb"
 
 
 class EmbeddedServerError(RuntimeError):
@@ -52,8 +56,9 @@ def _socket_path(data_dir: Path) -> Path:
 class EmbeddedRedis:
     """A Valkey child process with AOF in ``data_dir`` and a unix socket."""
 
-    def __init__(self, data_dir: str | os.PathLike[str]) -> None:
+    def __init__(self, data_dir: str | os.PathLike[str], *, maxmemory: str = DEFAULT_MAXMEMORY) -> None:
         self.data_dir = Path(data_dir).resolve() / "redis"
+        self.maxmemory = maxmemory
         self.socket_path = _socket_path(self.data_dir)
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -71,6 +76,8 @@ class EmbeddedRedis:
                 "appendonly yes",
                 "appendfsync everysec",
                 'save ""',
+                f"maxmemory {self.maxmemory}",
+                "maxmemory-policy noeviction",
                 "daemonize no",
                 f"logfile {self.data_dir / 'server.log'}",
                 "loglevel warning",

@@ -65,6 +65,8 @@ class Settings(BaseSettings):
 
     redis_url: str | None = None
     data_dir: Path = Path("./var")
+    #: The embedded server's maxmemory (a Redis size: "512mb", "2gb"); it never evicts.
+    embedded_maxmemory: str = Field(default="1gb", pattern=r"^[0-9]+(?:[kmg]b?)?$")
     namespace: str = Field(default="notifyd", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     api_keys: SecretStr | None = None
     allow_private_targets: bool = False

@@ -175,3 +175,13 @@ def test_problem_bodies_never_echo_the_key_that_was_sent(api: Api):
         r = http.get("/v1/events/x")
     assert r.status_code == 403
     assert KEYS["publish"] not in r.text
+
+
+def test_the_publish_limit_is_per_lane_so_a_low_flood_leaves_the_critical_budget(start_api):
+    api = start_api(app_options={"publish_rate": "2/minute"})
+    with api.client("publish") as http:
+        for _ in range(2):
+            assert http.post("/v1/events", json=incident_event(priority="low")).status_code == 202
+        limited = http.post("/v1/events", json=incident_event(priority="low"))
+        assert limited.status_code == 429 and "low lane" in limited.json()["detail"]
+        assert http.post("/v1/events", json=incident_event(priority="critical")).status_code == 202

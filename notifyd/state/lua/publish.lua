@@ -20,7 +20,8 @@ local fields = {"body", ARGV[4], "page_id", ARGV[5], "type", ARGV[6], "priority"
 if KEYS[2] ~= "" then
     local taken = redis.call("set", KEYS[2], ARGV[10], "NX", "EX", tonumber(ARGV[2]))
     if not taken then
-        redis.call("hset", KEYS[1], "state", "deduplicated", "finished_at", ARGV[3], unpack(fields))
+        -- Nothing will ever render a deduplicated event: keep its record, not its body.
+        redis.call("hset", KEYS[1], "state", "deduplicated", "finished_at", ARGV[3], unpack(fields, 3))
         redis.call("expire", KEYS[1], ttl)
         return "deduplicated"
     end

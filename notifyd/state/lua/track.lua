@@ -83,6 +83,12 @@ if h[1] and tonumber(h[2] or "0") >= tonumber(h[1]) and tonumber(h[3] or "0") ==
     and tonumber(h[6] or "0") == 0 then
     if not h[5] then
         redis.call("hset", ev, "finished_at", now)
+        -- Every delivery ended and none failed, so nothing will render this event again (only a
+        -- failed delivery can be redriven): keep the record and its counters for the event-id
+        -- TTL, and drop the body, which is most of the event's memory (up to 64 KiB).
+        if tonumber(redis.call("hget", ev, "failed") or "0") == 0 then
+            redis.call("hdel", ev, "body")
+        end
     end
 elseif h[5] then
     redis.call("hdel", ev, "finished_at")

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/run.py                 # default sizes (< 10 min on 2 cores)
     .venv/bin/python benchmarks/run.py --quick         # small N, a smoke run (< 60 s)
     .venv/bin/python benchmarks/run.py --full          # the figures of record (1M subscribers)
-    .venv/bin/python benchmarks/run.py --only pipeline # one module (pipeline, store, channels);
+    .venv/bin/python benchmarks/run.py --only pipeline # one module (pipeline, delivery, store, channels);
                                                        # pipeline.latency,critical picks benchmarks in it
 
 Each module is ``benchmarks/bench_<name>.py`` with a ``main()``. ``main`` may take ``quick``,
@@ -30,7 +30,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-MODULES = ("pipeline", "store", "channels")
+MODULES = ("pipeline", "delivery", "store", "channels")
 
 
 def normalise(raw: Any) -> dict[str, Any]:

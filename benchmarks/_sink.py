@@ -1,0 +1,133 @@
+"""A webhook sink in a process of its own, for the end-to-end delivery benchmark.
+
+    python benchmarks/_sink.py --ports 8 --secret whsec_... [--seed 1]
+
+Listens on ``--ports`` loopback ports (so the deliveries spread over several
+"hosts", as real endpoints are), checks every Standard Webhooks signature
+with the one secret every benchmark subscriber shares, and answers after a
+latency chosen by the path's profile:
+
+    /h/instant/<n>   at once
+    /h/slow/<n>      after 500 ms
+    /h/mixed/<n>     p50 80 ms, p99 2 s; 1% hang past the sender's 10 s timeout; 1% answer 500
+
+Arrival is recorded when the request comes in, before the injected latency.
+``GET /_stats?event=<id>`` answers ``{"count", "unique", "first", "last", "bad_signature"}``
+(epoch seconds). Prints ``READY <port>,<port>,...`` once it listens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+HANG_S = 12.0
+
+
+@dataclass
+class EventStats:
+    count: int = 0
+    first: float = math.inf
+    last: float = 0.0
+    ids: set[str] = field(default_factory=set)
+
+
+def mixed_delay(rng: random.Random) -> tuple[float, int]:
+    """(seconds, status): lognormal with p50 80 ms and p99 2 s; 1% hangs, 1% answer 500."""
+    roll = rng.random()
+    if roll < 0.01:
+        return HANG_S, 200
+    status = 500 if roll < 0.02 else 200
+    # ln(2000/80) / z(0.99) = 3.219 / 2.326
+    return min(HANG_S, 0.080 * math.exp(rng.gauss(0.0, 1.384))), status
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--ports", type=int, default=8)
+    parser.add_argument("--secret", required=True)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    key = base64.b64decode(args.secret.removeprefix("whsec_"))
+    rng = random.Random(args.seed)
+    stats: dict[str, EventStats] = {}
+    bad = [0]
+
+    async def hook(request: web.Request) -> web.Response:
+        now = asyncio.get_running_loop().time() + offset
+        body = await request.read()
+        msg_id = request.headers.get("webhook-id", "")
+        ts = request.headers.get("webhook-timestamp", "")
+        expected = hmac.new(key, f"{msg_id}.{ts}.".encode() + body, hashlib.sha256).digest()
+        given = request.headers.get("webhook-signature", "").removeprefix("v1,")
+        if not hmac.compare_digest(base64.b64encode(expected).decode(), given):
+            bad[0] += 1
+            return web.Response(status=401, text="bad signature")
+        event_id = json.loads(body).get("event_id", "")
+        s = stats.setdefault(event_id, EventStats())
+        s.count += 1
+        s.first = min(s.first, now)
+        s.last = max(s.last, now)
+        s.ids.add(msg_id)
+        profile = request.match_info["profile"]
+        delay, status = 0.0, 200
+        if profile == "slow":
+            delay = 0.5
+        elif profile == "mixed":
+            delay, status = mixed_delay(rng)
+        if delay:
+            await asyncio.sleep(delay)
+        return web.Response(status=status, text="ok")
+
+    async def read_stats(request: web.Request) -> web.Response:
+        s = stats.get(request.query.get("event", ""), EventStats())
+        return web.json_response(
+            {
+                "count": s.count,
+                "unique": len(s.ids),
+                "first": s.first if s.count else None,
+                "last": s.last if s.count else None,
+                "bad_signature": bad[0],
+            }
+        )
+
+    async def serve() -> None:
+        nonlocal offset
+        offset = time.time() - asyncio.get_running_loop().time()
+        app = web.Application(client_max_size=1 << 20)
+        app.router.add_post("/h/{profile}/{n}", hook)
+        app.router.add_get("/_stats", read_stats)
+        runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        await runner.setup()
+        ports = []
+        for _ in range(args.ports):
+            site = web.TCPSite(runner, "127.0.0.1", 0, backlog=4096)
+            await site.start()
+            ports.append(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        print("READY " + ",".join(str(p) for p in ports), flush=True)
+        await asyncio.Event().wait()
+
+    offset = 0.0
+    try:
+        import uvloop  # noqa: F401 - faster when present, not needed
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(serve())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,401 @@
+"""End-to-end delivery: real worker processes, real signed HTTP, a sink in another process.
+
+    .venv/bin/python benchmarks/run.py --only delivery            # default sizes (~3-5 min)
+    .venv/bin/python benchmarks/run.py --quick --only delivery    # small sizes
+    .venv/bin/python benchmarks/run.py --only delivery.instant,critical
+
+As a new user would run it: webhook subscribers are imported (``SubscriberRepo.import_many``,
+the path of ``notifyd subscribers import``), workers are ``notifyd worker --processes 2
+--threads 8``, and the endpoints are ``benchmarks/_sink.py``, an aiohttp server in its own
+process that checks every signature and injects latency per profile (instant, 500 ms, mixed).
+The sink listens on several ports, so deliveries spread over several hosts as real ones do.
+
+Each throughput figure is printed beside the raw ceiling, measured in the same run: a plain
+aiohttp client posting the same number of signed requests to the same sink URLs with a
+window of 1024. The critical benchmark publishes a 200-subscriber ``critical`` event into a
+running ``low`` fan-out to 500 ms endpoints, five times, and reports the time from publish to
+the first and the last arrival at the sink (max of the tries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import redis  # noqa: E402
+from bench_pipeline import incident, info, proc_status  # noqa: E402
+
+from notifyd.runtime.settings import Settings  # noqa: E402
+from notifyd.runtime.wiring import Runtime  # noqa: E402
+
+REDIS_URL = os.environ.get("NOTIFYD_BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
+SINK = HERE / "_sink.py"
+SECRET = "whsec_" + base64.b64encode(b"notifyd-delivery-benchmark-key!!").decode()
+BENCHES = ("instant", "slow", "mixed", "critical")
+#: The window of the raw aiohttp client (the ceiling).
+RAW_WINDOW = 1024
+
+
+@dataclass(frozen=True)
+class Size:
+    n: int  # deliveries per throughput profile
+    low_n: int  # subscribers of the low fan-out under the critical tries
+    crit_n: int = 200
+    crit_tries: int = 5
+    processes: int = 2
+    threads: int = 8
+
+
+SIZES = {
+    "quick": Size(3_000, 8_000, crit_tries=2),
+    "default": Size(10_000, 30_000),
+    "full": Size(50_000, 100_000),
+}
+
+ROWS: list[dict[str, Any]] = []
+
+
+def row(name: str, measured: str, baseline: str = "-", ratio: str = "-", target: str = "-",
+        ok: bool | None = None) -> None:  # fmt: skip
+    ROWS.append(
+        {"name": name, "measured": measured, "baseline": baseline, "ratio": ratio, "target": target, "ok": ok}
+    )
+    verdict = "" if ok is None else ("PASS" if ok else "FAIL")
+    print(f"  {name:<44} {measured:>12}  base {baseline:>12}  {ratio:>8}  target {target:<20} {verdict}")
+
+
+class SinkProcess:
+    def __init__(self, tmp: Path, ports: int = 8) -> None:
+        self.log = open(tmp / "sink.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, str(SINK), "--ports", str(ports), "--secret", SECRET],
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+        )
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], 30)
+        line = self.proc.stdout.readline().decode() if ready else ""
+        if not line.startswith("READY "):
+            self.stop()
+            raise RuntimeError(f"sink did not start; see {self.log.name}")
+        self.ports = [int(p) for p in line.split()[1].split(",")]
+
+    def url(self, profile: str, i: int) -> str:
+        return f"http://127.0.0.1:{self.ports[i % len(self.ports)]}/h/{profile}/{i}"
+
+    def stats(self, event_id: str) -> dict[str, Any]:
+        import httpx
+
+        answer = httpx.get(f"http://127.0.0.1:{self.ports[0]}/_stats", params={"event": event_id}, timeout=10)
+        return dict(answer.json())
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+class WorkerProcesses:
+    """``notifyd worker --processes P --threads T``, exactly as a user starts it."""
+
+    def __init__(self, env: dict[str, str], tmp: Path, processes: int, threads: int) -> None:
+        self.log = open(tmp / "workers.log", "wb")  # noqa: SIM115
+        argv = [sys.executable, "-m", "notifyd", "worker", "--processes", str(processes),
+                "--threads", str(threads)]  # fmt: skip
+        self.proc = subprocess.Popen(argv, env=env, stdout=self.log, stderr=self.log)
+
+    def children(self) -> list[int]:
+        with contextlib.suppress(OSError):
+            raw = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+            return [int(p) for p in raw.split()]
+        return []
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+class Bench:
+    def __init__(self, size: Size) -> None:
+        self.size = size
+        self.ns = f"bench-{uuid.uuid4().hex[:10]}"
+        self.tmp = Path(tempfile.mkdtemp(prefix="notifyd-delivery-"))
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFYD_")}
+        self.env.update(
+            {
+                "NOTIFYD_REDIS_URL": REDIS_URL,
+                "NOTIFYD_NAMESPACE": self.ns,
+                "NOTIFYD_DATA_DIR": str(self.tmp / "data"),
+                "NOTIFYD_ALLOW_PRIVATE_TARGETS": "true",
+                "NOTIFYD_RATE_LIMIT": "100000/hour",
+                # Quick retries, so that the mixed profile's failures become final within the run.
+                "NOTIFYD_RETRY_SCHEDULE_WEBHOOK": "1,2,4",
+                "NOTIFYD_RETRY_JITTER": "0.2",
+            }
+        )
+        for key, value in os.environ.items():  # a knob given to the benchmark reaches the workers
+            if key.startswith("NOTIFYD_") and key not in ("NOTIFYD_BENCH_QUICK", "NOTIFYD_BENCH_FULL"):
+                self.env.setdefault(key, value)
+        self.settings = Settings(
+            redis_url=REDIS_URL, namespace=self.ns, data_dir=self.tmp / "data", allow_private_targets=True,
+            rate_limit="100000/hour",
+        )  # fmt: skip
+        self.rt = Runtime.start(self.settings)
+        self.client: redis.Redis = self.rt.client
+        self.sink = SinkProcess(self.tmp)
+        self.workers: WorkerProcesses | None = None
+
+    def seed(self, page: str, profile: str, n: int) -> None:
+        rows = (
+            (i, {"channel": "webhook", "target": self.sink.url(profile, i), "secret": SECRET}) for i in range(n)
+        )
+        t = time.perf_counter()
+        bad = sum(1 for _, r in self.rt.subscribers.import_many(page, rows) if isinstance(r, Exception))
+        if bad:
+            raise RuntimeError(f"seeding {page}: {bad} rows rejected")
+        info(f"imported {n:,} webhook subscribers on {page!r} ({profile}) in {time.perf_counter() - t:.1f} s")
+
+    def start_workers(self) -> None:
+        self.workers = WorkerProcesses(self.env, self.tmp, self.size.processes, self.size.threads)
+        self.seed("warm", "instant", 16)
+        for _ in range(2):  # the engine is built lazily in each process
+            event_id, _ = self.publish("warm", "minor")
+            self.wait_done(event_id, 90)
+
+    def publish(self, page: str, impact: str) -> tuple[str, float]:
+        event = incident(page, impact)
+        t0 = time.time()
+        result = self.rt.publisher.publish(event)
+        assert result.status == "accepted", result
+        return event["event_id"], t0
+
+    def summary(self, event_id: str) -> dict[str, Any]:
+        return self.rt.tracker.summary(event_id) or {"state": "missing", "counts": {}}
+
+    def wait_done(self, event_id: str, timeout: float, poll: float = 0.05) -> tuple[float, dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            s = self.summary(event_id)
+            if s["state"] == "done":
+                return time.time(), s
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"event {event_id} not done after {timeout:.0f} s: {s['counts']}")
+            time.sleep(poll)
+
+    def worker_rss_mb(self) -> float:
+        assert self.workers is not None
+        peaks = [proc_status(pid, "VmHWM") for pid in self.workers.children()]
+        return max(peaks, default=0) / 2**20
+
+    def cleanup(self) -> None:
+        if self.workers is not None:
+            self.workers.stop()
+        self.sink.stop()
+        batch: list[bytes] = []
+        for key in self.client.scan_iter(match=f"{self.ns}*", count=5000):
+            batch.append(key)
+            if len(batch) >= 5000:
+                self.client.unlink(*batch)
+                batch = []
+        if batch:
+            self.client.unlink(*batch)
+        self.rt.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# -- the raw ceiling ------------------------------------------------------------------------------
+
+
+def raw_client(b: Bench, profile: str, n: int) -> tuple[float, int]:
+    """A plain aiohttp client posting n signed requests with a window of RAW_WINDOW: (rate, answered)."""
+    import aiohttp
+
+    key = base64.b64decode(SECRET.removeprefix("whsec_"))
+    event_id = f"raw-{uuid.uuid4().hex[:12]}"
+    body = json.dumps(incident("raw", "minor", event_id)).encode()
+
+    async def go() -> tuple[float, int]:
+        answered = 0
+        timeout = aiohttp.ClientTimeout(total=10)
+        connector = aiohttp.TCPConnector(limit=RAW_WINDOW, limit_per_host=0)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            todo = iter(range(n))
+
+            async def one() -> None:
+                nonlocal answered
+                for i in todo:
+                    msg_id = f"raw_{i}"
+                    ts = str(int(time.time()))
+                    sig = hmac.new(key, f"{msg_id}.{ts}.".encode() + body, hashlib.sha256).digest()
+                    headers = {"webhook-id": msg_id, "webhook-timestamp": ts,
+                               "webhook-signature": "v1," + base64.b64encode(sig).decode(),
+                               "content-type": "application/json"}  # fmt: skip
+                    try:
+                        async with session.post(b.sink.url(profile, i), data=body, headers=headers) as r:
+                            await r.read()
+                            answered += 1
+                    except (aiohttp.ClientError, TimeoutError):
+                        pass
+
+            t = time.perf_counter()
+            await asyncio.gather(*(one() for _ in range(RAW_WINDOW)))
+            return n / (time.perf_counter() - t), answered
+
+    return asyncio.run(go())
+
+
+# -- the profiles -----------------------------------------------------------------------------------
+
+
+def bench_throughput(b: Bench, profile: str) -> float:
+    n = b.size.n
+    page = f"p-{profile}"
+    b.seed(page, profile, n)
+    print(f"\n[{profile}] {n:,} webhooks, {b.size.processes} workers x {b.size.threads} threads")
+    event_id, t0 = b.publish(page, "minor")  # the normal lane
+    t1, summary = b.wait_done(event_id, timeout=max(300, n / 20))
+    took = t1 - t0
+    counts = summary["counts"]
+    final = sum(counts.get(k, 0) for k in ("delivered", "failed", "rate_limited", "suppressed"))
+    rate = final / took
+    stats = b.sink.stats(event_id)
+    info(f"publish -> done {took:.2f} s, {rate:,.0f}/s; counts {counts}")
+    info(
+        f"sink: {stats['count']:,} requests, {stats['unique']:,} distinct deliveries, "
+        f"bad signatures {stats['bad_signature']}"
+    )
+    if stats["bad_signature"]:
+        raise RuntimeError("the sink saw bad signatures")
+    raw_rate, answered = raw_client(b, profile, n)
+    info(f"raw aiohttp client, window {RAW_WINDOW}: {raw_rate:,.0f}/s ({answered:,} answered)")
+    row(f"{profile}: deliveries/s end to end (N={n:,})", f"{rate:,.0f}/s", f"{raw_rate:,.0f}/s raw",
+        f"{rate / raw_rate:.2f}x", "-", None)  # fmt: skip
+    b.rates = {**getattr(b, "rates", {}), profile: rate}
+    return rate
+
+
+def report_ratios(b: Bench) -> None:
+    rates: dict[str, float] = getattr(b, "rates", {})
+    instant = rates.get("instant")
+    if not instant:
+        return
+    for profile, target in (("slow", 0.8), ("mixed", 0.7)):
+        if profile in rates:
+            ratio = rates[profile] / instant
+            row(f"{profile} vs instant (same run)", f"{rates[profile]:,.0f}/s", f"{instant:,.0f}/s",
+                f"{ratio:.2f}x", f">= {target}x instant", ratio >= target)  # fmt: skip
+
+
+def bench_critical(b: Bench) -> None:
+    s = b.size
+    print(f"\n[critical] {s.crit_n} critical deliveries into a low fan-out of {s.low_n:,} to 500 ms endpoints")
+    b.seed("low500", "slow", s.low_n)
+    b.seed("crit", "instant", s.crit_n)
+
+    def one_try() -> tuple[float, float]:
+        event_id, t0 = b.publish("crit", "critical")
+        deadline = time.monotonic() + 120
+        while True:
+            st = b.sink.stats(event_id)
+            if st["unique"] >= s.crit_n:
+                return st["first"] - t0, st["last"] - t0
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"critical event: {st['unique']} of {s.crit_n} arrived")
+            time.sleep(0.02)
+
+    idle = [one_try() for _ in range(2)]
+    low_id, low_t0 = b.publish("low500", "none")  # the low lane
+    deadline = time.monotonic() + 60
+    while b.summary(low_id)["counts"].get("delivered", 0) < min(2000, s.low_n // 10):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    loaded: list[tuple[float, float]] = []
+    for _ in range(s.crit_tries):
+        if b.summary(low_id)["state"] == "done":
+            break
+        first, last = one_try()
+        if b.summary(low_id)["state"] == "done":
+            info("the low fan-out ended during a try; the try is dropped")
+            break
+        loaded.append((first, last))
+        time.sleep(0.5)
+    rss = b.worker_rss_mb()
+    t1, summary = b.wait_done(low_id, timeout=max(600, s.low_n / 20))
+    delivered = summary["counts"].get("delivered", 0)
+    info(f"low fan-out: {delivered:,} delivered in {t1 - low_t0:.1f} s ({delivered / (t1 - low_t0):,.0f}/s)")
+    info("idle first/last ms: " + ", ".join(f"{f * 1000:.0f}/{a * 1000:.0f}" for f, a in idle))
+    info("load first/last ms: " + ", ".join(f"{f * 1000:.0f}/{a * 1000:.0f}" for f, a in loaded))
+    if not loaded:
+        row("critical under a low fan-out", "n/a", target="<= 300 ms / 1 s", ok=False)
+        return
+    f_idle, a_idle = max(f for f, _ in idle), max(a for _, a in idle)
+    f_load, a_load = max(f for f, _ in loaded), max(a for _, a in loaded)
+    tag = f"max of {len(loaded)}"
+    row(f"critical first delivery ({tag})", f"{f_load * 1000:.0f} ms", f"{f_idle * 1000:.0f} ms idle",
+        f"{f_load / f_idle:.1f}x", "<= 300 ms", f_load <= 0.3)  # fmt: skip
+    row(f"critical all {s.crit_n} delivered ({tag})", f"{a_load * 1000:.0f} ms", f"{a_idle * 1000:.0f} ms idle",
+        f"{a_load / a_idle:.1f}x", "<= 1 s", a_load <= 1.0)  # fmt: skip
+    row("worker peak RSS (window full)", f"{rss:.0f} MB", "-", "-", "<= 300 MB", rss <= 300)
+
+
+def main(quick: bool = False, full: bool = False, only: str | None = None) -> list[dict[str, Any]]:
+    ROWS.clear()
+    size = SIZES["quick" if quick else "full" if full else "default"]
+    chosen = {x.strip() for x in (only or "").split(",") if x.strip()} or set(BENCHES)
+    unknown = chosen - set(BENCHES)
+    if unknown:
+        raise SystemExit(f"unknown benchmark(s) {sorted(unknown)}; choose from {', '.join(BENCHES)}")
+    b = Bench(size)
+    print(f"end-to-end delivery: namespace {b.ns} on {REDIS_URL}, sink ports {b.sink.ports}")
+    try:
+        b.start_workers()
+        for profile in ("instant", "slow", "mixed"):
+            if profile in chosen:
+                bench_throughput(b, profile)
+        report_ratios(b)
+        if "critical" in chosen:
+            bench_critical(b)
+    except Exception:
+        for log in (b.tmp / "workers.log", b.tmp / "sink.log"):
+            with contextlib.suppress(OSError):
+                tail = log.read_text(errors="replace")[-3000:]
+                if tail.strip():
+                    print(f"--- {log}\n{tail}", file=sys.stderr)
+        raise
+    finally:
+        b.cleanup()
+    return list(ROWS)
+
+
+if __name__ == "__main__":
+    main(quick="--quick" in sys.argv, full="--full" in sys.argv)

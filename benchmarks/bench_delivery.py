@@ -175,9 +175,8 @@ class Bench:
         self.workers: WorkerProcesses | None = None
 
     def seed(self, page: str, profile: str, n: int) -> None:
-        rows = (
-            (i, {"channel": "webhook", "target": self.sink.url(profile, i), "secret": SECRET}) for i in range(n)
-        )
+        rows = ((i, {"channel": "webhook", "target": self.sink.url(profile, i), "secret": SECRET})
+                for i in range(n))  # fmt: skip
         t = time.perf_counter()
         bad = sum(1 for _, r in self.rt.subscribers.import_many(page, rows) if isinstance(r, Exception))
         if bad:
@@ -317,7 +316,7 @@ def report_ratios(b: Bench) -> None:
 
 def bench_critical(b: Bench) -> None:
     s = b.size
-    print(f"\n[critical] {s.crit_n} critical deliveries into a low fan-out of {s.low_n:,} to 500 ms endpoints")
+    print(f"\n[critical] {s.crit_n} critical deliveries into a low fan-out of {s.low_n:,} (500 ms endpoints)")
     b.seed("low500", "slow", s.low_n)
     b.seed("crit", "instant", s.crit_n)
 
@@ -363,7 +362,8 @@ def bench_critical(b: Bench) -> None:
     tag = f"max of {len(loaded)}"
     row(f"critical first delivery ({tag})", f"{f_load * 1000:.0f} ms", f"{f_idle * 1000:.0f} ms idle",
         f"{f_load / f_idle:.1f}x", "<= 300 ms", f_load <= 0.3)  # fmt: skip
-    row(f"critical all {s.crit_n} delivered ({tag})", f"{a_load * 1000:.0f} ms", f"{a_idle * 1000:.0f} ms idle",
+    row(f"critical all {s.crit_n} delivered ({tag})", f"{a_load * 1000:.0f} ms",
+        f"{a_idle * 1000:.0f} ms idle",
         f"{a_load / a_idle:.1f}x", "<= 1 s", a_load <= 1.0)  # fmt: skip
     row("worker peak RSS (window full)", f"{rss:.0f} MB", "-", "-", "<= 300 MB", rss <= 300)
 

@@ -781,7 +781,7 @@ def profile(n: int = 20_000) -> None:
         )
         pstats.Stats(prof).sort_stats("tottime").print_stats(25)
         pstats.Stats(prof).sort_stats("cumulative").print_stats(30)
-        engine.adapters.close()
+        engine.close()
         if store is not None:
             store.close()  # type: ignore[attr-defined]
     finally:

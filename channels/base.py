@@ -93,6 +93,23 @@ class Adapter(abc.ABC):
     async def send(self, batch: Sequence[Message]) -> list[Outcome]:
         """Deliver every message; return one outcome per message, in order. Never raises."""
 
+    async def send_one(self, message: Message) -> Outcome:
+        """Deliver one message; never raises. The pipeline's dispatcher calls this, one send per slot.
+
+        The default sends a batch of one; adapters with a cheaper single path override it.
+        """
+        try:
+            outcomes = await self.send([message])
+        except Exception as exc:  # noqa: BLE001 - send never raises, but a broken adapter might
+            return Outcome.transient(f"adapter error: {type(exc).__name__}")
+        if len(outcomes) != 1:
+            return Outcome.transient("adapter returned a wrong number of outcomes")
+        return outcomes[0]
+
+    def slot_key(self, message: Message) -> str:
+        """What a send to ``message.target`` occupies: its host, or the provider (the default)."""
+        return self.channel
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections and clients."""
 

@@ -40,7 +40,7 @@ import httpx
 from channels._config import from_options
 from channels._http import parse_retry_after
 from channels.aiohttp_transport import AiohttpTransport
-from channels.base import Adapter, Message, Outcome
+from channels.base import Adapter, Message, Notification, Outcome
 from channels.circuit import CircuitBreaker
 from channels.registry import register
 from channels.ssrf import BlockedTargetError, resolve_checked
@@ -51,6 +51,8 @@ __all__ = ["WebhookAdapter", "WebhookConfig", "classify", "parse_retry_after", "
 MAX_RESPONSE_BYTES = 4096
 USER_AGENT = "notifyd-webhook/0.1"
 USER_AGENT_B = USER_AGENT.encode()
+#: Encoded bodies kept per adapter (one per recent notification).
+BODIES_KEPT = 64
 
 
 @functools.lru_cache(maxsize=4096)
@@ -75,6 +77,9 @@ class WebhookConfig:
     #: Optional extras (not yet pipeline settings). At most this many requests to one host
     #: at a time (default: half of ``concurrency``), so one slow host cannot take every slot.
     per_host_concurrency: int | None = None
+    #: Open connections at most (default: ``concurrency``); a caller that sends one message
+    #: at a time through :meth:`WebhookAdapter.send_one` sets it to its own window.
+    connections: int | None = None
     #: A CA bundle to trust instead of the system's (tests use a trustme CA).
     ca_file: str | None = None
 
@@ -139,6 +144,7 @@ class WebhookAdapter(Adapter):
         self._transport = transport
         self._owns_transport = transport is None
         self._semaphore: asyncio.Semaphore | None = None
+        self._bodies: dict[int, tuple[Notification, bytes]] = {}
         self._per_host = self.config.per_host_concurrency or max(1, self.config.concurrency // 2)
         self._timeouts = {
             "connect": self.config.connect_timeout_s,
@@ -150,7 +156,9 @@ class WebhookAdapter(Adapter):
     def _ensure(self) -> tuple[httpx.AsyncBaseTransport, asyncio.Semaphore]:
         if self._transport is None:
             context = ssl.create_default_context(cafile=self.config.ca_file)
-            self._transport = AiohttpTransport(limit=self.config.concurrency, ssl_context=context)
+            self._transport = AiohttpTransport(
+                limit=self.config.connections or self.config.concurrency, ssl_context=context
+            )
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(max(1, self.config.concurrency))
         return self._transport, self._semaphore
@@ -192,6 +200,37 @@ class WebhookAdapter(Adapter):
             reason = f"webhook adapter error: {type(exc).__name__}"
             return [o if o is not None else Outcome.transient(reason) for o in outcomes]
         return [o if o is not None else Outcome.transient("webhook adapter error") for o in outcomes]
+
+    def slot_key(self, message: Message) -> str:
+        target = _parse_target(message.target, self.config.allow_private_targets)
+        return target.key if isinstance(target, _Target) else "invalid"
+
+    async def send_one(self, message: Message) -> Outcome:
+        """One delivery, with no concurrency limit of its own: the caller's window bounds it."""
+        try:
+            transport, _ = self._ensure()
+            target = _parse_target(message.target, self.config.allow_private_targets)
+            if not isinstance(target, _Target):
+                return Outcome.permanent("invalid_target", target)
+            try:
+                body = self._body(message.notification)
+            except (TypeError, ValueError) as exc:
+                return Outcome.permanent("rejected", f"payload: {type(exc).__name__}")
+            return await self._guarded(transport, message, body, target)
+        except Exception as exc:  # noqa: BLE001 - send never raises
+            return Outcome.transient(f"webhook adapter error: {type(exc).__name__}")
+
+    def _body(self, notification: Notification) -> bytes:
+        """The JSON body of a notification, encoded once for all its deliveries."""
+        found = self._bodies.get(id(notification))
+        if found is not None and found[0] is notification:
+            return found[1]
+        body = json.dumps(notification.payload, separators=(",", ":")).encode()
+        if len(self._bodies) >= BODIES_KEPT:
+            self._bodies.pop(next(iter(self._bodies)))
+        # Keeping the notification itself keeps its id from being reused while cached.
+        self._bodies[id(notification)] = (notification, body)
+        return body
 
     async def _guarded(
         self, transport: httpx.AsyncBaseTransport, message: Message, body: bytes, target: _Target

@@ -20,7 +20,7 @@ from tests.support.sink import Reply
 
 @pytest.mark.slow
 def test_killed_worker_shard_reruns_without_resending_what_was_delivered(runtime, sink, start_worker):
-    rt = runtime(shard_size=300, heartbeat_timeout_ms=2000, webhook_concurrency=20)
+    rt = runtime(shard_size=300, heartbeat_timeout_ms=2000, webhook_concurrency=20, host_concurrency=20)
     subs = [
         rt.subscribers.add("acme", {"channel": "webhook", "target": f"{sink.url}/w/{i}"}).subscriber
         for i in range(300)
@@ -36,6 +36,7 @@ def test_killed_worker_shard_reruns_without_resending_what_was_delivered(runtime
         "NOTIFYD_SHARD_SIZE": "300",
         "NOTIFYD_HEARTBEAT_TIMEOUT_MS": "2000",
         "NOTIFYD_WEBHOOK_CONCURRENCY": "20",
+        "NOTIFYD_HOST_CONCURRENCY": "20",
         "NOTIFYD_POLL_TIMEOUT_MS": "20",
         "NOTIFYD_DATA_DIR": str(s.data_dir),
     }
@@ -77,7 +78,9 @@ def test_killed_worker_shard_reruns_without_resending_what_was_delivered(runtime
 @pytest.mark.slow
 def test_fanout_survives_five_random_sigkills_with_every_delivery_final(runtime, sink, start_worker):
     n = 3000
-    rt = runtime(shard_size=200, heartbeat_timeout_ms=2000, webhook_concurrency=32, rate_limit="100/hour")
+    rt = runtime(
+        shard_size=200, heartbeat_timeout_ms=2000, webhook_concurrency=32, host_concurrency=32, rate_limit="100/hour"
+    )
     subs = [
         rt.subscribers.add("acme", {"channel": "webhook", "target": f"{sink.url}/k/{i}"}).subscriber
         for i in range(n)
@@ -93,6 +96,7 @@ def test_fanout_survives_five_random_sigkills_with_every_delivery_final(runtime,
         "NOTIFYD_SHARD_SIZE": "200",
         "NOTIFYD_HEARTBEAT_TIMEOUT_MS": "2000",
         "NOTIFYD_WEBHOOK_CONCURRENCY": "32",
+        "NOTIFYD_HOST_CONCURRENCY": "32",
         "NOTIFYD_POLL_TIMEOUT_MS": "20",
         "NOTIFYD_RATE_LIMIT": "100/hour",
         "NOTIFYD_DATA_DIR": str(s.data_dir),

@@ -129,7 +129,7 @@ def test_redrive_resends_failed_deliveries_with_their_delivery_ids(runtime, sink
     first, second = sink.on("/later")
     assert first.headers["webhook-id"] == second.headers["webhook-id"]
     assert _state(rt, event["event_id"]) == "done"
-    engine.adapters.close()
+    engine.close()
 
 
 def test_endpoint_failing_ten_times_in_an_hour_is_quarantined_and_its_owner_told_once(

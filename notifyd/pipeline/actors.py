@@ -13,7 +13,7 @@ from typing import Any
 import dramatiq
 
 from notifyd.pipeline.engine import Engine
-from notifyd.pipeline.steps import DELIVER_SHARD, INGEST, RETRY, actor_name
+from notifyd.pipeline.steps import DELIVER_SHARD, INGEST, RESUME, RETRY, actor_name
 from notifyd.runtime.broker import LANE_PRIORITY
 from notifyd.runtime.logs import log_context
 from notifyd.runtime.settings import PRIORITIES
@@ -41,7 +41,7 @@ class EngineHolder:
     def close(self) -> None:
         engine, self._engine = self._engine, None
         if engine is not None:
-            engine.adapters.close()
+            engine.close()
 
 
 def declare_actors(broker: dramatiq.Broker, holder: EngineHolder, keys: Keys) -> dict[str, dramatiq.Actor]:
@@ -72,4 +72,5 @@ def declare_actors(broker: dramatiq.Broker, holder: EngineHolder, keys: Keys) ->
             lambda event_id, shard, start, end: holder.get().deliver_shard(event_id, shard, start, end),
         )
         bind(RETRY, lane, lambda event_id, seqs, attempt: holder.get().retry(event_id, seqs, attempt))
+        bind(RESUME, lane, lambda event_id, seqs: holder.get().deliver_shard.resume(event_id, seqs))
     return actors

@@ -25,6 +25,7 @@ def channel_options(settings: Settings, channel: str) -> dict[str, Any]:
             "timeout_s": settings.webhook_timeout_s,
             "connect_timeout_s": settings.webhook_connect_timeout_s,
             "concurrency": settings.webhook_concurrency,
+            "connections": max(settings.webhook_concurrency, settings.dispatch_window),
             "allow_private_targets": settings.allow_private_targets,
         }
     if channel == "email":
@@ -65,7 +66,7 @@ class AdapterPool:
         for channel in CHANNELS:
             registry.factory_for(channel)
 
-    def _adapter(self, channel: str) -> Adapter:
+    def adapter(self, channel: str) -> Adapter:
         with self._lock:
             adapter = self._adapters.get(channel)
             if adapter is None:
@@ -76,7 +77,7 @@ class AdapterPool:
     def send(self, channel: str, batch: Sequence[Message]) -> list[Outcome]:
         if not batch:
             return []
-        adapter = self._adapter(channel)
+        adapter = self.adapter(channel)
         try:
             outcomes = self.runner.run(adapter.send(batch))
         except Exception as exc:  # noqa: BLE001 - a broken adapter must not stop the pipeline

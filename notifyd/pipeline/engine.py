@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 
-from notifyd.pipeline import unsubscribe_links
+from notifyd.pipeline import dispatcher, unsubscribe_links
 from notifyd.pipeline.adapters import AdapterPool
 from notifyd.pipeline.events import EventCache, StatusStoreLike
 from notifyd.pipeline.ingest import Ingest
@@ -24,7 +24,17 @@ from notifyd.pipeline.retry import RetryStep, redrive
 from notifyd.pipeline.send import Sender
 from notifyd.pipeline.shard import DeliverShard
 from notifyd.pipeline.steps import StepQueue
+from notifyd.runtime.settings import Settings
 from notifyd.runtime.wiring import Runtime
+
+#: A continuation comes due this long after the longest a send may take.
+CONTINUATION_MARGIN_MS = 5000
+
+
+def continuation_delay_ms(settings: Settings) -> int:
+    """When a handed-on delivery's outcome must be recorded by a live process (see send.py)."""
+    longest_s = max(settings.webhook_timeout_s, settings.webhook_connect_timeout_s)
+    return int(longest_s * 1000) + settings.record_flush_ms + CONTINUATION_MARGIN_MS
 
 
 class Engine:
@@ -52,11 +62,14 @@ class Engine:
             send_notices=lambda notices: adapters.send("email", notices),
             rng=rng,
         )
+        self.dispatcher = dispatcher.build(settings, adapters.runner, adapters.adapter, recorder.record)
         sender = Sender(
-            adapters=adapters,
+            dispatcher=self.dispatcher,
             events=events,
-            recorder=recorder,
+            queue=self.queue,
             unsubscribe_url=unsubscribe_links.for_runtime(runtime),
+            handoff_after_s=settings.handoff_after_ms / 1000,
+            continuation_delay_ms=continuation_delay_ms(settings),
         )
         limiter = BatchRateLimiter(
             runtime.client, rate=settings.rate_limit, key_prefix=runtime.keys.rate_limit_prefix()
@@ -81,6 +94,11 @@ class Engine:
         self.retry = RetryStep(
             events=events, tracker=runtime.tracker, subscribers=runtime.subscribers, sender=sender
         )
+
+    def close(self, drain_s: float = 15.0) -> None:
+        """Let what is in flight finish and be recorded, then close the adapters."""
+        self.dispatcher.close(drain_s)
+        self.adapters.close()
 
     def redrive(self, event_id: str) -> int:
         """Send the event's failed deliveries again, keeping their delivery ids."""

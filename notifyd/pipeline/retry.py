@@ -82,7 +82,9 @@ class RetryStep:
                     for s in gone
                 ],
             )
-        self.sender.send_and_record(loaded, live, attempt=attempt)
+        self.sender.send_and_record(
+            loaded, live, attempt=attempt, continuation=lambda rest: (RETRY, (event_id, rest, attempt))
+        )
 
 
 def redrive(tracker: Tracker, queue: StepQueue, event_id: str, *, batch: int) -> int:

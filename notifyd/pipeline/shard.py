@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 
 from notifyd.pipeline.events import EventCache
 from notifyd.pipeline.filters import EventView, subscriber_reason
 from notifyd.pipeline.metrics import DELIVERIES_FILTERED, RATE_LIMITED, SHARDS
 from notifyd.pipeline.ratelimit import BatchRateLimiter
-from notifyd.pipeline.send import Sender
+from notifyd.pipeline.send import Continuation, Sender
+from notifyd.pipeline.steps import RESUME
 from notifyd.state.subscribers import StoredSubscriber, SubscriberRepo
 from notifyd.state.tracking import FILTER_PREFIX, Record, Tracker, Update
 
@@ -78,5 +80,31 @@ class DeliverShard:
                 event_id, [Update(s.seq, Record("rate_limited", 0, offset, "rate limit")) for s in limited]
             )
         to_send = [s for s, ok in zip(eligible, allowed, strict=True) if ok]
-        self.sender.send_and_record(loaded, to_send, attempt=1)
+        self.sender.send_and_record(loaded, to_send, attempt=1, continuation=self._continue(event_id))
         self.tracker.shard_done(event_id, shard)
+
+    @staticmethod
+    def _continue(event_id: str) -> Continuation:
+        return lambda seqs: (RESUME, (event_id, seqs))
+
+    def resume(self, event_id: str, seqs: Sequence[int]) -> None:
+        """Send what a shard handed on and nobody recorded since (its process died)."""
+        loaded = self.events.load(event_id)
+        if loaded is None:
+            return
+        records = self.tracker.records(event_id, seqs)
+        due = [
+            s for s in seqs if (r := records.get(s)) is not None and r.status == "pending" and r.attempts == 0
+        ]
+        if not due:
+            return
+        subs = [s for s in self.subscribers.range_many(loaded.event.page_id, due) if not s.removed]
+        live = [s for s in subs if not s.disabled]
+        gone = [s for s in subs if s.disabled]
+        if gone:
+            offset = loaded.offset()
+            self.tracker.record(
+                event_id,
+                [Update(s.seq, Record("suppressed", 0, offset, "subscriber disabled")) for s in gone],
+            )
+        self.sender.send_and_record(loaded, live, attempt=1, continuation=self._continue(event_id))

@@ -17,7 +17,9 @@ from notifyd.state.keys import Keys
 INGEST = "ingest"
 DELIVER_SHARD = "deliver_shard"
 RETRY = "retry"
-STEPS = (INGEST, DELIVER_SHARD, RETRY)
+#: A shard's deliveries that were still in flight when it handed them on (see send.py).
+RESUME = "resume"
+STEPS = (INGEST, DELIVER_SHARD, RETRY, RESUME)
 
 
 def actor_name(step: str, lane: str) -> str:

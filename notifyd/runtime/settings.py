@@ -100,6 +100,20 @@ class Settings(BaseSettings):
     webhook_connect_timeout_s: float = Field(default=3.0, gt=0)
     webhook_concurrency: int = Field(default=64, ge=1)
 
+    #: The per-process dispatcher (notifyd/pipeline/dispatcher.py): sends in flight at once.
+    dispatch_window: int = Field(default=2048, ge=1)
+    #: Of the window, slots that only critical and high deliveries may take.
+    dispatch_reserve: int = Field(default=256, ge=0)
+    #: Sends in flight to one host (or provider) at once, process-wide; a slow host gets fewer.
+    host_concurrency: int = Field(default=256, ge=1)
+    #: Worker threads of each process that serve only the critical and high lanes.
+    urgent_threads: int = Field(default=4, ge=1)
+    #: A step waits this long for its sends, then hands the ones still in flight on (durably).
+    handoff_after_ms: int = Field(default=1000, ge=0)
+    #: Outcomes are recorded in batches of this many, or after this long.
+    record_batch: int = Field(default=256, ge=1)
+    record_flush_ms: int = Field(default=25, ge=1)
+
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_username: str | None = None

@@ -29,6 +29,9 @@ from notifyd.store import StatusStore, StoreLockedError
 
 log = logging.getLogger("notifyd.runtime.worker")
 
+#: Lanes served by the process's urgent threads (``urgent_threads``); the others share ``--threads``.
+URGENT_LANES = frozenset({"critical", "high"})
+
 
 def parse_queues(raw: str | None) -> list[str]:
     if not raw:
@@ -96,7 +99,7 @@ class InProcessWorker:
     """A dramatiq worker bound to a runtime; used by ``notifyd worker``, the demo and the tests."""
 
     runtime: Runtime
-    worker: dramatiq.Worker
+    workers: list[dramatiq.Worker]
     holder: EngineHolder
     reporter: CircuitReporter | None = None
 
@@ -115,18 +118,29 @@ class InProcessWorker:
         pool.check()
         holder = EngineHolder(lambda: Engine(runtime, pool, store))  # type: ignore[arg-type]
         declare_actors(runtime.broker, holder, runtime.keys)
-        worker = dramatiq.Worker(
-            runtime.broker,
-            queues={runtime.keys.queue_name(lane) for lane in lanes},
-            worker_timeout=settings.poll_timeout_ms,
-            worker_threads=threads,
-        )
-        worker.start()
-        return cls(runtime, worker, holder, CircuitReporter(runtime, pool).start())
+        # Two thread pools: the urgent lanes have threads of their own, so a critical step
+        # never waits for a thread held by normal or low work.
+        workers = []
+        for group, count in (
+            ([lane for lane in lanes if lane in URGENT_LANES], settings.urgent_threads),
+            ([lane for lane in lanes if lane not in URGENT_LANES], threads),
+        ):
+            if not group:
+                continue
+            worker = dramatiq.Worker(
+                runtime.broker,
+                queues={runtime.keys.queue_name(lane) for lane in group},
+                worker_timeout=settings.poll_timeout_ms,
+                worker_threads=count,
+            )
+            worker.start()
+            workers.append(worker)
+        return cls(runtime, workers, holder, CircuitReporter(runtime, pool).start())
 
     def stop(self, timeout_ms: int = 30_000) -> None:
         # dramatiq requeues what it prefetched but did not start; running shards finish first.
-        self.worker.stop(timeout=timeout_ms)
+        for worker in self.workers:
+            worker.stop(timeout=timeout_ms)
         if self.reporter is not None:
             self.reporter.stop()
         self.holder.close()
@@ -141,7 +155,13 @@ def run_forever(settings: Settings, *, lanes: Sequence[str], threads: int) -> in
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    log.info("worker %d serving %s with %d threads", os.getpid(), ",".join(lanes), threads)
+    log.info(
+        "worker %d serving %s with %d threads (+%d for critical and high)",
+        os.getpid(),
+        ",".join(lanes),
+        threads,
+        settings.urgent_threads,
+    )
     stop.wait()
     worker.stop()
     replication.stop()

@@ -1,0 +1,394 @@
+"""The per-process send loop: every delivery of every step goes through one window of send slots.
+
+A step (a shard, a retry) builds its messages on its worker thread and submits
+them as one :class:`Ticket`. The dispatcher, on the process's one event loop,
+starts them one send per slot, and a freed slot goes to the highest lane that
+is waiting:
+
+- **Lanes.** Each lane holds a rotation of tickets; a slot takes the next
+  delivery of the next ticket, so shards of different events of one lane
+  interleave (a small page's event is not stuck behind a large fan-out).
+- **Window and reserve.** At most ``dispatch_window`` sends are in flight;
+  ``normal`` and ``low`` may use all but ``dispatch_reserve`` of them, so a
+  ``critical`` or ``high`` delivery never waits for a ``low`` send to finish.
+- **Hosts.** At most ``host_concurrency`` sends to one host (or provider) are
+  in flight process-wide; a host whose answers come slowly gets fewer slots
+  (the cap shrinks with its latency), so it cannot take the window. Urgent
+  lanes get a few slots more per host.
+- **Loop lag.** When the loop falls behind (CPU saturated), the low lanes'
+  share of the window shrinks, so urgent sends and the loop itself keep up.
+
+Outcomes go, as they complete, to a :class:`BatchedRecorder` thread that
+writes them in batches (by count, or every few tens of milliseconds) and then
+tells the ticket. No chunk barrier: a slow delivery holds only its own slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import redis
+
+from channels.base import Adapter, Message, Outcome
+from notifyd.pipeline.asyncrunner import AsyncRunner
+from notifyd.pipeline.events import LoadedEvent
+from notifyd.runtime.settings import PRIORITIES, Settings
+from notifyd.state.subscribers import StoredSubscriber
+
+log = logging.getLogger("notifyd.pipeline.dispatcher")
+
+RANK = {lane: rank for rank, lane in enumerate(PRIORITIES)}
+#: Lanes of this rank or lower (critical, high) may use the reserve.
+URGENT_RANK = RANK["high"]
+#: A host whose latency average is above this gets proportionally fewer slots.
+SLOW_HOST_S = 1.0
+#: A slow host keeps at least this many slots.
+MIN_HOST_SLOTS = 4
+#: How often the loop's lag is measured, and the lag that shrinks (or lets grow) the low lanes' share.
+LAG_PROBE_S = 0.05
+LAG_HIGH_S = 0.1
+LAG_LOW_S = 0.02
+#: The low lanes keep at least this many slots however far the loop lags.
+MIN_LOW_SLOTS = 32
+
+AdapterFor = Callable[[str], Adapter]
+RecordFn = Callable[[LoadedEvent, list[tuple[StoredSubscriber, Outcome]], int], None]
+
+
+class Ticket:
+    """One step's deliveries in the dispatcher: which have started, which are recorded."""
+
+    def __init__(
+        self,
+        loaded: LoadedEvent,
+        attempt: int,
+        subs: Sequence[StoredSubscriber],
+        messages: Sequence[Message],
+    ) -> None:
+        self.loaded = loaded
+        self.lane = loaded.event.lane
+        self.attempt = attempt
+        self.subs = subs
+        self.messages = messages
+        self.started = 0
+        self.recorded = 0
+        self.error: BaseException | None = None
+        self._done = bytearray(len(subs))
+        self._cond = threading.Condition()
+
+    def __len__(self) -> int:
+        return len(self.subs)
+
+    def _started(self) -> None:
+        with self._cond:
+            self.started += 1
+            if self.started == len(self.subs):
+                self._cond.notify_all()
+
+    def _recorded(self, indexes: Sequence[int], error: BaseException | None = None) -> None:
+        with self._cond:
+            for i in indexes:
+                self._done[i] = 1
+            self.recorded += len(indexes)
+            if error is not None and self.error is None:
+                self.error = error
+            self._cond.notify_all()
+
+    def wait(self, timeout: float | None, *, started: bool = False) -> bool:
+        """Wait until every delivery is recorded (or, with ``started``, at least started)."""
+
+        def ready() -> bool:
+            return self.recorded == len(self.subs) or (started and self.started == len(self.subs))
+
+        with self._cond:
+            return self._cond.wait_for(ready, timeout)
+
+    @property
+    def finished(self) -> bool:
+        return self.recorded == len(self.subs)
+
+    def unrecorded(self) -> list[StoredSubscriber]:
+        with self._cond:
+            return [s for s, done in zip(self.subs, self._done, strict=True) if not done]
+
+
+@dataclass(slots=True)
+class _Item:
+    ticket: Ticket
+    index: int
+    adapter: Adapter
+    key: str
+    rank: int
+
+
+@dataclass(slots=True)
+class _Host:
+    active: int = 0
+    latency: float = 0.0
+    parked: list[tuple[int, int, _Item]] = field(default_factory=list)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        runner: AsyncRunner,
+        adapter_for: AdapterFor,
+        recorder: BatchedRecorder,
+        *,
+        window: int,
+        reserve: int,
+        host_concurrency: int,
+    ) -> None:
+        self.runner = runner
+        self.adapter_for = adapter_for
+        self.recorder = recorder
+        self.window = max(1, window)
+        self.low_window = max(1, self.window - reserve)
+        self.host_concurrency = max(1, host_concurrency)
+        self.low_limit = self.low_window
+        self.in_flight = 0
+        self.waiting = 0
+        self._lanes: list[deque[deque[_Item]]] = [deque() for _ in PRIORITIES]
+        self._hosts: dict[str, _Host] = {}
+        self._unblocked: set[str] = set()
+        self._order = itertools.count()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._monitor: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- from any thread -------------------------------------------------------------------
+
+    def submit(self, ticket: Ticket) -> None:
+        loop = self.runner.loop
+        loop.call_soon_threadsafe(self._accept, ticket)
+
+    def stats(self) -> dict[str, int]:
+        return {"in_flight": self.in_flight, "waiting": self.waiting, "low_limit": self.low_limit}
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until nothing is waiting or in flight (for a clean shutdown)."""
+        deadline = time.monotonic() + timeout
+        while self.in_flight or self.waiting:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def close(self, drain_s: float) -> None:
+        """Let what is waiting or in flight finish and be recorded, then stop the lag probe."""
+        self.drain(drain_s)
+        monitor, self._monitor = self._monitor, None
+        if monitor is not None and self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(monitor.cancel)
+        self.recorder.close()
+
+    # -- on the loop -----------------------------------------------------------------------
+
+    def _accept(self, ticket: Ticket) -> None:
+        if self._monitor is None:
+            self._loop = asyncio.get_running_loop()
+            self._monitor = self._loop.create_task(self._watch_lag())
+        rank = RANK.get(ticket.lane, len(PRIORITIES) - 1)
+        items: deque[_Item] = deque()
+        for index, message in enumerate(ticket.messages):
+            adapter = self.adapter_for(ticket.subs[index].channel)
+            key = f"{adapter.channel}|{adapter.slot_key(message)}"
+            items.append(_Item(ticket, index, adapter, key, rank))
+        if items:
+            self.waiting += len(items)
+            self._lanes[rank].append(items)
+            self._pump()
+
+    def _cap(self, host: _Host, rank: int) -> int:
+        cap = self.host_concurrency
+        if host.latency > SLOW_HOST_S:
+            cap = max(MIN_HOST_SLOTS, int(cap * SLOW_HOST_S / host.latency))
+        if rank <= URGENT_RANK:
+            cap += max(1, self.host_concurrency // 4)
+        return cap
+
+    def _may_start(self, rank: int) -> bool:
+        if rank <= URGENT_RANK:
+            return self.in_flight < self.window
+        return self.in_flight < self.low_limit
+
+    def _pump(self) -> None:
+        while self.in_flight < self.window:
+            item = self._take()
+            if item is None:
+                return
+            self._start(item)
+
+    def _take(self) -> _Item | None:
+        # Parked deliveries whose host has room again, the highest lane first.
+        if self._unblocked:
+            best: tuple[int, str] | None = None
+            for key in list(self._unblocked):
+                host = self._hosts.get(key)
+                if host is None or not host.parked:
+                    self._unblocked.discard(key)
+                    continue
+                rank = host.parked[0][0]
+                if host.active < self._cap(host, rank) and self._may_start(rank):
+                    if best is None or rank < best[0]:
+                        best = (rank, key)
+                elif host.active >= self._cap(host, rank):
+                    self._unblocked.discard(key)
+            if best is not None:
+                host = self._hosts[best[1]]
+                item = heapq.heappop(host.parked)[2]
+                if not host.parked:
+                    self._unblocked.discard(best[1])
+                return item
+        for rank, lane in enumerate(self._lanes):
+            if not self._may_start(rank):
+                return None
+            while lane:
+                items = lane[0]
+                item = items.popleft()
+                if items:
+                    lane.rotate(-1)  # the next delivery comes from the next ticket: interleaved
+                else:
+                    lane.popleft()
+                host = self._hosts.get(item.key)
+                if host is None:
+                    host = self._hosts[item.key] = _Host()
+                if host.active >= self._cap(host, rank):
+                    heapq.heappush(host.parked, (rank, next(self._order), item))
+                    continue
+                return item
+        return None
+
+    def _start(self, item: _Item) -> None:
+        self.in_flight += 1
+        self.waiting -= 1
+        host = self._hosts[item.key]
+        host.active += 1
+        item.ticket._started()
+        assert self._loop is not None
+        task = self._loop.create_task(self._send(item, host))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, item: _Item, host: _Host) -> None:
+        assert self._loop is not None
+        started = self._loop.time()
+        outcome: Outcome
+        try:
+            outcome = await item.adapter.send_one(item.ticket.messages[item.index])
+        except asyncio.CancelledError:
+            outcome = Outcome.transient("cancelled")
+            raise
+        except Exception as exc:  # noqa: BLE001 - one broken send must not stop the loop
+            outcome = Outcome.transient(f"adapter error: {type(exc).__name__}")
+        finally:
+            took = self._loop.time() - started
+            host.latency = took if host.latency == 0.0 else 0.8 * host.latency + 0.2 * took
+            host.active -= 1
+            self.in_flight -= 1
+            self.recorder.put(item.ticket, item.index, outcome)
+            if host.parked:
+                self._unblocked.add(item.key)
+            elif host.active == 0 and host.latency <= SLOW_HOST_S:
+                self._hosts.pop(item.key, None)
+            self._pump()
+
+    async def _watch_lag(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(LAG_PROBE_S)
+            lag = loop.time() - before - LAG_PROBE_S
+            if lag > LAG_HIGH_S:
+                self.low_limit = max(min(MIN_LOW_SLOTS, self.low_window), int(self.low_limit * 0.75))
+            elif lag < LAG_LOW_S and self.low_limit < self.low_window:
+                self.low_limit = min(self.low_window, self.low_limit + max(16, self.low_window // 16))
+                self._pump()
+
+
+class BatchedRecorder:
+    """Writes outcomes as they complete, a batch at a time, on a thread of its own."""
+
+    def __init__(self, record: RecordFn, *, batch: int, flush_s: float) -> None:
+        self.record = record
+        self.batch = max(1, batch)
+        self.flush_s = flush_s
+        self._queue: queue.SimpleQueue[tuple[Ticket, int, Outcome] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="notifyd-recorder", daemon=True)
+        self._thread.start()
+
+    def put(self, ticket: Ticket, index: int, outcome: Outcome) -> None:
+        self._queue.put((ticket, index, outcome))
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            deadline = time.monotonic() + self.flush_s
+            while len(batch) < self.batch:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    entry = self._queue.get(timeout=left)
+                except queue.Empty:
+                    break
+                if entry is None:
+                    stopping = True
+                    break
+                batch.append(entry)
+            self._flush(batch)
+
+    def _flush(self, batch: list[tuple[Ticket, int, Outcome]]) -> None:
+        by_ticket: dict[int, tuple[Ticket, list[int], list[Outcome]]] = {}
+        for ticket, index, outcome in batch:
+            entry = by_ticket.get(id(ticket))
+            if entry is None:
+                entry = by_ticket[id(ticket)] = (ticket, [], [])
+            entry[1].append(index)
+            entry[2].append(outcome)
+        for ticket, indexes, outcomes in by_ticket.values():
+            results = [(ticket.subs[i], o) for i, o in zip(indexes, outcomes, strict=True)]
+            error: BaseException | None = None
+            pause = 0.1
+            while True:
+                try:
+                    self.record(ticket.loaded, results, ticket.attempt)
+                    break
+                except (redis.ConnectionError, redis.TimeoutError):
+                    # Redis is away: hold on to the outcomes until it is back.
+                    time.sleep(pause)
+                    pause = min(2.0, pause * 2)
+                except Exception as exc:  # noqa: BLE001 - the step that owns the ticket re-raises it
+                    log.exception("recording %d outcomes failed", len(results))
+                    error = exc
+                    break
+            ticket._recorded(indexes, error)
+
+
+def build(settings: Settings, runner: AsyncRunner, adapter_for: AdapterFor, record: RecordFn) -> Dispatcher:
+    recorder = BatchedRecorder(record, batch=settings.record_batch, flush_s=settings.record_flush_ms / 1000)
+    return Dispatcher(
+        runner,
+        adapter_for,
+        recorder,
+        window=settings.dispatch_window,
+        reserve=settings.dispatch_reserve,
+        host_concurrency=settings.host_concurrency,
+    )

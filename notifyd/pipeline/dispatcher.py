@@ -59,6 +59,9 @@ LAG_HIGH_S = 0.1
 LAG_LOW_S = 0.02
 #: The low lanes keep at least this many slots however far the loop lags.
 MIN_LOW_SLOTS = 32
+#: The low lanes' share starts here and grows while the loop keeps up (a slow start: a
+#: thousand requests opened at once to an instant endpoint only queue up in the loop).
+INITIAL_LOW_SLOTS = 64
 
 AdapterFor = Callable[[str], Adapter]
 RecordFn = Callable[[LoadedEvent, list[tuple[StoredSubscriber, Outcome]], int], None]
@@ -154,7 +157,7 @@ class Dispatcher:
         self.window = max(1, window)
         self.low_window = max(1, self.window - reserve)
         self.host_concurrency = max(1, host_concurrency)
-        self.low_limit = self.low_window
+        self.low_limit = min(self.low_window, INITIAL_LOW_SLOTS)
         self.in_flight = 0
         self.waiting = 0
         self._lanes: list[deque[deque[_Item]]] = [deque() for _ in PRIORITIES]
@@ -310,7 +313,7 @@ class Dispatcher:
             lag = loop.time() - before - LAG_PROBE_S
             if lag > LAG_HIGH_S:
                 self.low_limit = max(min(MIN_LOW_SLOTS, self.low_window), int(self.low_limit * 0.75))
-            elif lag < LAG_LOW_S and self.low_limit < self.low_window:
+            elif lag < LAG_LOW_S and self.low_limit < self.low_window and self.in_flight >= self.low_limit:
                 self.low_limit = min(self.low_window, self.low_limit + max(16, self.low_window // 16))
                 self._pump()
 

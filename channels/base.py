@@ -107,8 +107,9 @@ class Adapter(abc.ABC):
         return outcomes[0]
 
     def slot_key(self, message: Message) -> str:
-        """What a send to ``message.target`` occupies: its host, or the provider (the default)."""
-        return self.channel
+        """What a send to ``message.target`` occupies, within its channel: a host, or (the default)
+        the one provider every message of the channel goes through."""
+        return "provider"
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections and clients."""

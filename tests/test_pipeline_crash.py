@@ -79,7 +79,11 @@ def test_killed_worker_shard_reruns_without_resending_what_was_delivered(runtime
 def test_fanout_survives_five_random_sigkills_with_every_delivery_final(runtime, sink, start_worker):
     n = 3000
     rt = runtime(
-        shard_size=200, heartbeat_timeout_ms=2000, webhook_concurrency=32, host_concurrency=32, rate_limit="100/hour"
+        shard_size=200,
+        heartbeat_timeout_ms=2000,
+        webhook_concurrency=32,
+        host_concurrency=32,
+        rate_limit="100/hour",
     )
     subs = [
         rt.subscribers.add("acme", {"channel": "webhook", "target": f"{sink.url}/k/{i}"}).subscriber

@@ -203,8 +203,9 @@ class Dispatcher:
         rank = RANK.get(ticket.lane, len(PRIORITIES) - 1)
         items: deque[_Item] = deque()
         for index, message in enumerate(ticket.messages):
-            adapter = self.adapter_for(ticket.subs[index].channel)
-            key = f"{adapter.channel}|{adapter.slot_key(message)}"
+            channel = ticket.subs[index].channel
+            adapter = self.adapter_for(channel)
+            key = f"{channel}|{adapter.slot_key(message)}"
             items.append(_Item(ticket, index, adapter, key, rank))
         if items:
             self.waiting += len(items)

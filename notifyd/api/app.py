@@ -43,8 +43,16 @@ def body_limit_for(path: str) -> int | None:
     return DEFAULT_LIMIT
 
 
+#: The method label's values; any other method a client makes up is counted as "other".
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class RequestMetrics:
-    """Counts answers by route template (never the raw path: ids would explode the label set)."""
+    """Counts answers by route template (never the raw path: ids would explode the label set).
+
+    Every label comes from a closed set, because anyone can send requests: the method is one
+    of KNOWN_METHODS or "other", the route is a template or "unmatched", the status a code.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -65,7 +73,8 @@ class RequestMetrics:
             await self.app(scope, receive, recording_send)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
-            REQUESTS.labels(scope["method"], route, str(status)).inc()
+            method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
+            REQUESTS.labels(method, route, str(status)).inc()
 
 
 def create_app(

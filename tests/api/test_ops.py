@@ -162,3 +162,30 @@ def test_metrics_count_open_circuits_per_channel_as_the_workers_report_them(api:
     assert 'notifyd_circuits_open{channel="webhook"} 2.0' in text
     assert 'notifyd_circuits_open{channel="sms"} 1.0' in text
     assert 'notifyd_circuits_open{channel="email"} 0.0' in text
+
+
+def _request_series(api: Api) -> set[str]:
+    text = httpx.get(f"{api.url}/metrics").text
+    return {
+        line.rsplit(" ", 1)[0] for line in text.splitlines() if line.startswith("notifyd_api_requests_total{")
+    }
+
+
+def test_a_flood_of_made_up_methods_and_paths_adds_no_metric_series(api: Api):
+    with httpx.Client(base_url=api.url) as http:
+        # Warm up: one of each shape the flood uses, so the flood itself must add nothing.
+        http.request("MADEUP", "/healthz")
+        http.request("MADEUP", "/no/such/path")
+        http.get("/no/such/path")
+        http.get("/v1/events/warm-up")
+        _request_series(api)  # the scrape counts itself from the second one on
+        before = _request_series(api)
+        for i in range(300):
+            http.request(f"M{i:03d}X", "/healthz")
+            if i % 15 == 0:
+                http.request(f"Z{i:03d}", f"/made/up/{i}")
+                http.get(f"/v1/events/ev-{i}")  # a template route: the id never becomes a label
+    after = _request_series(api)
+    assert after == before
+    assert not any("M1" in s or "Z1" in s or "made/up" in s or "ev-1" in s for s in after)
+    assert any('method="other"' in s for s in after)

@@ -57,6 +57,8 @@ class Sink:
     def __init__(self) -> None:
         self.gates: list[Gate] = []
         self.received: list[Received] = []
+        #: Paths in the order requests came in (before any gate or delay), for ordering tests.
+        self.arrivals: list[str] = []
         self.scripts: dict[str, deque[Reply]] = defaultdict(deque)
         self.defaults: dict[str, Reply] = {}
         self.lock = threading.RLock()
@@ -73,6 +75,7 @@ class Sink:
                 length = int(self.headers.get("content-length", 0))
                 body = self.rfile.read(length)
                 with sink.lock:
+                    sink.arrivals.append(self.path)
                     script = sink.scripts[self.path]
                     reply = script.popleft() if script else sink.defaults.get(self.path, Reply())
                 gate = next((g for g in sink.gates if self.path.startswith(g.prefix)), None)

@@ -14,7 +14,9 @@ from tests.support.sink import Sink
 
 
 def _add(rt, page, url, n):
-    return [rt.subscribers.add(page, {"channel": "webhook", "target": f"{url}/{i}"}).subscriber for i in range(n)]
+    return [
+        rt.subscribers.add(page, {"channel": "webhook", "target": f"{url}/{i}"}).subscriber for i in range(n)
+    ]
 
 
 def _done(rt, event_id):

@@ -33,6 +33,8 @@ DEFAULT_FAILURE_THRESHOLD = 5
 DEFAULT_OPEN_S = 30.0
 #: Each failed probe doubles the open period, up to this.
 DEFAULT_MAX_OPEN_S = 300.0
+#: Hosts whose latest success is remembered; past this many the memory starts afresh.
+MAX_REMEMBERED_HOSTS = 100_000
 #: A probe that never reports back (its task was cancelled) frees the slot after this.
 DEFAULT_PROBE_TIMEOUT_S = 60.0
 
@@ -71,6 +73,7 @@ class CircuitBreaker:
         self.probe_timeout_s = probe_timeout_s
         self._clock = clock
         self._circuits: dict[str, _Circuit] = {}
+        self._last_ok: dict[str, float] = {}
 
     def state(self, key: str) -> CircuitState:
         circuit = self._circuits.get(key)
@@ -114,12 +117,25 @@ class CircuitBreaker:
         circuit.probe_started = now
         return None
 
-    def record(self, key: str, *, ok: bool) -> None:
-        """Report how a delivery that :meth:`before` let through went, as far as the host is concerned."""
+    def now(self) -> float:
+        return self._clock()
+
+    def record(self, key: str, *, ok: bool, started: float | None = None) -> None:
+        """Report how a delivery that :meth:`before` let through went, as far as the host is concerned.
+
+        ``started`` (from :meth:`now`) is when the delivery was sent. A failure of a delivery
+        sent before the host's latest success does not count: the host has answered since,
+        so it is one request that hung, not a host that is gone.
+        """
         circuit = self._circuits.get(key)
         if ok:
             if circuit is not None:
                 del self._circuits[key]
+            if len(self._last_ok) >= MAX_REMEMBERED_HOSTS:
+                self._last_ok.clear()
+            self._last_ok[key] = self._clock()
+            return
+        if started is not None and started < self._last_ok.get(key, float("-inf")):
             return
         if circuit is None:
             circuit = self._circuits[key] = _Circuit()

@@ -238,11 +238,12 @@ class WebhookAdapter(Adapter):
         blocked = self.circuit.before(target.key)
         if blocked is not None:
             return blocked
+        started = self.circuit.now()
         try:
             outcome, host_ok = await self._post(transport, message, body, target)
         except Exception as exc:  # noqa: BLE001 - one bad delivery must not take the batch with it
             return Outcome.transient(f"webhook adapter error: {type(exc).__name__}")
-        self.circuit.record(target.key, ok=host_ok)
+        self.circuit.record(target.key, ok=host_ok, started=started)
         return outcome
 
     async def _post(

@@ -116,3 +116,18 @@ def test_not_closed_lists_open_and_half_open_circuits_with_the_time_to_the_next_
     ]
     clock.now += 25
     assert breaker.not_closed()[0][1:] == (CircuitState.half_open, 0.0)
+
+
+def test_a_request_that_hung_while_its_host_kept_answering_does_not_count_toward_opening() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(failure_threshold=2, clock=clock)
+    started = breaker.now()
+    clock.now += 1
+    breaker.record("h", ok=True)  # the host answered after the slow ones were sent
+    clock.now += 10
+    for _ in range(5):
+        breaker.record("h", ok=False, started=started)  # their timeouts tell nothing new
+    assert breaker.state("h") is CircuitState.closed
+    for _ in range(2):
+        breaker.record("h", ok=False, started=breaker.now())  # sent after the success: they count
+    assert breaker.state("h") is CircuitState.open

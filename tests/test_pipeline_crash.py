@@ -134,3 +134,69 @@ def test_fanout_survives_five_random_sigkills_with_every_delivery_final(runtime,
     duplicates = sum(c - 1 for c in received.values())
     # In flight at each kill: at most one chunk (100) per worker thread (4).
     assert duplicates <= 5 * 4 * 100, duplicates
+
+
+@pytest.mark.slow
+def test_a_worker_killed_after_handing_on_its_stragglers_has_them_sent_by_the_continuation(
+    runtime, sink, start_worker
+):
+    from notifyd.state.queues import lane_stats
+
+    rt = runtime(heartbeat_timeout_ms=2000, webhook_timeout_s=4.0, handoff_after_ms=100, shard_size=100)
+    fast = [
+        rt.subscribers.add("acme", {"channel": "webhook", "target": f"{sink.url}/f/{i}"}).subscriber
+        for i in range(20)
+    ]
+    held = [
+        rt.subscribers.add("acme", {"channel": "webhook", "target": f"{sink.url}/g/{i}"}).subscriber
+        for i in range(10)
+    ]
+    gate = sink.gate("/g/")
+    s = rt.settings
+    env = {
+        **os.environ,
+        "NOTIFYD_REDIS_URL": rt.url,
+        "NOTIFYD_NAMESPACE": s.namespace,
+        "NOTIFYD_ALLOW_PRIVATE_TARGETS": "true",
+        "NOTIFYD_SHARD_SIZE": "100",
+        "NOTIFYD_HEARTBEAT_TIMEOUT_MS": "2000",
+        "NOTIFYD_WEBHOOK_TIMEOUT_S": "4",
+        "NOTIFYD_HANDOFF_AFTER_MS": "100",
+        "NOTIFYD_POLL_TIMEOUT_MS": "20",
+        "NOTIFYD_DATA_DIR": str(s.data_dir),
+    }
+    victim = subprocess.Popen(
+        [sys.executable, "-m", "notifyd", "worker", "--threads", "2"], env=env, stderr=subprocess.DEVNULL
+    )
+    event = incident_event(priority="normal")
+    rt.publisher.publish(event)
+    try:
+        # The shard streamed: the fast deliveries are recorded while the held ones are in flight,
+        # and the shard handed those on (a delayed continuation) and was acked.
+        assert sink.wait_for(lambda: gate.waiting == 10, timeout=30)
+        assert wait_until(
+            lambda: rt.tracker.summary(event["event_id"])["counts"]["delivered"] == 20, timeout=30
+        )
+
+        def handed_on() -> bool:
+            normal = next(x for x in lane_stats(rt.client, rt.keys) if x.lane == "normal")
+            return normal.delayed == 1 and normal.in_flight == 0
+
+        assert wait_until(handed_on, timeout=10)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=10)
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+    records = rt.tracker.records(event["event_id"], [sub.seq for sub in held])
+    assert [r.status for r in records.values()] == ["pending"] * 10
+    gate.open()  # the dead worker's requests get their answers, which nobody records
+
+    start_worker(rt, threads=2)  # the continuation comes due and sends the ten again
+    assert wait_until(lambda: rt.tracker.summary(event["event_id"])["state"] == "done", timeout=60)
+    assert rt.tracker.summary(event["event_id"])["counts"]["delivered"] == 30
+    received = Counter(r.headers["webhook-id"] for r in sink.received)
+    for sub in fast:
+        assert received[delivery_id(event["event_id"], sub.id, "webhook")] == 1
+    for sub in held:
+        assert received[delivery_id(event["event_id"], sub.id, "webhook")] >= 1

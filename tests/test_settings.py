@@ -75,3 +75,23 @@ def test_example_config_loads_and_documents_every_key():
     for name in Settings.model_fields:
         short = name.split("_", 1)[1] if name.split("_", 1)[0] in ("smtp", "twilio", "slack") else name
         assert short in text, f"config/notifyd.example.toml does not document {name}"
+
+
+@pytest.mark.parametrize(
+    "weak",
+    ["pub", "short-but-not-that-short-key", "a" * 40, "abababababababababababababababababab"],
+)
+def test_a_weak_static_key_stops_start_up_with_a_hint_and_without_the_key(monkeypatch, weak):
+    monkeypatch.setenv(
+        "NOTIFYD_API_KEYS", f"{'k' * 8}0123456789abcdefghijklmnopqrstuv:operate,{weak}:publish"
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    message = str(refused.value)
+    assert "NOTIFYD_API_KEYS entry 2" in message and "secrets.token_urlsafe" in message
+    assert weak not in message
+
+
+def test_a_strong_static_key_is_accepted(monkeypatch):
+    monkeypatch.setenv("NOTIFYD_API_KEYS", "nk_Zr8wq1V0cT3yU6iO9pA2sD5fG7hJ4kL:publish/critical")
+    assert load_settings().api_keys is not None

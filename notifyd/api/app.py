@@ -26,7 +26,7 @@ from notifyd.api.bodylimit import DEFAULT_LIMIT, BodyLimitMiddleware
 from notifyd.api.context import ApiContext
 from notifyd.api.keystore import Grant, KeySpecError, KeyStore, parse_env_keys
 from notifyd.api.metrics import REQUESTS, QueueCollector
-from notifyd.api.ratelimit import DEFAULT_PUBLISH_RATE, PublishLimiter
+from notifyd.api.ratelimit import DEFAULT_PUBLISH_RATE, AuthThrottle, PublishLimiter
 from notifyd.models import Event, Subscriber
 from notifyd.runtime.settings import ConfigError
 from notifyd.runtime.wiring import Runtime
@@ -103,7 +103,11 @@ def create_app(
         generate_unique_id_function=openapi.operation_id,
     )
     app.state.ctx = ApiContext(
-        runtime, store, keystore, PublishLimiter(runtime.client, runtime.keys.ns, publish_rate)
+        runtime,
+        store,
+        keystore,
+        PublishLimiter(runtime.client, runtime.keys.ns, publish_rate),
+        AuthThrottle(runtime.client, runtime.keys.ns, runtime.settings.auth_failure_limit),
     )
     app.state.queue_collector = QueueCollector(runtime)
     problems.install(app)
@@ -152,6 +156,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             for operation in operations.values():
                 if "422" in operation.get("responses", {}):
                     operation["responses"]["422"] = problems.documented(422)[422]
+                if "401" in operation.get("responses", {}):
+                    # Too many wrong keys from one address (see AuthThrottle).
+                    operation["responses"].setdefault("429", problems.documented(429)[429])
         app.openapi_schema = schema
     return app.openapi_schema
 

@@ -74,15 +74,32 @@ def _unauthorized(detail: str) -> ProblemError:
     return ProblemError(401, detail, headers={"WWW-Authenticate": "Bearer"}, kind="unauthorized")
 
 
-def authenticate(ctx: ApiContext, key: str | None, scope: str) -> Principal:
+def authenticate(ctx: ApiContext, key: str | None, scope: str, address: str | None = None) -> Principal:
+    """The key's principal, or a 401/403. ``address`` (the client's) is throttled after too
+    many wrong keys (see :class:`~notifyd.api.ratelimit.AuthThrottle`)."""
+    if address is not None:
+        wait = ctx.auth_throttle.retry_after(address)
+        if wait is not None:
+            raise ProblemError(
+                429,
+                "too many failed authentications from this address; wait and retry",
+                headers={"Retry-After": str(int(wait))},
+                kind="rate-limited",
+            )
     if not key:
         raise _unauthorized("send an API key as 'Authorization: Bearer <key>'")
     grant = ctx.keystore.grant_for(key)
     if grant is None:
+        if address is not None:
+            ctx.auth_throttle.failed(address)
         raise _unauthorized("unknown API key")
     if scope not in grant.scopes:
         raise ProblemError(403, f"this key lacks the {scope!r} scope", kind="forbidden")
     return Principal(hash_key(key)[:16], grant)
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
 
 
 def csrf_token(key: str) -> str:
@@ -116,7 +133,7 @@ def require(scope: str, *, cookie: bool = False) -> Callable[..., Principal]:
         key = credentials.credentials if credentials is not None else None
         if key is None and cookie:
             key = _cookie_key(request)
-        principal = authenticate(context_of(request), key, scope)
+        principal = authenticate(context_of(request), key, scope, client_address(request))
         page_id = request.path_params.get("page_id")
         if page_id is not None:
             principal.check_page(page_id)

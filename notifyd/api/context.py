@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import Request
 
 from notifyd.api.keystore import KeyStore
-from notifyd.api.ratelimit import PublishLimiter
+from notifyd.api.ratelimit import AuthThrottle, PublishLimiter
 from notifyd.runtime.wiring import Runtime
 
 
@@ -19,6 +19,7 @@ class ApiContext:
     store: Any | None
     keystore: KeyStore
     limiter: PublishLimiter
+    auth_throttle: AuthThrottle
     _unsubscribe_key: bytes | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

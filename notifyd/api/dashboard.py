@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from notifyd.api.auth import COOKIE, authenticate, csrf_token
+from notifyd.api.auth import COOKIE, authenticate, client_address, csrf_token
 from notifyd.api.context import context_of
 from notifyd.api.problems import documented
 
@@ -37,7 +37,7 @@ def page_html() -> str:
 async def dashboard(request: Request, key: Annotated[str | None, Query(max_length=256)] = None) -> Response:
     ctx = context_of(request)
     if key:
-        await run_in_threadpool(authenticate, ctx, key, "operate")
+        await run_in_threadpool(authenticate, ctx, key, "operate", client_address(request))
         # Move the key out of the address bar (and browser history) into an HttpOnly cookie.
         response = RedirectResponse("/dashboard", status_code=303)
         response.set_cookie(
@@ -53,7 +53,7 @@ async def dashboard(request: Request, key: Annotated[str | None, Query(max_lengt
     header = request.headers.get("authorization", "")
     bearer = header[7:].strip() if header.lower().startswith("bearer ") else None
     used = bearer or request.cookies.get(COOKIE)
-    principal = await run_in_threadpool(authenticate, ctx, used, "operate")
+    principal = await run_in_threadpool(authenticate, ctx, used, "operate", client_address(request))
     assert used is not None  # authenticate refused a missing key
     page = (
         page_html()

@@ -78,6 +78,24 @@ def parse_scopes(raw: str) -> frozenset[str]:
     return scopes
 
 
+#: The shortest static key accepted; generated keys are ``nk_`` plus 43 characters.
+MIN_KEY_LENGTH = 32
+#: A key of 32 characters drawn from fewer distinct ones than this is a pattern, not a secret.
+MIN_DISTINCT_CHARACTERS = 10
+KEY_HINT = (
+    "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'` "
+    "or `openssl rand -hex 32`, or store one in Redis with `notifyd keys create`"
+)
+
+
+def check_strength(key: str) -> None:
+    """Refuse a configured key that can be guessed. The message never contains the key."""
+    if len(key) < MIN_KEY_LENGTH:
+        raise KeySpecError(f"the key is {len(key)} characters; use at least {MIN_KEY_LENGTH}: {KEY_HINT}")
+    if len(set(key)) < MIN_DISTINCT_CHARACTERS:
+        raise KeySpecError(f"the key repeats a few characters; use a random one: {KEY_HINT}")
+
+
 def parse_pages(pages: Iterable[str] | None) -> frozenset[str] | None:
     """The pages a key is limited to (None: every page)."""
     if pages is None:
@@ -159,6 +177,7 @@ def parse_env_keys(raw: str) -> dict[str, Grant]:
                 f"NOTIFYD_API_KEYS entry {position} is not key:scope[+scope][@page[+page]][/priority]"
             )
         try:
+            check_strength(match["key"])
             grant = Grant(
                 parse_scopes(match["scopes"]),
                 parse_pages(match["pages"].split("+")) if match["pages"] else None,

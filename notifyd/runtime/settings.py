@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     embedded_maxmemory: str = Field(default="1gb", pattern=r"^[0-9]+(?:[kmg]b?)?$")
     namespace: str = Field(default="notifyd", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     api_keys: SecretStr | None = None
+    #: Failed authentications (a wrong key) per client address before it gets 429s.
+    auth_failure_limit: str = "30/minute"
     allow_private_targets: bool = False
     dedup_window_s: int = Field(default=300, ge=1)
     event_id_ttl_s: int = Field(default=604800, ge=1)
@@ -141,13 +143,22 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
+    @field_validator("api_keys")
+    @classmethod
+    def _api_keys_parse(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().strip():
+            from notifyd.api.keystore import parse_env_keys  # it imports this module
+
+            parse_env_keys(value.get_secret_value())  # KeySpecError names the entry, never the key
+        return value
+
     @field_validator("peers")
     @classmethod
     def _peers_parse(cls, value: str) -> str:
         _parse_peers(value)
         return value
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "auth_failure_limit")
     @classmethod
     def _rate_limit_parses(cls, value: str) -> str:
         from limits import parse

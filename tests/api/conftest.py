@@ -14,11 +14,11 @@ from notifyd.runtime.wiring import Runtime
 
 #: One key per scope, plus one holding them all; tests pick the key a request should carry.
 KEYS = {
-    "publish": "test-publish-key",
-    "operate": "test-operate-key",
-    "admin": "test-admin-key",
-    "sync": "test-sync-key",
-    "all": "test-all-key",
+    "publish": "test-publish-key-7Hq2xV9pLm4rT8wZ3nB6",
+    "operate": "test-operate-key-K5dF1gJ7sA2qW9eR4tY8",
+    "admin": "test-admin-key-P3oI6uY1tR5eW8qA2sD7fG",
+    "sync": "test-sync-key-Z4xC7vB2nM9lK3jH6gF1dS5",
+    "all": "test-all-key-Q8wE3rT6yU1iO4pA7sD2fG9",
 }
 API_KEYS = ",".join(
     [f"{KEYS['publish']}:publish/critical"]

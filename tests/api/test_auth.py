@@ -157,3 +157,32 @@ def test_open_routes_need_no_key(api: Api):
     with httpx.Client(base_url=api.url) as http:
         for path in ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"):
             assert http.get(path).status_code == 200, path
+
+
+def test_wrong_keys_from_one_address_are_throttled_with_retry_after_and_others_are_not(start_api):
+    api = start_api(auth_failure_limit="3/minute")
+
+    def client(address: str, key: str) -> httpx.Client:
+        transport = httpx.HTTPTransport(local_address=address)
+        return httpx.Client(
+            base_url=api.url, transport=transport, headers={"Authorization": f"Bearer {key}"}, timeout=15
+        )
+
+    with client("127.0.0.2", "guess-0123456789abcdefghijklmnopqrstu") as guesser:
+        assert [guesser.get("/v1/queues").status_code for _ in range(3)] == [401, 401, 401]
+        throttled = guesser.get("/v1/queues")
+        assert throttled.status_code == 429 and int(throttled.headers["retry-after"]) >= 1
+        assert throttled.headers["content-type"] == "application/problem+json"
+    # While throttled, that address is refused even with a right key; another address is not.
+    with client("127.0.0.2", KEYS["operate"]) as same:
+        assert same.get("/v1/queues").status_code == 429
+    with client("127.0.0.3", KEYS["operate"]) as other:
+        assert other.get("/v1/queues").status_code == 200
+
+
+def test_a_missing_key_is_not_counted_as_a_guess(start_api):
+    api = start_api(auth_failure_limit="2/minute")
+    with httpx.Client(base_url=api.url, timeout=15) as anonymous:
+        assert {anonymous.get("/v1/queues").status_code for _ in range(5)} == {401}
+    with api.client("operate") as http:
+        assert http.get("/v1/queues").status_code == 200

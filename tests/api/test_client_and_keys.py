@@ -111,10 +111,14 @@ def test_keys_create_prints_a_key_once_and_stores_only_its_hash(api: Api):
 
 
 def test_env_keys_parse_scopes_and_refuse_unknown_ones_without_echoing_the_key():
-    parsed = parse_env_keys("alpha:publish, beta:operate+admin")
+    alpha, beta = (
+        "alpha-" + "0123456789abcdefghijklmnopqrstuvwxyz",
+        "beta-" + "9876543210zyxwvutsrqponmlkjihgfedcba",
+    )
+    parsed = parse_env_keys(f"{alpha}:publish, {beta}:operate+admin")
     assert sorted(sorted(g.scopes) for g in parsed.values()) == [["admin", "operate"], ["publish"]]
     with pytest.raises(ValueError) as bad:
-        parse_env_keys("supersecret:god")
+        parse_env_keys("supersecret-0123456789abcdefghijklmnop:god")
     assert "supersecret" not in str(bad.value)
 
 

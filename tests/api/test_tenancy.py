@@ -300,12 +300,15 @@ def test_stored_page_keys_keep_their_pages_and_cap(fx: Fixture):
 
 
 def test_env_keys_parse_pages_and_priority():
-    parsed = parse_env_keys("k:e:y-one:publish+operate@acme+ns:beta/high, other:admin")
+    parsed = parse_env_keys(
+        "k:e:y-one-0123456789abcdefghijklmnop:publish+operate@acme+ns:beta/high, "
+        "other-key-0123456789abcdefghijklmnop:admin"
+    )
     grants = sorted(parsed.values(), key=lambda g: sorted(g.scopes))
     assert grants[0] == Grant(frozenset({"admin"}))
     assert grants[1] == Grant(frozenset({"publish", "operate"}), frozenset({"acme", "ns:beta"}), "high")
     with pytest.raises(KeySpecError) as bad:
-        parse_env_keys("supersecret:publish/urgent")
+        parse_env_keys("supersecret-0123456789abcdefghijklmnop:publish/urgent")
     assert "supersecret" not in str(bad.value) and "urgent" in str(bad.value)
 
 

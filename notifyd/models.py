@@ -168,6 +168,11 @@ class Event(_Strict):
         return self.model_dump(mode="json", exclude_none=True)
 
 
+#: whsec_ and standard base64 of at least 9 bytes: what the webhook adapter decodes to sign.
+WEBHOOK_SECRET_PATTERN = r"^whsec_(?:[A-Za-z0-9+/]{4}){3,}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+WEBHOOK_SECRET_RE = re.compile(WEBHOOK_SECRET_PATTERN)
+
+
 def generate_webhook_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
@@ -218,6 +223,12 @@ class Subscriber(_Strict):
             raw = self.secret.get_secret_value()
             if not raw.startswith("whsec_") or len(raw) < 16:
                 raise ValueError("'secret' must be a whsec_ secret of at least 10 characters")
+            if not WEBHOOK_SECRET_RE.match(raw):
+                # Never echo it: say only what shape it must have.
+                raise ValueError(
+                    "'secret' must be whsec_ followed by standard base64 (A-Z a-z 0-9 + /, padded with =): "
+                    "the Standard Webhooks format, whose decoded bytes are the signing key"
+                )
         if self.contact_email is not None and self.channel not in ("webhook", "slack"):
             raise ValueError("'contact_email' applies to webhook and Slack subscribers only")
         return self

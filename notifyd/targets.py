@@ -1,7 +1,10 @@
 """Syntax checks for subscriber targets, one function per channel.
 
-These are the checks done when a subscriber is added. The webhook adapter
-checks the *resolved* address again at send time (DNS can change).
+These are the checks done when a subscriber is added, without DNS: a webhook or
+Slack URL whose host is an IP literal in a non-public range, or ``localhost``, is
+refused here. :meth:`notifyd.state.subscribers.SubscriberRepo.add` then resolves
+host names; the webhook adapter checks the *resolved* address again at send time
+(DNS can change).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from phonenumbers.phonemetadata import PhoneMetadata
 
+from channels.ssrf import host_refusal
+
 SLACK_CHANNEL_PATTERN = r"^slack:[A-Za-z0-9][A-Za-z0-9_-]{1,79}$"
 SLACK_CHANNEL_RE = re.compile(SLACK_CHANNEL_PATTERN)
 SLACK_WEBHOOK_HOSTS = ("hooks.slack.com", "hooks.slack-gov.com")
@@ -22,6 +27,10 @@ MAX_EMAIL_CHARS = 254
 MAX_URL_CHARS = 2048
 #: RFC 3986's characters, with every % starting an escape: what the schema's "uri" format allows.
 URI_CHARS = re.compile(r"^(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+$")
+
+
+#: What every refusal of a non-public target ends with.
+PRIVATE_HINT = "non-public targets are refused unless NOTIFYD_ALLOW_PRIVATE_TARGETS is on"
 
 
 class TargetError(ValueError):
@@ -161,6 +170,10 @@ def _url(target: str, allow_private: bool, *, what: str) -> str:
         raise TargetError(f"{what} URL has no host")
     if parts.username or parts.password:
         raise TargetError(f"{what} URL must not carry credentials")
+    if not allow_private:
+        refusal = host_refusal(parts.hostname)
+        if refusal is not None:
+            raise TargetError(f"{what} URL's host {refusal}: {PRIVATE_HINT}")
     return target
 
 

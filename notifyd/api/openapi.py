@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi.routing import APIRoute
 
+from notifyd.models import WEBHOOK_SECRET_PATTERN
 from notifyd.targets import target_schemas
 
 #: Route function name -> operation id, where the function's own name does not read as one.
@@ -199,7 +200,12 @@ def describe_subscriber_channels(components: dict[str, Any], *, allow_private: b
     """
     base = components.pop("Subscriber")
     targets = target_schemas(allow_private=allow_private)
-    secret = {"type": "string", "pattern": r"^whsec_\S{10,}$", "writeOnly": True, "description": "whsec_…"}
+    secret = {
+        "type": "string",
+        "pattern": WEBHOOK_SECRET_PATTERN,
+        "writeOnly": True,
+        "description": "whsec_ and standard base64 (the Standard Webhooks format)",
+    }
     contact = {"type": "string", "format": "email", "maxLength": 254}
     mapping = {}
     for channel, target in targets.items():

@@ -24,7 +24,14 @@ from notifyd.api.schemas import (
     subscriber_out,
 )
 from notifyd.models import Subscriber
-from notifyd.state.subscribers import COUNTED, AddResult, ConsentError, SubscriberError, SubscriberRepo
+from notifyd.state.subscribers import (
+    COUNTED,
+    AddResult,
+    ConsentError,
+    SubscriberError,
+    SubscriberRepo,
+    TargetRefused,
+)
 
 router = APIRouter(tags=["subscribers"])
 
@@ -54,6 +61,8 @@ def _validate(repo: SubscriberRepo, data: Any) -> Subscriber:
 def _add(repo: SubscriberRepo, page_id: str, sub: Subscriber) -> AddResult:
     try:
         return repo.add(page_id, sub)
+    except TargetRefused as exc:
+        raise ProblemError(422, str(exc), errors=[("target", str(exc))], kind="invalid-input") from None
     except SubscriberError as exc:
         # Conflicts: an id used by another target, or a target already subscribed under another id.
         raise ProblemError(409, str(exc), errors=[("id", str(exc))], kind="conflict") from None
@@ -79,7 +88,10 @@ async def add_subscriber(page_id: PageIdPath, request: Request, response: Respon
     result = await run_in_threadpool(_add, repo, page_id, sub)
     if not result.created:
         response.status_code = 200
-    return subscriber_out(result.subscriber.public(), result.generated_secret)
+    out = subscriber_out(result.subscriber.public(), result.generated_secret)
+    if result.warnings:
+        out["warnings"] = list(result.warnings)
+    return out
 
 
 async def _lines(request: Request) -> AsyncIterator[tuple[int, bytes | None]]:

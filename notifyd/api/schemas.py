@@ -115,6 +115,9 @@ class SubscriberOut(BaseModel):
     secret: str | None = Field(
         default=None, description="The generated webhook secret; present once, in the answer that created it."
     )
+    warnings: list[str] | None = Field(
+        default=None, description="Accepted, but worth knowing: a target host that does not resolve now."
+    )
 
 
 class SubscriberPage(BaseModel):

@@ -31,6 +31,8 @@ def _add(rt: Any, args: argparse.Namespace) -> int:
         print(f"notifyd: invalid subscriber: {exc}", file=sys.stderr)
         return EXIT_INVALID
     out = result.subscriber.public()
+    for warning in result.warnings:
+        print(f"notifyd: warning: {warning}", file=sys.stderr)
     if result.kept:
         print(
             f"notifyd: subscriber {out['id']} opted out ({result.subscriber.disabled}) and stays disabled; "

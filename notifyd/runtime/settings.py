@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     sync_key: SecretStr | None = None
     sync_interval_ms: int = Field(default=100, ge=10)
     public_url: str = "http://127.0.0.1:8080"
+    #: How long subscribe-time DNS may take per host; a name that does not answer is accepted with
+    #: a warning (the send-time check still runs).
+    subscribe_dns_timeout_s: float = Field(default=1.0, gt=0, le=30)
     #: Lines one import may hold (CLI or API); a longer import stops there with an error.
     import_max_lines: int = Field(default=2_000_000, ge=1)
     #: Live subscribers one page may have; adds past it are refused. 0: no cap.

@@ -51,6 +51,7 @@ class Runtime:
                 keys,
                 allow_private_targets=settings.allow_private_targets,
                 page_max_subscribers=settings.page_max_subscribers,
+                dns_timeout_s=settings.subscribe_dns_timeout_s,
             ),
             tracker=Tracker(client, keys, ttl_s=settings.event_id_ttl_s),
             publisher=Publisher(client, keys, settings),

@@ -10,20 +10,27 @@ same target twice an update. A removed subscriber keeps a small tombstone
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import ipaddress
 import json
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 from pydantic import ValidationError
 
+from channels.ssrf import host_refusal, non_public_range, resolve_host
 from notifyd.ids import new_subscriber_id
 from notifyd.models import Subscriber, generate_webhook_secret
 from notifyd.preferences import NO_PREFERENCES, Preferences
 from notifyd.state import audit
 from notifyd.state.keys import BUCKET, Keys, bucket_of
 from notifyd.state.scripts import register
+from notifyd.targets import PRIVATE_HINT
 
 #: How many subscribers one import round trip writes.
 IMPORT_BATCH = 1000
@@ -129,10 +136,23 @@ class AddResult:
     generated_secret: str | None = None
     #: ``created``, ``updated`` or ``kept_unsubscribed`` (an opted-out subscriber left as it was).
     outcome: str = UPDATED
+    #: Accepted, but worth saying: a host name that did not resolve.
+    warnings: tuple[str, ...] = ()
 
     @property
     def kept(self) -> bool:
         return self.outcome == KEPT_UNSUBSCRIBED
+
+
+class TargetRefused(SubscriberError):
+    """A target notifyd must not deliver to: its host is not public. The API answers 422."""
+
+
+#: Resolves a host name to its addresses; None when it does not resolve (in time).
+Resolver = Callable[[str], "list[str] | None"]
+#: How long a subscribe-time DNS answer is reused (an import names a few hosts many times).
+DNS_CACHE_TTL_S = 60.0
+_DNS_CACHE_MAX = 10_000
 
 
 class ConsentError(SubscriberError):
@@ -166,10 +186,15 @@ class SubscriberRepo:
         *,
         allow_private_targets: bool = False,
         page_max_subscribers: int = 0,
+        resolver: Resolver | None = None,
+        dns_timeout_s: float = 1.0,
     ) -> None:
         self.client = client
         self.keys = keys
         self.allow_private_targets = allow_private_targets
+        #: Subscribe-time DNS; tests inject their own.
+        self.resolver: Resolver = resolver or functools.partial(resolve_host, timeout=dns_timeout_s)
+        self._dns: dict[str, tuple[float, str | None, str | None]] = {}
         #: 0: no cap.
         self.page_max_subscribers = page_max_subscribers
         self._upsert = register(client, "subscribers_upsert")
@@ -184,6 +209,39 @@ class SubscriberRepo:
         except ValidationError as exc:
             raise SubscriberError(describe_validation_error(exc)) from None
 
+    def vet(self, sub: Subscriber) -> tuple[str, ...]:
+        """Resolve a webhook or Slack URL's host name, unless private targets are allowed.
+
+        A name that resolves only to non-public addresses raises :class:`TargetRefused`
+        naming the range; one that does not resolve is accepted with a warning (returned).
+        IP literals and ``localhost`` were refused by the model's syntax check already.
+        """
+        if self.allow_private_targets or sub.channel not in ("webhook", "slack"):
+            return ()
+        host = urlsplit(sub.target).hostname if "://" in sub.target else None
+        if not host or host_refusal(host) is not None or _is_literal(host):
+            return ()
+        now = time.monotonic()
+        hit = self._dns.get(host)
+        if hit is None or hit[0] < now:
+            hit = (now + DNS_CACHE_TTL_S, *self._judge(host))
+            if len(self._dns) >= _DNS_CACHE_MAX:
+                self._dns.clear()
+            self._dns[host] = hit
+        _, refusal, warning = hit
+        if refusal is not None:
+            raise TargetRefused(f"target: {refusal}: {PRIVATE_HINT}")
+        return (warning,) if warning else ()
+
+    def _judge(self, host: str) -> tuple[str | None, str | None]:
+        addresses = self.resolver(host)
+        if not addresses:
+            return None, f"{host} does not resolve now; accepted, and checked again at every send"
+        ranges = [non_public_range(a) for a in addresses]
+        if all(r is not None for r in ranges):
+            return f"{host} resolves only to non-public addresses ({addresses[0]} is in {ranges[0]})", None
+        return None, None
+
     # -- writes ---------------------------------------------------------------------
 
     def add(self, page_id: str, data: dict[str, Any] | Subscriber) -> AddResult:
@@ -193,10 +251,11 @@ class SubscriberRepo:
         quarantined or invalid-target one is updated but stays disabled until reactivated.
         """
         sub = self.validate(data)
+        warnings = self.vet(sub)
         ((_, result),) = self._write(page_id, [(0, sub)], records=True)
         if isinstance(result, SubscriberError):
             raise result
-        return result
+        return dataclasses.replace(result, warnings=warnings) if warnings else result
 
     def import_many(
         self, page_id: str, rows: Iterable[Row]
@@ -218,16 +277,25 @@ class SubscriberRepo:
 
     def _import_batch(self, page_id: str, batch: list[Row]) -> list[tuple[int, AddResult | SubscriberError]]:
         results: dict[int, AddResult | SubscriberError] = {}
+        warnings: dict[int, tuple[str, ...]] = {}
         valid: list[tuple[int, Subscriber]] = []
         for i, (_, row) in enumerate(batch):
             if isinstance(row, Exception):
                 results[i] = SubscriberError(str(row))
                 continue
             try:
-                valid.append((i, self.validate(row)))
+                sub = self.validate(row)
+                warned = self.vet(sub)
             except SubscriberError as exc:
                 results[i] = exc
-        results.update(self._write(page_id, valid, records=False))
+                continue
+            valid.append((i, sub))
+            if warned:
+                warnings[i] = warned
+        for i, result in self._write(page_id, valid, records=False):
+            if i in warnings and isinstance(result, AddResult):
+                result = dataclasses.replace(result, warnings=warnings[i])
+            results[i] = result
         return [(line, results[i]) for i, (line, _) in enumerate(batch)]
 
     def _write(
@@ -500,6 +568,14 @@ def migrate_ids(client: redis.Redis, keys: Keys) -> int:
     return moved
 
 
+def _is_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 def _fields(sub: StoredSubscriber) -> dict[str, Any]:
     return {name: getattr(sub, name) for name in StoredSubscriber.__slots__}
 
@@ -521,5 +597,6 @@ __all__ = [
     "StoredSubscriber",
     "SubscriberError",
     "SubscriberRepo",
+    "TargetRefused",
     "migrate_ids",
 ]

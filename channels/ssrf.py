@@ -107,6 +107,7 @@ def is_public_address(address: str) -> bool:
     return non_public_range(address) is None
 
 
+@functools.lru_cache(maxsize=4096)
 def host_refusal(host: str) -> str | None:
     """Why a host is not public without asking DNS: an IP literal in a non-public range, or a
     name of this machine. None when only resolving it can tell."""
@@ -132,7 +133,7 @@ def resolve_host(host: str, *, timeout: float) -> list[str] | None:
 
 @functools.cache
 def _resolver_pool() -> concurrent.futures.ThreadPoolExecutor:
-    return concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="notifyd-dns")
+    return concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="notifyd-dns")
 
 
 _cache: dict[tuple[str, int], tuple[float, list[str]]] = {}

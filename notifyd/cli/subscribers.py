@@ -6,15 +6,25 @@ import argparse
 import csv
 import getpass
 import json
+import os
+import stat
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from notifyd.cli.common import EXIT_INVALID, EXIT_OK, print_json
-from notifyd.state.subscribers import COUNTED, AddResult, ConsentError, SubscriberError
+from notifyd.state.subscribers import (
+    ConsentError,
+    ImportTally,
+    ImportTooLong,
+    LineCap,
+    Row,
+    SubscriberError,
+)
 
 CSV_LIST_COLUMNS = ("components",)
 
@@ -45,56 +55,91 @@ def _add(rt: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def rows_from(fh: IO[str], fmt: str) -> Iterator[tuple[int, dict[str, Any] | Exception]]:
-    if fmt == "csv":
-        reader = csv.DictReader(fh)
-        for number, row in enumerate(reader, 2):
-            record: dict[str, Any] = {k: v for k, v in row.items() if k and v not in (None, "")}
-            for column in CSV_LIST_COLUMNS:
-                if column in record:
-                    record[column] = [c for c in record[column].replace(";", " ").split() if c]
-            yield number, record
-        return
+def csv_rows(fh: IO[str]) -> Iterator[Row]:
+    reader = csv.DictReader(fh)
+    for number, row in enumerate(reader, 2):
+        record: dict[str, Any] = {k: v for k, v in row.items() if k and v not in (None, "")}
+        for column in CSV_LIST_COLUMNS:
+            if column in record:
+                record[column] = [c for c in record[column].replace(";", " ").split() if c]
+        yield number, record
+
+
+def ndjson_rows(fh: IO[bytes], progress: Callable[[int], None] | None = None) -> Iterator[Row]:
+    """(line number, object or why not) per non-blank line; ``progress`` gets the bytes read."""
     for number, line in enumerate(fh, 1):
+        if progress is not None:
+            progress(len(line))
         if not line.strip():
             continue
         try:
             parsed = json.loads(line)
+        except UnicodeDecodeError:
+            yield number, ValueError("not valid JSON: not UTF-8")
+            continue
         except json.JSONDecodeError as exc:
             yield number, ValueError(f"not valid JSON: {exc.msg}")
             continue
         yield number, parsed if isinstance(parsed, dict) else ValueError("each line is a JSON object")
 
 
+def _size(fh: IO[Any]) -> int | None:
+    try:
+        st = os.fstat(fh.fileno())
+    except (OSError, ValueError):
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
 def _import(rt: Any, args: argparse.Namespace) -> int:
     fmt = args.format or ("csv" if args.file.endswith(".csv") else "ndjson")
+    binary = fmt == "ndjson"
     try:
-        fh = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8", newline="")  # noqa: SIM115
+        if args.file == "-":
+            fh: IO[Any] = sys.stdin.buffer if binary else sys.stdin
+        else:
+            fh = open(args.file, "rb") if binary else open(args.file, encoding="utf-8", newline="")  # noqa: SIM115
     except OSError as exc:
         print(f"notifyd: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return EXIT_INVALID
-    summary: dict[str, Any] = {"imported": 0, "updated": 0, "kept_unsubscribed": 0, "rejected": []}
-    with (
-        fh,
-        Progress(SpinnerColumn(), TextColumn("{task.description}"), console=Console(stderr=True)) as progress,
-    ):
-        task = progress.add_task("importing", total=None)
-        for line, result in rt.subscribers.import_many(args.page, rows_from(fh, fmt)):
-            if isinstance(result, AddResult):
-                summary[COUNTED[result.outcome]] += 1
-            else:
-                summary["rejected"].append({"line": line, "error": str(result)})
-            done = (
-                summary["imported"]
-                + summary["updated"]
-                + summary["kept_unsubscribed"]
-                + len(summary["rejected"])
-            )
-            if done % 500 == 0:
-                progress.update(task, description=f"importing: {done} lines")
-        progress.update(task, description="imported")
+    tally = ImportTally()
+    console = Console(stderr=True)
+    # On a terminal: a bar with the rate and, when the size is known, an ETA. Piped: only the summary.
+    progress = Progress(
+        TextColumn("importing"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[lines]:,} lines  {task.fields[rate]:,.0f} lines/s"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )
+    started = time.monotonic()
+    code = EXIT_OK
+    with fh, progress:
+        task = progress.add_task("import", total=_size(fh), lines=0, rate=0.0)
+
+        def advance(n: int) -> None:
+            progress.advance(task, n)
+
+        rows = ndjson_rows(fh, advance if console.is_terminal else None) if binary else csv_rows(fh)
+        try:
+            for line, result in rt.subscribers.import_many(
+                args.page, LineCap(rt.settings.import_max_lines)(rows)
+            ):
+                tally.add(line, result)
+                if tally.lines % 5000 == 0:
+                    rate = tally.lines / max(time.monotonic() - started, 1e-9)
+                    progress.update(task, lines=tally.lines, rate=rate)
+        except ImportTooLong as exc:
+            print(f"notifyd: {exc}", file=sys.stderr)
+            code = EXIT_INVALID
+    summary = tally.summary()
+    seconds = time.monotonic() - started
+    summary["seconds"] = round(seconds, 3)
+    summary["lines_per_second"] = round(tally.lines / seconds) if seconds > 0 else None
     print_json(summary)
-    return EXIT_OK
+    return code
 
 
 def _list(rt: Any, args: argparse.Namespace) -> int:

@@ -10,15 +10,16 @@ same target twice an update. A removed subscriber keeps a small tombstone
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
 import ipaddress
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import redis
 from pydantic import ValidationError
@@ -30,7 +31,7 @@ from notifyd.preferences import NO_PREFERENCES, Preferences
 from notifyd.state import audit
 from notifyd.state.keys import BUCKET, Keys, bucket_of
 from notifyd.state.scripts import register
-from notifyd.targets import PRIVATE_HINT
+from notifyd.targets import PRIVATE_HINT, url_host
 
 #: How many subscribers one import round trip writes.
 IMPORT_BATCH = 1000
@@ -175,7 +176,79 @@ def _rest(sub: Subscriber) -> str:
     if sub.contact_email:
         record["ce"] = sub.contact_email
     record.update(preferences_of(sub).encode())
-    return json.dumps(record, separators=(",", ":"))
+    return _compact(record)
+
+
+#: json.dumps with separators builds a new encoder per call; an import encodes a million.
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
+@functools.cache
+def _dns_pool() -> concurrent.futures.ThreadPoolExecutor:
+    return concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="notifyd-subscribe-dns")
+
+
+class ImportTooLong(SubscriberError):
+    """An import past ``import_max_lines``; the lines before it were imported."""
+
+
+class LineCap:
+    """Counts an import's lines across batches; raises :class:`ImportTooLong` past the cap."""
+
+    def __init__(self, max_lines: int) -> None:
+        self.max_lines = max_lines
+        self.seen = 0
+
+    def __call__(self, rows: Iterable[Row]) -> Iterator[Row]:
+        for row in rows:
+            self.seen += 1
+            if self.seen > self.max_lines:
+                raise ImportTooLong(
+                    f"the import has more than {self.max_lines} lines, the cap (NOTIFYD_IMPORT_MAX_LINES); "
+                    f"the lines before line {row[0]} were imported, the rest were not: "
+                    "split the file or raise the cap"
+                )
+            yield row
+
+
+class ImportTally:
+    """An import's summary, as the CLI prints it and the API answers it."""
+
+    #: Rejected lines listed in the summary; the rest are only counted.
+    LISTED = 1000
+
+    def __init__(self) -> None:
+        self.counts = dict.fromkeys(COUNTED.values(), 0)
+        self.rejected: list[dict[str, Any]] = []
+        self.rejected_total = 0
+
+    def add(self, line: int, result: AddResult | SubscriberError) -> None:
+        if isinstance(result, AddResult):
+            self.counts[COUNTED[result.outcome]] += 1
+            return
+        self.rejected_total += 1
+        if len(self.rejected) < self.LISTED:
+            self.rejected.append({"line": line, "error": str(result)})
+
+    @property
+    def lines(self) -> int:
+        return sum(self.counts.values()) + self.rejected_total
+
+    def summary(self) -> dict[str, Any]:
+        return {**self.counts, "rejected": self.rejected, "rejected_total": self.rejected_total}
+
+
+@dataclass(slots=True)
+class _Batch:
+    """One batch on its way through upsert.lua: what is known before and after the call."""
+
+    lines: list[int]
+    records: bool
+    #: Results known without Redis (unreadable or invalid lines), by index in the batch.
+    results: dict[int, AddResult | SubscriberError] = dataclasses.field(default_factory=dict)
+    #: (index, subscriber, generated secret, warnings) of each line sent, in blob order.
+    sent: list[tuple[int, Subscriber, str | None, tuple[str, ...]]] = dataclasses.field(default_factory=list)
+    blob: str = ""
 
 
 class SubscriberRepo:
@@ -218,20 +291,32 @@ class SubscriberRepo:
         """
         if self.allow_private_targets or sub.channel not in ("webhook", "slack"):
             return ()
-        host = urlsplit(sub.target).hostname if "://" in sub.target else None
-        if not host or host_refusal(host) is not None or _is_literal(host):
+        host = url_host(sub.target) if "://" in sub.target else None
+        if not host:
             return ()
-        now = time.monotonic()
         hit = self._dns.get(host)
-        if hit is None or hit[0] < now:
-            hit = (now + DNS_CACHE_TTL_S, *self._judge(host))
-            if len(self._dns) >= _DNS_CACHE_MAX:
-                self._dns.clear()
-            self._dns[host] = hit
+        if hit is None or hit[0] < time.monotonic():
+            self.prefetch([host])
+            hit = self._dns[host]
         _, refusal, warning = hit
         if refusal is not None:
             raise TargetRefused(f"target: {refusal}: {PRIVATE_HINT}")
         return (warning,) if warning else ()
+
+    def prefetch(self, hosts: Iterable[str]) -> None:
+        """Judge the hosts not judged lately, resolving them in parallel (an import batch names many)."""
+        now = time.monotonic()
+        todo = {h for h in hosts if h not in self._dns or self._dns[h][0] < now}
+        if not todo:
+            return
+        if len(self._dns) + len(todo) >= _DNS_CACHE_MAX:
+            self._dns.clear()
+        plain = [h for h in todo if host_refusal(h) is None and not _is_literal(h)]
+        for host in todo.difference(plain):  # literals and localhost: the model refused those
+            self._dns[host] = (now + DNS_CACHE_TTL_S, None, None)
+        judged = [self._judge(plain[0])] if len(plain) == 1 else list(_dns_pool().map(self._judge, plain))
+        for host, (refusal, warning) in zip(plain, judged, strict=True):
+            self._dns[host] = (now + DNS_CACHE_TTL_S, refusal, warning)
 
     def _judge(self, host: str) -> tuple[str | None, str | None]:
         addresses = self.resolver(host)
@@ -251,11 +336,11 @@ class SubscriberRepo:
         quarantined or invalid-target one is updated but stays disabled until reactivated.
         """
         sub = self.validate(data)
-        warnings = self.vet(sub)
-        ((_, result),) = self._write(page_id, [(0, sub)], records=True)
+        prepared = self._prepare(page_id, [(0, sub)], records=True)
+        ((_, result),) = self._finish(page_id, prepared, self._call(page_id, prepared))
         if isinstance(result, SubscriberError):
             raise result
-        return dataclasses.replace(result, warnings=warnings) if warnings else result
+        return result
 
     def import_many(
         self, page_id: str, rows: Iterable[Row]
@@ -266,108 +351,121 @@ class SubscriberRepo:
         at a time by one script call; an import result's ``subscriber`` carries only what the
         line gave (records are not read back).
         """
-        batch: list[Row] = []
-        for row in rows:
-            batch.append(row)
-            if len(batch) >= IMPORT_BATCH:
-                yield from self._import_batch(page_id, batch)
-                batch = []
-        if batch:
-            yield from self._import_batch(page_id, batch)
+        # While Redis runs one batch's script (on a thread, waiting on the socket), the next
+        # batch is parsed and validated here: the two costs overlap instead of adding up.
+        stopped: list[SubscriberError] = []
 
-    def _import_batch(self, page_id: str, batch: list[Row]) -> list[tuple[int, AddResult | SubscriberError]]:
-        results: dict[int, AddResult | SubscriberError] = {}
-        warnings: dict[int, tuple[str, ...]] = {}
-        valid: list[tuple[int, Subscriber]] = []
+        def source() -> Iterator[Row]:
+            # A source that stops with a refusal (an import over its cap) still has the rows
+            # read so far written and reported, then the refusal is raised.
+            try:
+                yield from rows
+            except SubscriberError as exc:
+                stopped.append(exc)
+
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="notifyd-import") as sender:
+            pending: tuple[_Batch, concurrent.futures.Future[bytes | None]] | None = None
+            batch: list[Row] = []
+            for row in itertools.chain(source(), [None]):
+                if row is not None:
+                    batch.append(row)
+                    if len(batch) < IMPORT_BATCH:
+                        continue
+                elif not batch:
+                    break
+                prepared = self._prepare(page_id, batch, records=False)
+                sent = sender.submit(self._call, page_id, prepared)
+                batch = []
+                if pending is not None:
+                    yield from self._finish(page_id, pending[0], pending[1].result())
+                pending = (prepared, sent)
+            if pending is not None:
+                yield from self._finish(page_id, pending[0], pending[1].result())
+        if stopped:
+            raise stopped[0]
+
+    def _prepare(self, page_id: str, batch: list[Row], *, records: bool) -> _Batch:
+        """Validate and vet a batch's rows, and encode the valid ones as upsert.lua takes them."""
+        prepared = _Batch(lines=[line for line, _ in batch], records=records)
+        checked: list[tuple[int, Subscriber]] = []
         for i, (_, row) in enumerate(batch):
             if isinstance(row, Exception):
-                results[i] = SubscriberError(str(row))
+                prepared.results[i] = SubscriberError(str(row))
                 continue
             try:
-                sub = self.validate(row)
+                checked.append((i, self.validate(row)))
+            except SubscriberError as exc:
+                prepared.results[i] = exc
+        if not self.allow_private_targets:
+            self.prefetch(
+                h for _, sub in checked if sub.channel in ("webhook", "slack") and (h := url_host(sub.target))
+            )
+        parts: list[str] = []
+        for i, sub in checked:
+            try:
                 warned = self.vet(sub)
             except SubscriberError as exc:
-                results[i] = exc
+                prepared.results[i] = exc
                 continue
-            valid.append((i, sub))
-            if warned:
-                warnings[i] = warned
-        for i, result in self._write(page_id, valid, records=False):
-            if i in warnings and isinstance(result, AddResult):
-                result = dataclasses.replace(result, warnings=warnings[i])
-            results[i] = result
-        return [(line, results[i]) for i, (line, _) in enumerate(batch)]
-
-    def _write(
-        self, page_id: str, subs: list[tuple[int, Subscriber]], *, records: bool
-    ) -> list[tuple[int, AddResult | SubscriberError]]:
-        """Run upsert.lua over validated subscribers; (their index, result) in the same order."""
-        if not subs:
-            return []
-        args: list[Any] = [
-            self.keys.subscriber_buckets(page_id),
-            BUCKET,
-            self.page_max_subscribers,
-            page_id,
-            "1" if records else "",
-        ]
-        generated: list[str | None] = []
-        for _, sub in subs:
             given = sub.secret.get_secret_value() if sub.secret else ""
             gen = generate_webhook_secret() if sub.channel == "webhook" and not given else ""
-            generated.append(gen or None)
-            args += [
-                _target_key(sub.channel, sub.target),
-                sub.id or "",
-                new_subscriber_id(),
-                given,
-                gen,
-                _rest(sub),
-            ]
+            made_id = "" if sub.id else new_subscriber_id()
+            parts.append(
+                f"{sub.channel}\x1e{sub.target}\x1e{sub.id or ''}\x1e{made_id}\x1e"
+                f"{given}\x1e{gen}\x1e{_rest(sub)}\x1e\n"
+            )
+            prepared.sent.append((i, sub, gen or None, warned))
+        prepared.blob = "".join(parts)
+        return prepared
+
+    def _call(self, page_id: str, prepared: _Batch) -> bytes | None:
+        """One script call for the whole batch (none when no line is valid)."""
+        if not prepared.sent:
+            return None
         keys = [
             self.keys.subscriber_targets(page_id),
             self.keys.subscriber_ids(page_id),
             self.keys.page_seq(page_id),
             self.keys.pages(),
         ]
-        answers = self._upsert(keys=keys, args=args)
-        out: list[tuple[int, AddResult | SubscriberError]] = []
-        for (index, sub), made, answer in zip(subs, generated, answers, strict=True):
-            code = answer[0].decode()
-            detail = answer[2].decode() if answer[2] is not None else ""
+        args = [
+            self.keys.subscriber_buckets(page_id),
+            BUCKET,
+            self.page_max_subscribers,
+            page_id,
+            "1" if prepared.records else "",
+            prepared.blob,
+        ]
+        answer: bytes = self._upsert(keys=keys, args=args)
+        return answer
+
+    def _finish(
+        self, page_id: str, prepared: _Batch, answer: bytes | None
+    ) -> list[tuple[int, AddResult | SubscriberError]]:
+        results = prepared.results
+        answers = answer.decode().split("\n") if answer is not None else []
+        for (i, sub, made, warned), line in zip(prepared.sent, answers, strict=False):
+            code, seq, detail, *record = line.split("\x1e")
             if code in (CREATED, UPDATED, KEPT_UNSUBSCRIBED):
-                seq = int(answer[1])
-                if records:
-                    stored = StoredSubscriber.decode(page_id, seq, answer[3])
+                if prepared.records:
+                    stored = StoredSubscriber.decode(page_id, int(seq), record[0])
                 else:
-                    stored = _from_line(page_id, seq, detail if code != KEPT_UNSUBSCRIBED else "", sub)
+                    stored = _from_line(page_id, int(seq), detail if code != KEPT_UNSUBSCRIBED else "", sub)
                 created = code == CREATED
-                out.append((index, AddResult(stored, created, made if created else None, code)))
+                results[i] = AddResult(stored, created, made if created else None, code, warned)
             elif code == "target_taken":
-                out.append(
-                    (
-                        index,
-                        SubscriberError(
-                            f"target is already subscribed as {detail!r}; the same (page, channel, target) "
-                            "is the same subscriber"
-                        ),
-                    )
+                results[i] = SubscriberError(
+                    f"target is already subscribed as {detail!r}; the same (page, channel, target) "
+                    "is the same subscriber"
                 )
             elif code == "id_taken":
-                out.append(
-                    (index, SubscriberError(f"subscriber id {detail!r} is already used by another target"))
-                )
+                results[i] = SubscriberError(f"subscriber id {detail!r} is already used by another target")
             else:  # page_full
-                out.append(
-                    (
-                        index,
-                        SubscriberError(
-                            f"page {page_id!r} already has {detail} subscribers, its cap "
-                            "(NOTIFYD_PAGE_MAX_SUBSCRIBERS); remove some or raise the cap"
-                        ),
-                    )
+                results[i] = SubscriberError(
+                    f"page {page_id!r} already has {detail} subscribers, its cap "
+                    "(NOTIFYD_PAGE_MAX_SUBSCRIBERS); remove some or raise the cap"
                 )
-        return out
+        return [(line, results[i]) for i, line in enumerate(prepared.lines)]
 
     def remove(self, page_id: str, sub_id: str) -> bool:
         current = self.get(page_id, sub_id)
@@ -528,6 +626,13 @@ class SubscriberRepo:
 
 
 def preferences_of(sub: Subscriber) -> Preferences:
+    if (
+        sub.event_types is None
+        and sub.min_impact is None
+        and sub.incident_phases is None
+        and sub.quiet_hours is None
+    ):
+        return NO_PREFERENCES  # the common line: skip building an empty one
     return Preferences.from_fields(
         event_types=list(sub.event_types) if sub.event_types is not None else None,
         min_impact=sub.min_impact,
@@ -537,18 +642,9 @@ def preferences_of(sub: Subscriber) -> Preferences:
 
 
 def _from_line(page_id: str, seq: int, sub_id: str, sub: Subscriber) -> StoredSubscriber:
-    """What an import line wrote, without reading the record back (no secret, no state)."""
-    return StoredSubscriber(
-        page_id=page_id,
-        seq=seq,
-        id=sub_id or sub.id or "",
-        channel=sub.channel,
-        target=sub.target,
-        secret=None,
-        components=frozenset(sub.components) if sub.components is not None else None,
-        contact_email=sub.contact_email,
-        prefs=preferences_of(sub),
-    )
+    """What an import line wrote, without reading the record back: ids and target only (no
+    secret, state, filters or preferences; an import answers counts, not records)."""
+    return StoredSubscriber(page_id, seq, sub_id or sub.id or "", sub.channel, sub.target, None, None, None)
 
 
 def migrate_ids(client: redis.Redis, keys: Keys) -> int:
@@ -568,6 +664,7 @@ def migrate_ids(client: redis.Redis, keys: Keys) -> int:
     return moved
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_literal(host: str) -> bool:
     try:
         ipaddress.ip_address(host.strip("[]"))
@@ -594,6 +691,9 @@ __all__ = [
     "OPT_OUT_REASONS",
     "AddResult",
     "ConsentError",
+    "ImportTally",
+    "ImportTooLong",
+    "LineCap",
     "StoredSubscriber",
     "SubscriberError",
     "SubscriberRepo",

@@ -9,18 +9,21 @@
 -- ARGV[3] = the page's subscriber cap (0: none)
 -- ARGV[4] = the page id
 -- ARGV[5] = "1" to return each line's final record, "" to return only codes
--- ARGV[6..] = six per line: target key, given id ("" when none), generated id,
---             given secret ("" when none), generated secret ("" when none),
---             the record's other fields as a JSON object ({"ch":..,"t":..,...}, no id/sec/dis)
+-- ARGV[6] = the lines, each ending in "\n", with seven fields each ending in "\30" (RS):
+--           channel, target, given id ("" when none), generated id, given secret ("" when none),
+--           generated secret ("" when none), and the record's other fields as a JSON object
+--           ({"ch":..,"t":..,...}; no id, sec or dis). One argument, not seven per line:
+--           packing thousands of arguments costs more than the script itself.
 --
 -- Consent is sticky: a subscriber disabled by an opt-out (the "dis" reasons in OPT_OUT)
 -- is left exactly as it is. Any other disabled state (quarantined, invalid_target) is kept
 -- too: only an operator's reactivate clears it. A record's "id" never changes.
 --
--- Returns per line: {code, seq, detail[, record]} where code is
---   "created", "updated", "kept_unsubscribed" (detail: the opt-out reason),
+-- Returns one string: per line "code\30seq\30detail\30" (plus "record\30" when asked),
+-- each line ending in "\n", where code is
+--   "created", "updated" (detail: the id), "kept_unsubscribed" (detail: the opt-out reason),
 --   "target_taken" (detail: the id the target is subscribed under),
---   "id_taken", "page_full" (detail: the cap).
+--   "id_taken" (detail: the id), "page_full" (detail: the cap).
 
 local OPT_OUT = {unsubscribed = true, endpoint_gone = true}
 
@@ -32,6 +35,9 @@ local page_id = ARGV[4]
 local want_records = ARGV[5] == "1"
 local out = {}
 local created_any = false
+-- Read once, kept here, written once at the end: the script runs alone.
+local live = redis.call("hlen", targets)
+local next_seq = tonumber(redis.call("get", seqkey) or "0")
 
 local function bucket(seq)
     return prefix .. tostring(math.floor(seq / per_bucket))
@@ -65,9 +71,19 @@ local function join(id, sec, dis, rest)
     return s
 end
 
-for i = 6, #ARGV, 6 do
-    local tkey, given_id, gen_id = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-    local given_sec, gen_sec, rest = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+local RS = "\30"
+local blob = ARGV[6]
+local pos = 1
+local f = {}
+while pos <= #blob do
+    for k = 1, 7 do
+        local stop = string.find(blob, RS, pos, true)
+        f[k] = string.sub(blob, pos, stop - 1)
+        pos = stop + 1
+    end
+    pos = pos + 1 -- the line's "\n"
+    local tkey = f[1] .. "\31" .. f[2]
+    local given_id, gen_id, given_sec, gen_sec, rest = f[3], f[4], f[5], f[6], f[7]
     local result
     local seq = redis.call("hget", targets, tkey)
     if seq then
@@ -104,11 +120,13 @@ for i = 6, #ARGV, 6 do
             id = gen_id
         end
         if redis.call("hexists", ids, id) == 1 then
-            result = {"id_taken", "", id}
-        elseif cap > 0 and redis.call("hlen", targets) >= cap then
-            result = {"page_full", "", tostring(cap)}
+            result = {"id_taken", "-", id}
+        elseif cap > 0 and live >= cap then
+            result = {"page_full", "-", tostring(cap)}
         else
-            local n = redis.call("incr", seqkey) - 1
+            local n = next_seq
+            next_seq = next_seq + 1
+            live = live + 1
             local sec = given_sec
             if sec == "" then
                 sec = gen_sec
@@ -124,10 +142,14 @@ for i = 6, #ARGV, 6 do
             end
         end
     end
-    out[#out + 1] = result
+    out[#out + 1] = table.concat(result, RS) .. RS
 end
 
 if created_any then
+    redis.call("set", seqkey, next_seq)
     redis.call("sadd", pages, page_id)
 end
-return out
+if #out == 0 then
+    return ""
+end
+return table.concat(out, "\n") .. "\n"

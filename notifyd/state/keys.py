@@ -1,5 +1,10 @@
 """Every Redis key notifyd writes, in one place, under ``NOTIFYD_NAMESPACE``.
 
+Ids that users choose (event ids, page ids, dedup keys) go into keys through
+:func:`escape`, so no id can reach into another's keys: ``:`` joins the parts of
+a key, and event ``X:shards`` must not be event ``X``'s shard bitmap. Ids stay
+as written everywhere else (API, event bodies, the status store).
+
 Tracking and subscriber records live in buckets of :data:`BUCKET` entries so
 that each bucket stays a listpack-encoded hash (Redis' compact encoding):
 that is what keeps a tracked delivery under 100 bytes of Redis memory.
@@ -13,25 +18,37 @@ from dataclasses import dataclass
 BUCKET = 128
 
 
+def escape(part: str) -> str:
+    """One key part that cannot contain the separator: ``%`` -> ``%25``, then ``:`` -> ``%3A``.
+
+    Ids without either character are unchanged, so keys written before escaping still match.
+    """
+    if "%" in part:
+        part = part.replace("%", "%25")
+    if ":" in part:
+        part = part.replace(":", "%3A")
+    return part
+
+
 @dataclass(frozen=True, slots=True)
 class Keys:
     ns: str
 
     # events
     def event(self, event_id: str) -> str:
-        return f"{self.ns}:ev:{event_id}"
+        return f"{self.ns}:ev:{escape(event_id)}"
 
     def event_shards(self, event_id: str) -> str:
-        return f"{self.ns}:ev:{event_id}:shards"
+        return f"{self.ns}:ev:{escape(event_id)}:shards"
 
     def deliveries(self, event_id: str, bucket: int) -> str:
-        return f"{self.ns}:dl:{event_id}:{bucket}"
+        return f"{self.ns}:dl:{escape(event_id)}:{bucket}"
 
     def dedup(self, page_id: str, dedup_key: str) -> str:
-        return f"{self.ns}:dk:{page_id}:{dedup_key}"
+        return f"{self.ns}:dk:{escape(page_id)}:{escape(dedup_key)}"
 
     def page_events(self, page_id: str) -> str:
-        return f"{self.ns}:p:{page_id}:events"
+        return f"{self.ns}:p:{escape(page_id)}:events"
 
     def dead_letters(self) -> str:
         return f"{self.ns}:dead"
@@ -41,28 +58,28 @@ class Keys:
         return f"{self.ns}:pages"
 
     def page_seq(self, page_id: str) -> str:
-        return f"{self.ns}:p:{page_id}:seq"
+        return f"{self.ns}:p:{escape(page_id)}:seq"
 
     def subscribers(self, page_id: str, bucket: int) -> str:
         return f"{self.subscriber_buckets(page_id)}{bucket}"
 
     def subscriber_buckets(self, page_id: str) -> str:
         """The prefix of a page's record buckets; a bucket's number follows it."""
-        return f"{self.ns}:p:{page_id}:s:"
+        return f"{self.ns}:p:{escape(page_id)}:s:"
 
     def subscriber_targets(self, page_id: str) -> str:
-        return f"{self.ns}:p:{page_id}:targets"
+        return f"{self.ns}:p:{escape(page_id)}:targets"
 
     def subscriber_ids(self, page_id: str) -> str:
         """A page's subscriber ids (id -> seq): ids are unique per page."""
-        return f"{self.ns}:p:{page_id}:ids"
+        return f"{self.ns}:p:{escape(page_id)}:ids"
 
     def legacy_subscriber_ids(self) -> str:
         """Before ids were per page: one hash of id -> "page\x1fseq" (migrated on start)."""
         return f"{self.ns}:sid"
 
     def audit(self, page_id: str) -> str:
-        return f"{self.ns}:p:{page_id}:audit"
+        return f"{self.ns}:p:{escape(page_id)}:audit"
 
     def rate_limit_prefix(self) -> str:
         return f"{self.ns}:rl"

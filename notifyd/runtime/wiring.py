@@ -62,6 +62,9 @@ class Runtime:
         with contextlib.suppress(Exception):
             self.broker.close()
         with contextlib.suppress(Exception):
+            # dramatiq's RedisBroker.close() leaves its own client's connections open.
+            self.broker.client.close()
+        with contextlib.suppress(Exception):
             self.client.close()
         if self.embedded is not None:
             self.embedded.stop()

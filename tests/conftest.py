@@ -132,3 +132,19 @@ def start_worker() -> Iterator[Callable[..., Any]]:
     yield start
     for w in started:
         w.stop()
+
+
+@pytest.fixture
+def fault_proxy(redis_url: str) -> Iterator[Any]:
+    """A TCP proxy in front of the test Redis that drops or stalls connections on cue."""
+    from urllib.parse import urlparse
+
+    from tests.support.faults import FaultProxy
+
+    parsed = urlparse(redis_url)
+    if parsed.scheme != "redis":
+        pytest.fail(f"the fault proxy needs a TCP Redis URL, got {parsed.scheme}://")
+    proxy = FaultProxy(parsed.hostname or "127.0.0.1", parsed.port or 6379).start()
+    proxy.db = int((parsed.path or "/0").lstrip("/") or 0)
+    yield proxy
+    proxy.stop()

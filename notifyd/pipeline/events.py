@@ -25,6 +25,8 @@ class PageStatusSource(Protocol):
 class StatusStoreLike(PageStatusSource, Protocol):
     def apply_event(self, event: dict[str, Any]) -> Any: ...
 
+    def seen(self, event_id: str) -> bool: ...
+
 
 @dataclass(frozen=True, slots=True)
 class LoadedEvent:

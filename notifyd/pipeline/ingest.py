@@ -3,6 +3,13 @@
 Shard 0 runs right here, after the others are on the queue: it saves the
 first deliveries a queue hop. An ingest that crashed part-way resumes from
 the shards it had enqueued (``shards_enqueued``).
+
+The status store's seen-set decides whether a peer region already took the
+event. Its mark is written by this ingest too, so before applying, ingest
+claims the event in Redis (``store_claim`` on the event record). A re-run
+that finds its own claim knows the seen mark is its own: a crash between the
+store write and the shard count never turns an accepted event into a
+duplicate.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ log = logging.getLogger("notifyd.pipeline")
 
 #: Shard messages enqueued per progress mark (``shards_enqueued``).
 ENQUEUE_BATCH = 200
+#: The event-record field an ingest writes before it marks the event seen in the status store.
+CLAIM_FIELD = "store_claim"
 #: Recent events listed per page.
 PAGE_EVENTS_KEPT = 1000
 
@@ -64,21 +73,16 @@ class Ingest:
             return
         event = Event.model_validate_json(h["body"])
         if "shards_total" not in h:
-            shards = self._plan(event, h["body"])
+            shards = self._plan(event, h)
             if shards == 0:
                 self.tracker.shard_done(event_id, 0)  # runs the completion check
                 return
             h = self.tracker.event_hash(event_id) or h
         self._enqueue_shards(event, h)
 
-    def _plan(self, event: Event, body: str) -> int:
+    def _plan(self, event: Event, h: dict[str, str]) -> int:
         EVENTS_INGESTED.labels(event.lane).inc()
-        verdict = StoreVerdict()
-        if self.store is not None:
-            result = self.store.apply_event(json.loads(body))
-            verdict = StoreVerdict(
-                bool(getattr(result, "duplicate", False)), bool(getattr(result, "stale", False))
-            )
+        verdict = self._apply_to_store(event, h)
         reason = first_reason(event, verdict)
         top = 0 if reason else self.subscribers.max_seq(event.page_id)
         shards = math.ceil(top / self.shard_size)
@@ -92,6 +96,24 @@ class Ingest:
         pipe.zremrangebyrank(self.keys.page_events(event.page_id), 0, -PAGE_EVENTS_KEPT - 1)
         pipe.execute()
         return shards
+
+    def _apply_to_store(self, event: Event, h: dict[str, str]) -> StoreVerdict:
+        """Apply the event to the status store, telling a peer's seen mark from our own."""
+        if self.store is None:
+            return StoreVerdict()
+        if CLAIM_FIELD not in h:
+            if self.store.seen(event.event_id):
+                return StoreVerdict(duplicate=True)  # a peer region took it; we never claimed it
+            self.client.hset(self.keys.event(event.event_id), CLAIM_FIELD, f"{time.time():.3f}")
+            result = self.store.apply_event(json.loads(h["body"]))
+            return StoreVerdict(
+                bool(getattr(result, "duplicate", False)), bool(getattr(result, "stale", False))
+            )
+        # An earlier run of this ingest claimed the event: a seen mark is its own, not a peer's.
+        result = self.store.apply_event(json.loads(h["body"]))
+        if getattr(result, "duplicate", False):
+            log.info("ingest: %s was applied to the store by an earlier attempt; resuming", event.event_id)
+        return StoreVerdict(duplicate=False, stale=bool(getattr(result, "stale", False)))
 
     def _enqueue_shards(self, event: Event, h: dict[str, str]) -> None:
         shards = int(h["shards_total"])

@@ -28,7 +28,6 @@ from rich.table import Table
 from notifyd.runtime.settings import Settings
 from notifyd.runtime.wiring import Runtime
 from notifyd.runtime.worker import InProcessWorker, open_store
-from notifyd.standins import start_standins
 
 PAGE = "acme"
 WEBHOOK_SUBSCRIBERS = 300
@@ -129,6 +128,11 @@ def lifecycle() -> list[dict[str, Any]]:
 
 
 def main() -> int:
+    try:
+        from notifyd.standins import start_standins
+    except ImportError as exc:  # StandinsUnavailable: its message is the install hint
+        print(f"notifyd demo: {exc}", file=sys.stderr)
+        return 2
     data_dir = Path("var/demo")
     shutil.rmtree(data_dir, ignore_errors=True)
     standins = start_standins()

@@ -98,3 +98,16 @@ def test_backoff_doubles_from_its_first_pause_up_to_its_cap():
     assert pauses == [0.5, 1.0, 2.0, 3.0, 3.0]
     with pytest.raises(ValueError):
         Backoff(first=2.0, cap=1.0)
+
+
+def test_the_demo_without_the_standins_extra_prints_the_install_hint():
+    code = (
+        "import sys; sys.modules['aiosmtpd'] = None; sys.modules['aiosmtpd.smtp'] = None\n"
+        "from notifyd.demo import main\n"
+        "sys.exit(main())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "pip install 'notifyd[standins]'" in result.stderr

@@ -141,7 +141,14 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080) -> i
     app = create_app(runtime, store, extra_keys={k: s for k, s in keys.values()})
     try:
         sock = _bind(host, port)
-        server = uvicorn.Server(uvicorn.Config(app, lifespan="off", timeout_graceful_shutdown=10))
+        if settings.log_format == "json":
+            # uvicorn's own config would write its lines as text: hand them to the root's JSON handler.
+            config = uvicorn.Config(app, lifespan="off", timeout_graceful_shutdown=10, log_config=None)
+            for name in ("uvicorn.error", "uvicorn.access"):
+                logging.getLogger(name).setLevel(logging.INFO)
+        else:
+            config = uvicorn.Config(app, lifespan="off", timeout_graceful_shutdown=10)
+        server = uvicorn.Server(config)
         redact_access_log()  # after Config, which (re)configures uvicorn's loggers
         _announce(_url(host, sock.getsockname()[1]), keys)
         server.run(sockets=[sock])

@@ -97,3 +97,21 @@ def test_a_405_names_every_method_of_the_path_in_allow(shared_api: Api, path: st
     assert r.status_code == 405
     allowed = {m.strip() for m in r.headers["allow"].split(",")}
     assert allowed == documented
+
+
+def test_quiet_hours_tz_is_an_enum_of_the_zones_the_server_accepts(document: dict, shared_api: Api):
+    from notifyd.models import TIME_ZONES
+
+    schemas = document["components"]["schemas"]
+    zones = schemas["QuietHours"]["properties"]["tz"]["enum"]
+    assert set(zones) == TIME_ZONES and "Europe/Berlin" in zones
+    with shared_api.client("admin") as http:
+        for i, tz in enumerate(("Europe/Berlin", "UTC", "America/Argentina/Buenos_Aires", "0" * 63)):
+            quiet = {"tz": tz, "start": "22:00", "end": "07:00"}
+            subscriber = {
+                "channel": "webhook",
+                "target": f"https://hooks.example.com/tz/{i}",
+                "quiet_hours": quiet,
+            }
+            r = http.post("/v1/pages/acme/subscribers", json=subscriber)
+            assert r.status_code == (201 if tz in TIME_ZONES else 422), (tz, r.text)

@@ -53,6 +53,23 @@ def test_the_locks_pin_every_runtime_dependency_exactly():
             name = re.split(r"[\[<>=!~ ]", dep, maxsplit=1)[0].lower()
             assert name in pinned, f"{name} is not in {lock}"
     assert "aiosmtpd==" in (ROOT / "requirements/dev.lock").read_text()
+
+
+def test_the_dev_lock_satisfies_every_range_in_pyproject():
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lines = (ROOT / "requirements/dev.lock").read_text().splitlines()
+    locked = {
+        name.lower().replace("_", "-"): version
+        for name, _, version in (ln.partition("==") for ln in lines if "==" in ln)
+    }
+    wanted = [*project["dependencies"], *sum(project["optional-dependencies"].values(), [])]
+    for requirement in (Requirement(spec) for spec in wanted):
+        if requirement.name == "notifyd":
+            continue
+        version = locked[requirement.name.lower().replace("_", "-")]
+        assert requirement.specifier.contains(version), f"{requirement} but the lock has {version}"
     assert "aiosmtpd" not in (ROOT / "requirements/runtime.lock").read_text()
 
 

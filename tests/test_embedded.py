@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import stat
+import time
+
 import redis
 
 from notifyd.runtime.embedded import EmbeddedRedis
@@ -25,3 +28,21 @@ def test_embedded_server_keeps_data_across_a_restart(tmp_path):
     finally:
         client.close()
         again.stop()
+
+
+def test_the_embedded_server_s_files_are_readable_by_their_owner_only(tmp_path):
+    server = EmbeddedRedis(tmp_path)
+    client = redis.Redis.from_url(server.start())
+    try:
+        client.set("notifyd-test", "secret-ish")
+        client.execute_command("BGREWRITEAOF")
+        time.sleep(0.5)
+    finally:
+        client.close()
+        server.stop()
+    data = tmp_path / "redis"
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    files = [p for p in data.rglob("*") if p.is_file()]
+    assert any("aof" in p.name for p in files)
+    loose = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in files if p.stat().st_mode & 0o077}
+    assert not loose, loose

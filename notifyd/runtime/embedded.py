@@ -88,7 +88,9 @@ class EmbeddedRedis:
     def start(self, timeout_s: float = DEFAULT_START_TIMEOUT_S) -> str:
         if self._process is not None and self._process.poll() is None:
             return self.url
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # The AOF holds every event, subscriber and (encrypted) secret: owner-only, like the socket.
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)
         if self.socket_path.exists():
             if self._answers():
                 # Another notifyd process already runs the server for this data dir.
@@ -96,11 +98,13 @@ class EmbeddedRedis:
             self.socket_path.unlink()
         config_file = self.data_dir / "server.conf"
         config_file.write_text(self._config())
+        config_file.chmod(0o600)
         self._process = subprocess.Popen(
             [_server_binary(), str(config_file)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,  # Ctrl-C goes to us; we shut the server down in order.
+            umask=0o077,  # the AOF, its manifest and the log are created 0600
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -52,7 +52,7 @@ def open_store(settings: Settings, role: str) -> StatusStore:
     write the same files.
     """
     root = settings.data_dir / "store"
-    root.mkdir(parents=True, exist_ok=True)
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
     for n in range(1024):
         node = f"{settings.node_id}-{role}{n}"
         try:

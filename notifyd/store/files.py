@@ -9,7 +9,7 @@ from pathlib import Path
 def atomic_write(path: Path, data: bytes, *, fsync: bool) -> None:
     """Write ``data`` beside ``path``, then rename it over ``path`` (and fsync the directory)."""
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.write(fd, data)
         if fsync:

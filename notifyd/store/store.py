@@ -66,7 +66,7 @@ class StatusStore:
         self.loaded_records = 0
         bound = None
         if data_dir is not None:
-            data_dir.mkdir(parents=True, exist_ok=True)
+            data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._acquire_dir_lock(data_dir)
             bound = data_dir / CLOCK_FILE
         self.clock = HybridClock(
@@ -121,7 +121,7 @@ class StatusStore:
         )
 
     def _acquire_dir_lock(self, data_dir: Path) -> None:
-        fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import socket
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -52,11 +54,39 @@ def generated_keys(settings: Settings) -> dict[str, tuple[str, Grant]]:
     }
 
 
-def _announce(url: str, keys: dict[str, tuple[str, Grant]]) -> None:
+#: Where ``notifyd serve`` writes the keys it generated, under NOTIFYD_DATA_DIR.
+KEY_FILE = "generated-api-keys"
+
+
+def write_key_file(data_dir: Path, keys: dict[str, tuple[str, Grant]]) -> Path:
+    """Write generated keys to a file only the owner can read, and return its path.
+
+    ``serve`` runs in containers, where stderr is the log: the keys go to this file instead.
+    """
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = (data_dir / KEY_FILE).resolve()
+    text = "".join(f"{label}: {key}\n" for label, (key, _) in keys.items())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # an older file may have had another mode
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    return path
+
+
+def _announce(url: str, keys: dict[str, tuple[str, Grant]], key_file: Path | None = None) -> None:
     # Printed to the terminal once, for the person who started it; never logged.
     print(f"notifyd api: {url} (docs {url}/docs, dashboard {url}/dashboard)", file=sys.stderr)
-    for label, (key, _) in keys.items():
-        print(f"notifyd api: {label}: {key}", file=sys.stderr)
+    if key_file is not None:
+        print(
+            f"notifyd api: no NOTIFYD_API_KEYS configured; generated keys are in {key_file} "
+            "(readable by this user only). Configure strong keys for production.",
+            file=sys.stderr,
+        )
+    else:
+        for label, (key, _) in keys.items():
+            print(f"notifyd api: {label}: {key}", file=sys.stderr)
     sys.stderr.flush()
 
 
@@ -150,7 +180,8 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080) -> i
             config = uvicorn.Config(app, lifespan="off", timeout_graceful_shutdown=10)
         server = uvicorn.Server(config)
         redact_access_log()  # after Config, which (re)configures uvicorn's loggers
-        _announce(_url(host, sock.getsockname()[1]), keys)
+        key_file = write_key_file(settings.data_dir, keys) if keys else None
+        _announce(_url(host, sock.getsockname()[1]), keys, key_file)
         server.run(sockets=[sock])
     finally:
         replication.stop()

@@ -128,3 +128,12 @@ def test_the_demo_without_the_standins_extra_prints_the_install_hint():
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "pip install 'notifyd[standins]'" in result.stderr
+
+
+def test_the_readme_and_docs_link_only_to_files_in_the_repository():
+    for doc in [ROOT / "README.md", *ROOT.glob("docs/*.md")]:
+        text = doc.read_text()
+        assert "../shared" not in text, doc.name
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+            if not target.startswith(("http://", "https://", "mailto:")):
+                assert (doc.parent / target).exists(), f"{doc.name} links to missing {target}"

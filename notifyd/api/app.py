@@ -24,7 +24,7 @@ from notifyd.api import (
 )
 from notifyd.api.bodylimit import DEFAULT_LIMIT, BodyLimitMiddleware
 from notifyd.api.context import ApiContext
-from notifyd.api.keystore import Grant, KeySpecError, KeyStore, parse_env_keys
+from notifyd.api.keystore import DashboardSessions, Grant, KeySpecError, KeyStore, parse_env_keys
 from notifyd.api.metrics import REQUESTS, QueueCollector
 from notifyd.api.ratelimit import DEFAULT_PUBLISH_RATE, AuthThrottle, PublishLimiter
 from notifyd.models import Event, Subscriber
@@ -108,6 +108,7 @@ def create_app(
         keystore,
         PublishLimiter(runtime.client, runtime.keys.ns, publish_rate),
         AuthThrottle(runtime.client, runtime.keys.ns, runtime.settings.auth_failure_limit),
+        DashboardSessions(runtime.client, runtime.keys.ns),
     )
     app.state.queue_collector = QueueCollector(runtime)
     problems.install(app)

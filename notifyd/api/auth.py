@@ -5,15 +5,15 @@ known key without the scope is a 403. Keys are looked up by their SHA-256
 (see :mod:`notifyd.api.keystore`); the key itself is never stored, logged or
 echoed.
 
-The dashboard's routes also accept the key from its HttpOnly cookie. A cookie is
-sent by the browser on its own, so a cookie alone would let another site make an
-operator's browser redrive (cross-site request forgery). A route that changes
+The dashboard's routes also accept its HttpOnly session cookie. The cookie holds a
+random session id, never the key (see :class:`~notifyd.api.keystore.DashboardSessions`).
+A cookie is sent by the browser on its own, so a cookie alone would let another site
+make an operator's browser redrive (cross-site request forgery). A route that changes
 something therefore takes the cookie only together with an ``X-Notifyd-CSRF``
-header holding :func:`csrf_token` of that same key: the dashboard page carries the
+header holding :func:`csrf_token` of that same session: the dashboard page carries the
 token in its HTML, another origin can neither read that page nor set a custom
-header on a cross-site request (there is no CORS here), and the key itself never
-becomes readable by the page's script. The token is an HMAC keyed by the API key,
-so it is stateless, dies with the key, and reveals nothing about it.
+header on a cross-site request (there is no CORS here). The token is an HMAC keyed by
+the session id, so it is stateless, dies with the session, and reveals nothing about it.
 
 Pages: a key may be limited to some pages (see :class:`~notifyd.api.keystore.Grant`).
 :func:`require` checks a ``{page_id}`` in the route's path itself, so no route
@@ -36,7 +36,7 @@ from notifyd.api.context import ApiContext, context_of
 from notifyd.api.keystore import Grant, hash_key
 from notifyd.api.problems import ProblemError
 
-COOKIE = "notifyd_key"
+COOKIE = "notifyd_session"
 CSRF_HEADER = "X-Notifyd-CSRF"
 #: Methods that change nothing; only these take the cookie without the CSRF header.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -74,49 +74,69 @@ def _unauthorized(detail: str) -> ProblemError:
     return ProblemError(401, detail, headers={"WWW-Authenticate": "Bearer"}, kind="unauthorized")
 
 
-def authenticate(ctx: ApiContext, key: str | None, scope: str, address: str | None = None) -> Principal:
-    """The key's principal, or a 401/403. ``address`` (the client's) is throttled after too
-    many wrong keys (see :class:`~notifyd.api.ratelimit.AuthThrottle`)."""
-    if address is not None:
-        wait = ctx.auth_throttle.retry_after(address)
-        if wait is not None:
-            raise ProblemError(
-                429,
-                "too many failed authentications from this address; wait and retry",
-                headers={"Retry-After": str(int(wait))},
-                kind="rate-limited",
-            )
-    if not key:
-        raise _unauthorized("send an API key as 'Authorization: Bearer <key>'")
-    grant = ctx.keystore.grant_for(key)
+def _throttled(ctx: ApiContext, address: str | None) -> None:
+    if address is None:
+        return
+    wait = ctx.auth_throttle.retry_after(address)
+    if wait is not None:
+        raise ProblemError(
+            429,
+            "too many failed authentications from this address; wait and retry",
+            headers={"Retry-After": str(int(wait))},
+            kind="rate-limited",
+        )
+
+
+def _authorize(
+    ctx: ApiContext, digest: str | None, scope: str, address: str | None, unknown: str
+) -> Principal:
+    grant = ctx.keystore.grant_for_digest(digest) if digest is not None else None
     if grant is None:
         if address is not None:
             ctx.auth_throttle.failed(address)
-        raise _unauthorized("unknown API key")
+        raise _unauthorized(unknown)
     if scope not in grant.scopes:
         raise ProblemError(403, f"this key lacks the {scope!r} scope", kind="forbidden")
-    return Principal(hash_key(key)[:16], grant)
+    return Principal(digest[:16] if digest else "", grant)
+
+
+def authenticate(ctx: ApiContext, key: str | None, scope: str, address: str | None = None) -> Principal:
+    """The key's principal, or a 401/403. ``address`` (the client's) is throttled after too
+    many wrong keys (see :class:`~notifyd.api.ratelimit.AuthThrottle`)."""
+    _throttled(ctx, address)
+    if not key:
+        raise _unauthorized("send an API key as 'Authorization: Bearer <key>'")
+    return _authorize(ctx, hash_key(key), scope, address, "unknown API key")
+
+
+def authenticate_session(ctx: ApiContext, session: str, scope: str, address: str | None) -> Principal:
+    """The principal of a dashboard session cookie, as its key's."""
+    _throttled(ctx, address)
+    digest = ctx.sessions.digest_for(session)
+    return _authorize(
+        ctx, digest, scope, address, "the dashboard session has expired; open /dashboard?key=<key> again"
+    )
 
 
 def client_address(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
-def csrf_token(key: str) -> str:
-    """The dashboard's token for writes made with ``key``'s cookie."""
-    return hmac.new(key.encode(), b"notifyd dashboard csrf v1", hashlib.sha256).hexdigest()
+def csrf_token(session: str) -> str:
+    """The dashboard's token for writes made with the ``session`` cookie."""
+    return hmac.new(session.encode(), b"notifyd dashboard csrf v1", hashlib.sha256).hexdigest()
 
 
-def _cookie_key(request: Request) -> str | None:
-    key = request.cookies.get(COOKIE)
-    if key and request.method not in SAFE_METHODS:
+def _cookie_session(request: Request) -> str | None:
+    session = request.cookies.get(COOKIE)
+    if session and request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER, "").encode("latin-1")
-        if not hmac.compare_digest(sent, csrf_token(key).encode()):
+        if not hmac.compare_digest(sent, csrf_token(session).encode()):
             raise _unauthorized(
                 f"a dashboard cookie authorises a change only with the page's {CSRF_HEADER} header; "
                 "other clients send 'Authorization: Bearer <key>'"
             )
-    return key
+    return session
 
 
 def require(scope: str, *, cookie: bool = False) -> Callable[..., Principal]:
@@ -131,9 +151,12 @@ def require(scope: str, *, cookie: bool = False) -> Callable[..., Principal]:
         credentials: HTTPAuthorizationCredentials | None = _bearer,
     ) -> Principal:
         key = credentials.credentials if credentials is not None else None
-        if key is None and cookie:
-            key = _cookie_key(request)
-        principal = authenticate(context_of(request), key, scope, client_address(request))
+        ctx, address = context_of(request), client_address(request)
+        session = _cookie_session(request) if key is None and cookie else None
+        if session:
+            principal = authenticate_session(ctx, session, scope, address)
+        else:
+            principal = authenticate(ctx, key, scope, address)
         page_id = request.path_params.get("page_id")
         if page_id is not None:
             principal.check_page(page_id)

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import Request
 
-from notifyd.api.keystore import KeyStore
+from notifyd.api.keystore import DashboardSessions, KeyStore
 from notifyd.api.ratelimit import AuthThrottle, PublishLimiter
 from notifyd.runtime.wiring import Runtime
 
@@ -20,6 +20,7 @@ class ApiContext:
     keystore: KeyStore
     limiter: PublishLimiter
     auth_throttle: AuthThrottle
+    sessions: DashboardSessions
     _unsubscribe_key: bytes | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

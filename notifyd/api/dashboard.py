@@ -16,8 +16,9 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from notifyd.api.auth import COOKIE, authenticate, client_address, csrf_token
+from notifyd.api.auth import COOKIE, authenticate, authenticate_session, client_address, csrf_token
 from notifyd.api.context import context_of
+from notifyd.api.keystore import SESSION_TTL_S
 from notifyd.api.problems import documented
 
 router = APIRouter(tags=["operations"])
@@ -38,26 +39,32 @@ async def dashboard(request: Request, key: Annotated[str | None, Query(max_lengt
     ctx = context_of(request)
     if key:
         await run_in_threadpool(authenticate, ctx, key, "operate", client_address(request))
-        # Move the key out of the address bar (and browser history) into an HttpOnly cookie.
+        # Move the key out of the address bar (and browser history); the HttpOnly cookie holds a
+        # session id that maps to the key's hash, so the browser never stores the key itself.
+        session = await run_in_threadpool(ctx.sessions.create, key)
         response = RedirectResponse("/dashboard", status_code=303)
         response.set_cookie(
             COOKIE,
-            key,
+            session,
             httponly=True,
             samesite="strict",
             secure=request.url.scheme == "https",
             path="/",
-            max_age=12 * 3600,
+            max_age=SESSION_TTL_S,
         )
         return response
     header = request.headers.get("authorization", "")
     bearer = header[7:].strip() if header.lower().startswith("bearer ") else None
-    used = bearer or request.cookies.get(COOKIE)
-    principal = await run_in_threadpool(authenticate, ctx, used, "operate", client_address(request))
-    assert used is not None  # authenticate refused a missing key
+    session = None if bearer else request.cookies.get(COOKIE)
+    address = client_address(request)
+    if session:
+        principal = await run_in_threadpool(authenticate_session, ctx, session, "operate", address)
+    else:
+        principal = await run_in_threadpool(authenticate, ctx, bearer, "operate", address)
+    # The page's writes ride on the session cookie; a page fetched with a bearer key has none.
     page = (
         page_html()
-        .replace("{{csrf}}", csrf_token(used))
+        .replace("{{csrf}}", csrf_token(session or ""))
         .replace("{{scopes}}", " ".join(sorted(principal.scopes)))
     )
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})

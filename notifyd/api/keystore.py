@@ -223,7 +223,10 @@ class KeyStore:
 
     def grant_for(self, key: str) -> Grant | None:
         """What ``key`` may do (implied scopes included), or None when it is unknown."""
-        digest = hash_key(key)
+        return self.grant_for_digest(hash_key(key))
+
+    def grant_for_digest(self, digest: str) -> Grant | None:
+        """The same, by the key's SHA-256 (a dashboard session holds only that)."""
         found: Grant | None = None
         # Compare against every configured digest, in constant time, whatever matches first.
         for candidate, grant in self.static.items():
@@ -276,3 +279,31 @@ class KeyStore:
         if doomed:
             self.client.hdel(self.redis_key, *doomed)
         return len(doomed)
+
+
+#: How long a dashboard session lasts (its cookie's max-age).
+SESSION_TTL_S = 12 * 3600
+
+
+class DashboardSessions:
+    """The dashboard's cookie holds a random session id, never the key.
+
+    Redis maps the session id's SHA-256 to the key's SHA-256, for :data:`SESSION_TTL_S`; the
+    session reaches what its key reaches, and dies with it (a revoked key's session finds no
+    grant). Neither the cookie nor Redis holds anything that authenticates outside the dashboard.
+    """
+
+    def __init__(self, client: redis.Redis, ns: str) -> None:
+        self.client = client
+        self.prefix = f"{ns}:dsess:"
+
+    def create(self, key: str) -> str:
+        session = secrets.token_urlsafe(32)
+        self.client.set(self.prefix + hash_key(session), hash_key(key), ex=SESSION_TTL_S)
+        return session
+
+    def digest_for(self, session: str) -> str | None:
+        raw = self.client.get(self.prefix + hash_key(session))
+        if raw is None:
+            return None
+        return raw.decode() if isinstance(raw, bytes) else str(raw)

@@ -89,6 +89,30 @@ def test_the_dashboard_moves_the_key_into_an_http_only_cookie(api: Api):
         assert browser.post("/v1/events/x/redrive").status_code == 401
 
 
+def test_the_dashboard_cookie_holds_a_session_not_the_key_and_dies_with_the_key(api: Api):
+    from notifyd.api.auth import COOKIE
+    from notifyd.api.keystore import KeyStore
+
+    store = KeyStore(api.runtime.client, api.runtime.settings.namespace)
+    key = store.create({"operate"}, name="dashboard-user")
+    with httpx.Client(base_url=api.url) as browser:
+        assert browser.get("/dashboard", params={"key": key}).status_code == 303
+        session = browser.cookies[COOKIE]
+        assert key not in session and session not in key
+        assert browser.get("/v1/queues").status_code == 200
+        # Neither the key nor the session id is kept in Redis in clear.
+        rt = api.runtime
+        dump = b"".join(
+            k + (rt.client.dump(k) or b"") for k in rt.client.scan_iter(match=f"{rt.keys.ns}:*", count=1000)
+        )
+        assert key.encode() not in dump and session.encode() not in dump
+        # The session id does not work as a key.
+        with httpx.Client(base_url=api.url, headers={"Authorization": f"Bearer {session}"}) as other:
+            assert other.get("/v1/queues").status_code == 401
+        store.revoke(next(k for k in store.stored() if k.name == "dashboard-user").digest[:12])
+        assert browser.get("/v1/queues").status_code == 401
+
+
 def test_the_dashboard_refuses_a_key_without_operate_and_no_key_at_all(api: Api):
     with httpx.Client(base_url=api.url) as browser:
         assert browser.get("/dashboard").status_code == 401

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from notifyd.api.auth import CSRF_HEADER, csrf_token
+from notifyd.api.auth import COOKIE, CSRF_HEADER, csrf_token
 from tests.api.conftest import KEYS, Api
 from tests.conftest import wait_until
 from tests.support.events import incident_event
@@ -138,7 +138,7 @@ def test_the_dashboard_cookie_redrives_only_with_the_pages_csrf_token(
     with _dashboard_browser(api) as browser:
         page = browser.get("/dashboard").text
         token = re.search(r'<meta name="notifyd-csrf" content="([0-9a-f]{64})">', page).group(1)  # type: ignore[union-attr]
-        assert token == csrf_token(KEYS["operate"]) and KEYS["operate"] not in page
+        assert token == csrf_token(browser.cookies[COOKIE]) and KEYS["operate"] not in page
         assert '<meta name="notifyd-scopes" content="operate">' in page
         assert browser.post(redrive).status_code == 401
         assert browser.post(redrive, headers={CSRF_HEADER: csrf_token(KEYS["admin"])}).status_code == 401

@@ -55,16 +55,16 @@ async def dashboard(request: Request, key: Annotated[str | None, Query(max_lengt
         return response
     header = request.headers.get("authorization", "")
     bearer = header[7:].strip() if header.lower().startswith("bearer ") else None
-    session = None if bearer else request.cookies.get(COOKIE)
+    cookie_session: str | None = None if bearer else request.cookies.get(COOKIE)
     address = client_address(request)
-    if session:
-        principal = await run_in_threadpool(authenticate_session, ctx, session, "operate", address)
+    if cookie_session:
+        principal = await run_in_threadpool(authenticate_session, ctx, cookie_session, "operate", address)
     else:
         principal = await run_in_threadpool(authenticate, ctx, bearer, "operate", address)
     # The page's writes ride on the session cookie; a page fetched with a bearer key has none.
     page = (
         page_html()
-        .replace("{{csrf}}", csrf_token(session or ""))
+        .replace("{{csrf}}", csrf_token(cookie_session or ""))
         .replace("{{scopes}}", " ".join(sorted(principal.scopes)))
     )
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})

@@ -115,3 +115,9 @@ def test_log_format_json_is_a_setting(monkeypatch):
     monkeypatch.setenv("NOTIFYD_LOG_FORMAT", "yaml")
     with pytest.raises(ConfigError, match="NOTIFYD_LOG_FORMAT"):
         load_settings()
+
+
+def test_a_misspelt_variable_is_refused_by_commands_that_talk_to_a_remote_api_too():
+    result = _notifyd("status", "inc-1", "--api", "http://127.0.0.1:1", env={"NOTIFYD_API_KEI": "k"})
+    assert result.returncode == 2
+    assert "NOTIFYD_API_KEI (did you mean NOTIFYD_API_KEY?)" in result.stderr

@@ -15,7 +15,7 @@ from notifyd.cli.common import EXIT_INVALID, EXIT_UNAVAILABLE, CliError
 from notifyd.cli.remote import RemoteError
 from notifyd.runtime import logs
 from notifyd.runtime.connection import RedisUnavailable
-from notifyd.runtime.settings import ConfigError, Settings, load_settings
+from notifyd.runtime.settings import ConfigError, Settings, check_environment, load_settings
 
 #: --api: talk to a running server through notifyd.client instead of to Redis.
 API_HELP = "a running notifyd API (default $NOTIFYD_API_URL); the key comes from $NOTIFYD_API_KEY"
@@ -253,6 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logs.configure("text", verbose=args.verbose)
     try:
+        check_environment()  # every command, also those that talk to a remote API and read no settings
         return int(args.func(args) or 0)
     except (CliError, ConfigError, RemoteError) as exc:
         print(f"notifyd: {exc}", file=sys.stderr)

@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     size.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
     size.add_argument("--full", action="store_true", help="the figures of record (1M subscribers)")
     parser.add_argument(
-        "--only", help="a module (pipeline, store, channels), optionally module.bench[,bench]"
+        "--only", help="a module (pipeline, store, channels, subscribers), optionally module.bench[,bench]"
     )
     args = parser.parse_args(argv)
     if args.quick:

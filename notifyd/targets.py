@@ -18,7 +18,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from phonenumbers.phonemetadata import PhoneMetadata
 
-from channels.ssrf import host_refusal
+from channels.addresses import host_refusal
 
 SLACK_CHANNEL_PATTERN = r"^slack:[A-Za-z0-9][A-Za-z0-9_-]{1,79}$"
 SLACK_CHANNEL_RE = re.compile(SLACK_CHANNEL_PATTERN)

@@ -73,7 +73,7 @@ def ndjson_rows(fh: IO[bytes], progress: Callable[[int], None] | None = None) ->
         if not line.strip():
             continue
         try:
-            parsed = json.loads(line)
+            parsed = json.loads(line.decode())  # str: json skips sniffing the encoding of bytes
         except UnicodeDecodeError:
             yield number, ValueError("not valid JSON: not UTF-8")
             continue

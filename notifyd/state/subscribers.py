@@ -13,7 +13,6 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import functools
-import ipaddress
 import itertools
 import json
 import time
@@ -24,7 +23,7 @@ from typing import Any
 import redis
 from pydantic import ValidationError
 
-from channels.ssrf import host_refusal, non_public_range, resolve_host
+from channels.addresses import host_refusal, literal_address, non_public_range, resolve_host
 from notifyd.ids import new_subscriber_id
 from notifyd.models import Subscriber, generate_webhook_secret
 from notifyd.preferences import NO_PREFERENCES, Preferences
@@ -311,7 +310,7 @@ class SubscriberRepo:
             return
         if len(self._dns) + len(todo) >= _DNS_CACHE_MAX:
             self._dns.clear()
-        plain = [h for h in todo if host_refusal(h) is None and not _is_literal(h)]
+        plain = [h for h in todo if host_refusal(h) is None and literal_address(h.strip("[]")) is None]
         for host in todo.difference(plain):  # literals and localhost: the model refused those
             self._dns[host] = (now + DNS_CACHE_TTL_S, None, None)
         judged = [self._judge(plain[0])] if len(plain) == 1 else list(_dns_pool().map(self._judge, plain))
@@ -662,15 +661,6 @@ def migrate_ids(client: redis.Redis, keys: Keys) -> int:
         moved += 1
     client.delete(legacy)
     return moved
-
-
-@functools.lru_cache(maxsize=4096)
-def _is_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
 
 
 def _fields(sub: StoredSubscriber) -> dict[str, Any]:

@@ -171,3 +171,26 @@ def test_a_subscribers_recent_deliveries_are_listed_newest_first(
     assert [d["event_id"] for d in items] == [e["event_id"] for e in reversed(events)]
     assert {d["status"] for d in items} == {"delivered"}
     assert http.get("/v1/subscribers/nobody/deliveries").status_code == 404
+
+
+def test_ids_are_per_page_and_the_page_route_finds_each_ones_deliveries(
+    api: Api, http: httpx.Client, sink: Sink, start_worker
+):
+    for page in ("page-a", "page-b"):
+        r = http.post(
+            f"/v1/pages/{page}/subscribers",
+            json={"id": "x1", "channel": "webhook", "target": f"{sink.url}/{page}"},
+        )
+        assert r.status_code == 201, r.text
+    start_worker(api.runtime)
+    event = incident_event("page-b")
+    http.post("/v1/events", json=event)
+    assert wait_until(lambda: http.get(f"/v1/events/{event['event_id']}").json()["state"] == "done")
+    b = http.get("/v1/pages/page-b/subscribers/x1/deliveries").json()
+    assert b["page_id"] == "page-b" and [d["event_id"] for d in b["items"]] == [event["event_id"]]
+    assert http.get("/v1/pages/page-a/subscribers/x1/deliveries").json()["items"] == []
+    assert http.get("/v1/pages/page-c/subscribers/x1/deliveries").status_code == 404
+    ambiguous = http.get("/v1/subscribers/x1/deliveries")
+    assert ambiguous.status_code == 409 and "/v1/pages/" in ambiguous.json()["detail"]
+    assert http.delete("/v1/pages/page-a/subscribers/x1").status_code == 204
+    assert http.get("/v1/subscribers/x1/deliveries").json()["page_id"] == "page-b"

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from channels.ssrf import is_public_address
+from channels.addresses import is_public_address
 from notifyd.state.subscribers import SubscriberError, TargetRefused
 from tests.api.conftest import Api
 from tests.test_cli import cli  # noqa: F401 - the fixture

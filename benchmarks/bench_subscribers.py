@@ -1,0 +1,231 @@
+"""Subscriber import: lines per second, every line a webhook with an id and a secret.
+
+    .venv/bin/python benchmarks/run.py --only subscribers          # 50k lines (the issue's case)
+    .venv/bin/python benchmarks/run.py --only subscribers --quick  # 10k lines
+    .venv/bin/python benchmarks/run.py --only subscribers --full   # 1M lines through the CLI too
+
+Rows, each against a baseline measured in the same run: the one-by-one ``SubscriberRepo.add()``
+path (one validation, one script call and one round trip per line; before the batched path,
+every line with an id or a secret went this way, at 823-1,204 lines/s):
+
+- ``cli``: ``notifyd subscribers import --page P -`` in its own process, the NDJSON file on
+  stdin, wall clock from spawn to exit (interpreter start-up included);
+- ``api``: ``POST /v1/pages/P/subscribers:import`` to ``notifyd serve`` in its own process,
+  the body streamed in 64 KiB chunks;
+- ``in-process``: ``SubscriberRepo.import_many`` on parsed rows (the floor of the two above).
+
+Private targets are off, as in production: each of the few target hosts is resolved once.
+Needs Redis at NOTIFYD_BENCH_REDIS_URL (default ``redis://127.0.0.1:6379/10``); every key is
+under a fresh ``bench-<hex>`` namespace, deleted at the end.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from notifyd.runtime.settings import Settings  # noqa: E402
+from notifyd.runtime.wiring import Runtime  # noqa: E402
+
+REDIS_URL = os.environ.get("NOTIFYD_BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
+TARGET = 50_000  # lines/s, the issue's goal
+HOSTS = 5  # distinct webhook hosts in the file
+RESULTS: list[dict[str, Any]] = []
+
+
+def lines(n: int, tag: str) -> bytes:
+    out = []
+    for i in range(n):
+        secret = "whsec_" + base64.b64encode(i.to_bytes(4, "big") + b"notifyd-bench-secret").decode()
+        out.append(
+            json.dumps(
+                {
+                    "id": f"{tag}-{i}",
+                    "channel": "webhook",
+                    "target": f"https://hooks{i % HOSTS}.example.com/status/{i}",
+                    "secret": secret,
+                }
+            )
+        )
+    return ("\n".join(out) + "\n").encode()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env(ns: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFYD_")}
+    env.update(
+        NOTIFYD_REDIS_URL=REDIS_URL,
+        NOTIFYD_NAMESPACE=ns,
+        NOTIFYD_ALLOW_PRIVATE_TARGETS="false",
+        NOTIFYD_IMPORT_MAX_LINES="5000000",
+        **extra,
+    )
+    return env
+
+
+def bench_baseline(rt: Runtime, n: int) -> float:
+    rows = [json.loads(line) for line in lines(n, "base").splitlines()]
+    t = time.perf_counter()
+    for row in rows:
+        rt.subscribers.add("base", row)
+    return n / (time.perf_counter() - t)
+
+
+def bench_in_process(rt: Runtime, n: int) -> tuple[float, float]:
+    """Lines per wall second, and per CPU second of this process (what one idle core would give
+    the Python side; on a shared machine the wall figure is what the others left over)."""
+    rows = [(k, json.loads(line)) for k, line in enumerate(lines(n, "inproc").splitlines(), 1)]
+    t, cpu = time.perf_counter(), time.process_time()
+    bad = sum(1 for _, r in rt.subscribers.import_many("inproc", rows) if isinstance(r, Exception))
+    took, cpu_took = time.perf_counter() - t, time.process_time() - cpu
+    if bad:
+        raise RuntimeError(f"in-process import rejected {bad} lines")
+    return n / took, n / cpu_took
+
+
+def bench_cli(ns: str, n: int, tmp: Path) -> tuple[float, float]:
+    path = tmp / "subscribers.ndjson"
+    path.write_bytes(lines(n, "cli"))
+    with path.open("rb") as stdin:
+        t = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "notifyd", "subscribers", "import", "--page", "cli", "-"],
+            stdin=stdin,
+            capture_output=True,
+            env=_env(ns),
+            check=False,
+        )
+        wall = time.perf_counter() - t
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"notifyd subscribers import exited {done.returncode}: {done.stderr.decode()[-500:]}"
+        )
+    summary = json.loads(done.stdout)
+    if summary["imported"] != n:
+        raise RuntimeError(f"cli imported {summary['imported']} of {n}: {summary['rejected'][:3]}")
+    return n / wall, float(summary["lines_per_second"])
+
+
+def bench_api(ns: str, n: int) -> float:
+    key = secrets.token_urlsafe(32)
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "notifyd", "serve", "--port", str(port)],
+        env=_env(ns, NOTIFYD_API_KEYS=f"{key}:admin"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("notifyd serve did not start: " + (server.stderr.read().decode()[-500:] if
+                                   server.poll() is not None and server.stderr else "timeout"))  # fmt: skip
+            time.sleep(0.1)
+        body = lines(n, "api")
+
+        def chunks():  # type: ignore[no-untyped-def]
+            for i in range(0, len(body), 65536):
+                yield body[i : i + 65536]
+
+        t = time.perf_counter()
+        r = httpx.post(
+            f"{url}/v1/pages/api/subscribers:import",
+            content=chunks(),
+            headers={"Authorization": f"Bearer {key}", "content-type": "application/x-ndjson"},
+            timeout=600,
+        )
+        took = time.perf_counter() - t
+        if r.status_code != 200 or r.json()["imported"] != n:
+            raise RuntimeError(f"API import answered {r.status_code}: {r.text[:300]}")
+        return n / took
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _row(name: str, rate: float, base: float, note: str = "") -> dict[str, Any]:
+    return {
+        "name": name,
+        "measured": f"{rate:,.0f} lines/s{note}",
+        "baseline": f"{base:,.0f} lines/s (add() one by one)",
+        "ratio": f"{rate / base:.1f}x",
+        "target": f">= {TARGET:,} lines/s",
+        "ok": rate >= TARGET,
+    }
+
+
+def main(quick: bool = False, full: bool = False) -> list[dict[str, Any]]:
+    n = 10_000 if quick else 1_000_000 if full else 50_000
+    n_base = 2_000 if quick else 5_000
+    ns = f"bench-{uuid.uuid4().hex[:10]}"
+    client = redis.Redis.from_url(REDIS_URL)
+    rt = Runtime.start(Settings(redis_url=REDIS_URL, namespace=ns, allow_private_targets=False))
+    RESULTS.clear()
+    print(f"notifyd subscriber import: {n:,} webhook lines with id and secret, namespace {ns} on {REDIS_URL}")
+    print(f"  load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
+    try:
+        base = bench_baseline(rt, n_base)
+        print(f"  baseline, add() one by one ({n_base:,} lines): {base:,.0f} lines/s", flush=True)
+        inproc, inproc_cpu = bench_in_process(rt, min(n, 200_000))
+        print(
+            f"  in-process import_many: {inproc:,.0f} lines/s ({inproc_cpu:,.0f} per CPU second)", flush=True
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            cli_wall, cli_own = bench_cli(ns, n, Path(tmp))
+        print(f"  CLI: {cli_wall:,.0f} lines/s wall clock ({cli_own:,.0f} lines/s as it reports)", flush=True)
+        api = bench_api(ns, n)
+        print(f"  API: {api:,.0f} lines/s", flush=True)
+        RESULTS.extend(
+            [
+                _row(
+                    f"import {n // 1000}k via CLI (wall)", cli_wall, base, f", {cli_own:,.0f} excl. start-up"
+                ),
+                _row(f"import {n // 1000}k via API", api, base),
+                _row(f"import {min(n, 200_000) // 1000}k in-process", inproc, base),
+                {
+                    "name": "in-process, per CPU second of the importer",
+                    "measured": f"{inproc_cpu:,.0f} lines/CPU-s",
+                    "target": "context: the rate one idle core would allow the Python side",
+                    "ok": None,
+                },
+            ]
+        )
+    finally:
+        rt.close()
+        for key in client.scan_iter(match=f"{ns}*", count=1000):
+            client.delete(key)
+        client.close()
+    return RESULTS
+
+
+if __name__ == "__main__":
+    for r in main(quick="--quick" in sys.argv, full="--full" in sys.argv):
+        print(r)

@@ -71,6 +71,14 @@ def declare_actors(broker: dramatiq.Broker, holder: EngineHolder, keys: Keys) ->
             lane,
             lambda event_id, shard, start, end: holder.get().deliver_shard(event_id, shard, start, end),
         )
-        bind(RETRY, lane, lambda event_id, seqs, attempt: holder.get().retry(event_id, seqs, attempt))
-        bind(RESUME, lane, lambda event_id, seqs: holder.get().deliver_shard.resume(event_id, seqs))
+        bind(
+            RETRY,
+            lane,
+            lambda event_id, seqs, attempt, shaped=False: holder.get().retry(event_id, seqs, attempt, shaped),
+        )
+        bind(
+            RESUME,
+            lane,
+            lambda event_id, seqs, shaped=False: holder.get().deliver_shard.resume(event_id, seqs, shaped),
+        )
     return actors

@@ -76,8 +76,11 @@ class Ticket:
         attempt: int,
         subs: Sequence[StoredSubscriber],
         messages: Sequence[Message],
+        at: Sequence[float | None] | None = None,
     ) -> None:
         self.loaded = loaded
+        #: Per delivery, the epoch time before which it must not be sent (a provider's rate).
+        self.at = at
         self.lane = loaded.event.lane
         self.attempt = attempt
         self.subs = subs
@@ -202,15 +205,28 @@ class Dispatcher:
             self._monitor = self._loop.create_task(self._watch_lag())
         rank = RANK.get(ticket.lane, len(PRIORITIES) - 1)
         items: deque[_Item] = deque()
+        now = time.time()
         for index, message in enumerate(ticket.messages):
             channel = ticket.subs[index].channel
             adapter = self.adapter_for(channel)
             key = f"{channel}|{adapter.slot_key(message)}"
-            items.append(_Item(ticket, index, adapter, key, rank))
+            item = _Item(ticket, index, adapter, key, rank)
+            when = ticket.at[index] if ticket.at is not None else None
+            if when is not None and when > now:
+                self.waiting += 1
+                assert self._loop is not None
+                self._loop.call_later(when - now, self._release, item)
+            else:
+                items.append(item)
         if items:
             self.waiting += len(items)
             self._lanes[rank].append(items)
             self._pump()
+
+    def _release(self, item: _Item) -> None:
+        """A delivery held for its provider's rate has come due: it joins its lane."""
+        self._lanes[item.rank].append(deque((item,)))
+        self._pump()
 
     def _cap(self, host: _Host, rank: int) -> int:
         cap = self.host_concurrency

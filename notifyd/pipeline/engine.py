@@ -22,6 +22,7 @@ from notifyd.pipeline.outcomes import OutcomeRecorder
 from notifyd.pipeline.ratelimit import BatchRateLimiter
 from notifyd.pipeline.retry import RetryStep, redrive
 from notifyd.pipeline.send import Sender
+from notifyd.pipeline.shaping import Shaper
 from notifyd.pipeline.shard import DeliverShard
 from notifyd.pipeline.steps import StepQueue
 from notifyd.runtime.settings import Settings
@@ -70,6 +71,7 @@ class Engine:
             unsubscribe_url=unsubscribe_links.for_runtime(runtime),
             handoff_after_s=settings.handoff_after_ms / 1000,
             continuation_delay_ms=continuation_delay_ms(settings),
+            shaper=Shaper(runtime.client, runtime.keys, settings),
         )
         limiter = BatchRateLimiter(
             runtime.client, rate=settings.rate_limit, key_prefix=runtime.keys.rate_limit_prefix()

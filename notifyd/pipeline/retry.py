@@ -60,7 +60,7 @@ class RetryStep:
         self.subscribers = subscribers
         self.sender = sender
 
-    def __call__(self, event_id: str, seqs: Sequence[int], attempt: int) -> None:
+    def __call__(self, event_id: str, seqs: Sequence[int], attempt: int, shaped: bool = False) -> None:
         loaded = self.events.load(event_id)
         if loaded is None:
             return
@@ -83,7 +83,11 @@ class RetryStep:
                 ],
             )
         self.sender.send_and_record(
-            loaded, live, attempt=attempt, continuation=lambda rest: (RETRY, (event_id, rest, attempt))
+            loaded,
+            live,
+            attempt=attempt,
+            continuation=lambda rest, paced: (RETRY, (event_id, rest, attempt, paced)),
+            shaped=shaped,
         )
 
 

@@ -13,6 +13,7 @@ crash, as it does for a shard that is re-run.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,13 +21,15 @@ from channels.base import Message
 from notifyd.ids import delivery_id
 from notifyd.pipeline.dispatcher import Dispatcher, Ticket
 from notifyd.pipeline.events import EventCache, LoadedEvent
+from notifyd.pipeline.shaping import Shaper
 from notifyd.pipeline.steps import StepQueue
 from notifyd.state.subscribers import StoredSubscriber
 
 #: (page_id, subscriber_id) -> the one-click unsubscribe URL that emails carry.
 UnsubscribeLinks = Callable[[str, str], str]
-#: The seqs still unrecorded -> the step and arguments that continue them later.
-Continuation = Callable[[list[int]], tuple[str, tuple[Any, ...]]]
+#: (seqs to continue later, whether their provider send times are reserved already)
+#: -> the step and arguments that continue them.
+Continuation = Callable[[list[int], bool], tuple[str, tuple[Any, ...]]]
 
 
 class RecordingFailedError(RuntimeError):
@@ -43,7 +46,9 @@ class Sender:
         unsubscribe_url: UnsubscribeLinks,
         handoff_after_s: float,
         continuation_delay_ms: int,
+        shaper: Shaper | None = None,
     ) -> None:
+        self.shaper = shaper
         self.dispatcher = dispatcher
         self.events = events
         self.queue = queue
@@ -74,11 +79,32 @@ class Sender:
         *,
         attempt: int,
         continuation: Continuation | None = None,
+        shaped: bool = False,
     ) -> None:
-        """Send, and return once every outcome is recorded, or the stragglers are handed on."""
+        """Send, and return once every outcome is recorded, or the stragglers are handed on.
+
+        ``shaped``: these deliveries' provider send times were reserved by an earlier step,
+        which handed them on to come due now; they are paced, not reserved again.
+        """
+        at: list[float | None] | None = None
+        if self.shaper is not None and subs:
+            if shaped:
+                at = self.shaper.paced(subs, time.time())
+            else:
+                plan = self.shaper.plan(subs)
+                at = plan.at
+                if plan.later and continuation is not None:
+                    later = set()
+                    for due, indexes in plan.later:
+                        step, args = continuation([subs[i].seq for i in indexes], True)
+                        delay_ms = max(0, int((due - time.time()) * 1000))
+                        self.queue.enqueue(step, loaded.event.lane, args, delay_ms=delay_ms)
+                        later.update(indexes)
+                    keep = [i for i in range(len(subs)) if i not in later]
+                    subs, at = [subs[i] for i in keep], [plan.at[i] for i in keep]
         if not subs:
             return
-        ticket = Ticket(loaded, attempt, subs, self.messages(loaded, subs, attempt))
+        ticket = Ticket(loaded, attempt, subs, self.messages(loaded, subs, attempt), at)
         self.dispatcher.submit(ticket)
         if not ticket.wait(self.handoff_after_s) and continuation is not None:
             # Hand on only what has started: a delivery still queued here could otherwise
@@ -87,7 +113,7 @@ class Sender:
             if not ticket.finished:
                 seqs = [s.seq for s in ticket.unrecorded()]
                 if seqs:
-                    step, args = continuation(seqs)
+                    step, args = continuation(seqs, True)
                     self.queue.enqueue(step, loaded.event.lane, args, delay_ms=self.continuation_delay_ms)
                     return
         ticket.wait(None)

@@ -85,9 +85,9 @@ class DeliverShard:
 
     @staticmethod
     def _continue(event_id: str) -> Continuation:
-        return lambda seqs: (RESUME, (event_id, seqs))
+        return lambda seqs, shaped: (RESUME, (event_id, seqs, shaped))
 
-    def resume(self, event_id: str, seqs: Sequence[int]) -> None:
+    def resume(self, event_id: str, seqs: Sequence[int], shaped: bool = False) -> None:
         """Send what a shard handed on and nobody recorded since (its process died)."""
         loaded = self.events.load(event_id)
         if loaded is None:
@@ -107,4 +107,6 @@ class DeliverShard:
                 event_id,
                 [Update(s.seq, Record("suppressed", 0, offset, "subscriber disabled")) for s in gone],
             )
-        self.sender.send_and_record(loaded, live, attempt=1, continuation=self._continue(event_id))
+        self.sender.send_and_record(
+            loaded, live, attempt=1, continuation=self._continue(event_id), shaped=shaped
+        )

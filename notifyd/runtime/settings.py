@@ -118,6 +118,13 @@ class Settings(BaseSettings):
     #: Outcomes are recorded in batches of this many, or after this long.
     record_batch: int = Field(default=256, ge=1)
     record_flush_ms: int = Field(default=25, ge=1)
+    #: Provider send rates, process-wide across workers; sends over the rate wait their turn.
+    #: Twilio: messages per second of the sender (or Messaging Service); unset = no shaping.
+    twilio_mps: float | None = Field(default=None, gt=0)
+    #: The SMTP relay's accepted mails per second; unset = no shaping.
+    smtp_rate_per_s: float | None = Field(default=None, gt=0)
+    #: Slack: messages per second to one incoming webhook or channel (Slack allows 1).
+    slack_rate_per_s: float | None = Field(default=1.0, gt=0)
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=25, ge=1, le=65535)

@@ -42,6 +42,8 @@ class ReceivedMail:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    #: When the message was accepted (epoch seconds): tests of a relay's rate count per second.
+    at: float = field(default_factory=time.time)
 
     @property
     def message(self) -> EmailMessage:

@@ -84,6 +84,10 @@ class Keys:
     def rate_limit_prefix(self) -> str:
         return f"{self.ns}:rl"
 
+    def send_rate(self, provider: str) -> str:
+        """A provider's send schedule (``lua/shape.lua``): a Twilio sender, an SMTP relay, a Slack hook."""
+        return f"{self.ns}:shape:{provider}"
+
     # what the dashboard charts (see notifyd/state/throughput.py, circuits.py, quarantine.py)
     def throughput(self, bucket_start: int) -> str:
         return f"{self.ns}:tp:{bucket_start}"

@@ -28,7 +28,9 @@ def test_an_smtp_relay_rate_is_respected_and_mail_over_it_waits_as_delayed_work(
         rt.publisher.publish(first)
         rt.publisher.publish(second)
         for event in (first, second):
-            assert wait_until(lambda e=event: rt.tracker.summary(e["event_id"])["state"] == "done", timeout=60)
+            assert wait_until(
+                lambda e=event: rt.tracker.summary(e["event_id"])["state"] == "done", timeout=60
+            )
             assert rt.tracker.summary(event["event_id"])["counts"]["delivered"] == 14
         assert len(relay.received) == 28
         # Four a second, counted at the relay; the scheduler is exact, one more is jitter.

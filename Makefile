@@ -44,7 +44,7 @@ compose-check: $(STAMP)
 	@if docker compose version >/dev/null 2>&1; then NOTIFYD_API_KEYS=x docker compose config -q && echo "docker compose config: ok"; \
 	elif command -v docker-compose >/dev/null 2>&1; then NOTIFYD_API_KEYS=x docker-compose config -q && echo "docker-compose config: ok"; \
 	else echo "compose-check: no docker compose here; the parse-based test above checked the file"; fi
-	@if command -v promtool >/dev/null 2>&1; then promtool check rules config/alerts.yml; \
+	@if command -v promtool >/dev/null 2>&1; then promtool check rules config/alerts.yml && promtool test rules config/alerts.test.yml; \
 	else echo "compose-check: no promtool here; the parse-based test above checked the rules"; fi
 
 venv: $(STAMP)

@@ -130,6 +130,16 @@ def test_every_alert_has_an_expression_a_duration_a_severity_and_a_summary():
         assert metric in watched, metric
 
 
+def test_every_paging_alert_has_a_promtool_unit_test():
+    tests = yaml.safe_load((ROOT / "config/alerts.test.yml").read_text())
+    assert tests["rule_files"] == ["alerts.yml"]
+    tested = {case["alertname"] for test in tests["tests"] for case in test["alert_rule_test"]}
+    rules = [rule for group in ALERTS["groups"] for rule in group["rules"]]
+    paging = {rule["alert"] for rule in rules if rule["labels"]["severity"] == "page"}
+    assert paging <= tested, paging - tested
+    assert tested <= {rule["alert"] for rule in rules}
+
+
 # -- Grafana ----------------------------------------------------------------------------------
 
 

@@ -27,8 +27,13 @@ def test_the_demo_delivers_on_every_channel_and_verifies_every_signature(tmp_pat
     assert "embedded Valkey" in out
     rows = re.findall(r"(created|updated|resolved)\s*│\s*done\s*│\s*(\d+)\s*│\s*(\d+)", out)
     assert [kind for kind, _, _ in rows] == ["created", "updated", "resolved"]
-    assert all(planned == delivered == "310" for _, planned, delivered in rows), rows
+    # SMS subscribers hear only that an incident opened and resolved (their channel's default filter).
+    assert [(planned, delivered) for _, planned, delivered in rows] == [
+        ("310", "310"),
+        ("310", "307"),
+        ("310", "310"),
+    ]
     assert "900 requests, 900 distinct webhook-ids, 0 bad signatures" in out
-    for channel, count in (("email", 15), ("sms", 9), ("slack", 6)):
+    for channel, count in (("email", 15), ("sms", 6), ("slack", 6)):
         assert re.search(rf"{channel}.*stand-in received {count} message", out), channel
     assert "duplicate (delivers nothing)" in out

@@ -82,18 +82,30 @@ def test_notify_false_records_the_event_and_delivers_nothing(runtime, sink, star
     assert sink.received == []
 
 
-def test_eleventh_notification_in_an_hour_to_one_subscriber_is_rate_limited(runtime, sink, start_worker):
+def test_eleventh_notification_in_an_hour_to_one_subscriber_is_deferred_not_dropped(
+    runtime, sink, start_worker
+):
     rt = runtime(rate_limit="10/hour")
-    _add_webhooks(rt, sink, 1)
+    (sub,) = _add_webhooks(rt, sink, 1)
     start_worker(rt)
     events = [component_event(status="degraded_performance") for _ in range(11)]
     for event in events:
         assert rt.publisher.publish(event).status == "accepted"
-    assert wait_until(lambda: all(_done(rt, e["event_id"]) for e in events))
+
+    def settled() -> bool:
+        counts = [(rt.tracker.summary(e["event_id"]) or {}).get("counts", {}) for e in events]
+        return sum(c.get("delivered", 0) + c.get("deferred", 0) for c in counts) == 11
+
+    assert wait_until(settled)
     counts = [rt.tracker.summary(e["event_id"])["counts"] for e in events]
     assert sum(c["delivered"] for c in counts) == 10
-    assert sum(c["rate_limited"] for c in counts) == 1
+    assert sum(c["deferred"] for c in counts) == 1
+    assert sum(c["rate_limited"] for c in counts) == 0
     assert len(sink.received) == 10
+    # Its digest is due when the subscriber's hour-long window opens.
+    (due,) = rt.client.zrange(rt.keys.schedule(), 0, -1, withscores=True)
+    assert due[0].decode().endswith(f"\x1f{sub.subscriber.seq}")
+    assert 3000 < due[1] - time.time() <= 3600
 
 
 def test_rate_limit_of_one_channel_leaves_another_channel_of_the_same_subscriber_alone(runtime):

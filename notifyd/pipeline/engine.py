@@ -13,13 +13,16 @@ that says a retry is coming.
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Callable
 
 from notifyd.pipeline import dispatcher, unsubscribe_links
 from notifyd.pipeline.adapters import AdapterPool
+from notifyd.pipeline.digest import DigestStep
 from notifyd.pipeline.events import EventCache, StatusStoreLike
 from notifyd.pipeline.ingest import Ingest
 from notifyd.pipeline.outcomes import OutcomeRecorder
-from notifyd.pipeline.ratelimit import BatchRateLimiter
+from notifyd.pipeline.pacing import Pacer
 from notifyd.pipeline.retry import RetryStep, redrive
 from notifyd.pipeline.send import Sender
 from notifyd.pipeline.shaping import Shaper
@@ -27,6 +30,10 @@ from notifyd.pipeline.shard import DeliverShard
 from notifyd.pipeline.steps import StepQueue
 from notifyd.runtime.settings import Settings
 from notifyd.runtime.wiring import Runtime
+from notifyd.state.digests import DigestQueue
+from notifyd.state.incident_events import IncidentEvents
+from notifyd.state.limiter import PackedLimiter
+from notifyd.state.schedule import Schedule
 
 #: A continuation comes due this long after the longest a send may take.
 CONTINUATION_MARGIN_MS = 5000
@@ -46,8 +53,10 @@ class Engine:
         store: StatusStoreLike | None = None,
         *,
         rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         settings = runtime.settings
+        self.clock = clock
         self.adapters = adapters
         self.queue = StepQueue(runtime.broker, runtime.keys)
         self.tracker = runtime.tracker
@@ -64,24 +73,47 @@ class Engine:
             rng=rng,
         )
         self.dispatcher = dispatcher.build(settings, adapters.runner, adapters.adapter, recorder.record)
+        unsubscribe_url = unsubscribe_links.for_runtime(runtime)
         sender = Sender(
             dispatcher=self.dispatcher,
             events=events,
             queue=self.queue,
-            unsubscribe_url=unsubscribe_links.for_runtime(runtime),
+            unsubscribe_url=unsubscribe_url,
             handoff_after_s=settings.handoff_after_ms / 1000,
             continuation_delay_ms=continuation_delay_ms(settings),
             shaper=Shaper(runtime.client, runtime.keys, settings),
         )
-        limiter = BatchRateLimiter(
-            runtime.client, rate=settings.rate_limit, key_prefix=runtime.keys.rate_limit_prefix()
+        limiter = PackedLimiter(runtime.client, runtime.keys, rate=settings.rate_limit, clock=clock)
+        self.schedule = Schedule(runtime.client, runtime.keys)
+        digests = DigestQueue(runtime.client, runtime.keys)
+        incident_events = IncidentEvents(runtime.client, runtime.keys, ttl_s=settings.event_id_ttl_s)
+        pacer = Pacer(
+            events=events,
+            tracker=runtime.tracker,
+            limiter=limiter,
+            digests=digests,
+            incident_events=incident_events,
+            bypass_impact=settings.digest_bypass_impact,
+            clock=clock,
+        )
+        self.digest = DigestStep(
+            events=events,
+            tracker=runtime.tracker,
+            subscribers=runtime.subscribers,
+            digests=digests,
+            schedule=self.schedule,
+            limiter=limiter,
+            adapters=adapters,
+            unsubscribe_url=unsubscribe_url,
+            clock=clock,
         )
         self.deliver_shard = DeliverShard(
             events=events,
             tracker=runtime.tracker,
             subscribers=runtime.subscribers,
-            limiter=limiter,
+            pacer=pacer,
             sender=sender,
+            flush_digest=self.digest.flush,
         )
         self.ingest = Ingest(
             client=runtime.client,
@@ -92,15 +124,25 @@ class Engine:
             store=store,
             shard_size=settings.shard_size,
             run_shard=self.deliver_shard,
+            incident_events=incident_events,
         )
         self.retry = RetryStep(
-            events=events, tracker=runtime.tracker, subscribers=runtime.subscribers, sender=sender
+            events=events,
+            tracker=runtime.tracker,
+            subscribers=runtime.subscribers,
+            sender=sender,
+            pacer=pacer,
         )
 
     def close(self, drain_s: float = 15.0) -> None:
         """Let what is in flight finish and be recorded, then close the adapters."""
         self.dispatcher.close(drain_s)
         self.adapters.close()
+
+    def run_job(self, job_id: str) -> None:
+        """Run one due job of the schedule (drained by ``runtime/scheduler.py``)."""
+        if not self.digest.run_job(job_id):
+            self.schedule.remove(job_id)  # nobody knows this job: do not claim it forever
 
     def redrive(self, event_id: str) -> int:
         """Send the event's failed deliveries again, keeping their delivery ids."""

@@ -83,17 +83,23 @@ class EventView:
     kind: str  # incident | maintenance | component | other
     phase: str | None  # created/updated/resolved for incidents, scheduled/started/... for maintenances
     impact: str | None  # None when the event has no impact (maintenances)
+    #: What the event is about, so that a newer one can supersede it: "i:<incident id>", ...
+    about: str | None = None
+    components: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, event: Event) -> EventView:
         kind, _, phase = event.type.value.partition("_")
+        touched = frozenset(event.components_touched())
         if event.incident is not None and kind == "incident":
-            return cls("incident", phase, event.incident.impact)
+            return cls("incident", phase, event.incident.impact, f"i:{event.incident.id}", touched)
         if event.component is not None:
-            return cls("component", None, IMPACT_OF_COMPONENT.get(event.component.status, "none"))
-        if kind == "maintenance":
-            return cls("maintenance", phase, None)
-        return cls("other", None, None)
+            impact = IMPACT_OF_COMPONENT.get(event.component.status, "none")
+            return cls("component", None, impact, f"c:{event.component.id}", touched)
+        maintenance = getattr(event, "maintenance", None)
+        if kind == "maintenance" and maintenance is not None:
+            return cls("maintenance", phase, None, f"m:{maintenance.id}", touched)
+        return cls("other", None, None, None, touched)
 
 
 class SubscriberFilter(Protocol):

@@ -25,9 +25,10 @@ import redis
 
 from notifyd.models import Event
 from notifyd.pipeline.events import StatusStoreLike
-from notifyd.pipeline.filters import StoreVerdict, first_reason
+from notifyd.pipeline.filters import EventView, StoreVerdict, first_reason
 from notifyd.pipeline.metrics import EVENTS_INGESTED
 from notifyd.pipeline.steps import DELIVER_SHARD, StepQueue
+from notifyd.state.incident_events import IncidentEvents
 from notifyd.state.keys import Keys
 from notifyd.state.subscribers import SubscriberRepo
 from notifyd.state.tracking import Tracker
@@ -56,6 +57,7 @@ class Ingest:
         store: StatusStoreLike | None,
         shard_size: int,
         run_shard: ShardRunner,
+        incident_events: IncidentEvents,
     ) -> None:
         self.client = client
         self.keys = keys
@@ -65,6 +67,7 @@ class Ingest:
         self.store = store
         self.shard_size = shard_size
         self.run_shard = run_shard
+        self.incident_events = incident_events
 
     def __call__(self, event_id: str) -> None:
         h = self.tracker.event_hash(event_id)
@@ -84,6 +87,12 @@ class Ingest:
         EVENTS_INGESTED.labels(event.lane).inc()
         verdict = self._apply_to_store(event, h)
         reason = first_reason(event, verdict)
+        view = EventView.of(event)
+        if view.kind == "incident" and view.about is not None and not reason:
+            # Before any shard runs: an older update's retry must see that this one exists.
+            self.incident_events.note(
+                event.page_id, view.about, event.event_id, event.occurred_at.timestamp()
+            )
         top = 0 if reason else self.subscribers.max_seq(event.page_id)
         shards = math.ceil(top / self.shard_size)
         now = f"{time.time():.3f}"

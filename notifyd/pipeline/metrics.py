@@ -16,7 +16,18 @@ DELIVERIES_FILTERED = Counter(
     ["filter", "channel"],
 )
 DELIVERIES = Counter("notifyd_deliveries_total", "Delivery attempts by outcome", ["channel", "outcome"])
-RATE_LIMITED = Counter("notifyd_rate_limited_total", "Deliveries dropped by the rate limit", ["channel"])
+RATE_LIMITED = Counter(
+    "notifyd_rate_limited_total", "Deliveries the rate limit deferred to a digest", ["channel"]
+)
+DEFERRED = Counter(
+    "notifyd_deliveries_deferred_total",
+    "Deliveries deferred to a digest, by why (rate limit, quiet hours, waiting for digest, digest)",
+    ["channel", "reason"],
+)
+SUPERSEDED = Counter(
+    "notifyd_deliveries_superseded_total", "Deliveries a newer update of the same incident made moot"
+)
+DIGESTS = Counter("notifyd_digests_total", "Digests sent, by outcome", ["channel", "outcome"])
 SHARDS = Counter("notifyd_shards_total", "Fanout shards run", ["priority"])
 PUBLISH_TO_DELIVERY = Histogram(
     "notifyd_publish_to_delivery_seconds",

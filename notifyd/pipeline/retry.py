@@ -21,6 +21,7 @@ from notifyd.state.tracking import Record, Tracker, Update
 
 if TYPE_CHECKING:
     from notifyd.pipeline.events import EventCache
+    from notifyd.pipeline.pacing import Pacer
     from notifyd.pipeline.send import Sender
     from notifyd.state.subscribers import SubscriberRepo
 
@@ -53,12 +54,19 @@ def next_delay(
 
 class RetryStep:
     def __init__(
-        self, *, events: EventCache, tracker: Tracker, subscribers: SubscriberRepo, sender: Sender
+        self,
+        *,
+        events: EventCache,
+        tracker: Tracker,
+        subscribers: SubscriberRepo,
+        sender: Sender,
+        pacer: Pacer,
     ) -> None:
         self.events = events
         self.tracker = tracker
         self.subscribers = subscribers
         self.sender = sender
+        self.pacer = pacer
 
     def __call__(self, event_id: str, seqs: Sequence[int], attempt: int, shaped: bool = False) -> None:
         loaded = self.events.load(event_id)
@@ -82,6 +90,8 @@ class RetryStep:
                     for s in gone
                 ],
             )
+        # A newer update of the same incident already went to (or waits for) the subscriber.
+        live = self.pacer.supersede(loaded, live, attempts=attempt - 1, by_resolution_only=False)
         self.sender.send_and_record(
             loaded,
             live,

@@ -1,4 +1,6 @@
-"""deliver_shard: the audience of one seq range -> plan -> rate limit -> send -> record.
+"""deliver_shard: the audience of one seq range -> plan -> filters -> pacing -> send -> record.
+
+Pacing (``pacing.py``) decides who hears the event now and who later, in a digest.
 
 A re-run shard resends only what never reached a final or retrying state:
 planning creates pending records where none exist and returns what was there.
@@ -8,12 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from notifyd.pipeline.events import EventCache
 from notifyd.pipeline.filters import EventView, subscriber_reason
-from notifyd.pipeline.metrics import DELIVERIES_FILTERED, RATE_LIMITED, SHARDS
-from notifyd.pipeline.ratelimit import BatchRateLimiter
+from notifyd.pipeline.metrics import DELIVERIES_FILTERED, SHARDS
+from notifyd.pipeline.pacing import Pacer
 from notifyd.pipeline.send import Continuation, Sender
 from notifyd.pipeline.steps import RESUME
 from notifyd.state.subscribers import StoredSubscriber, SubscriberRepo
@@ -29,14 +31,16 @@ class DeliverShard:
         events: EventCache,
         tracker: Tracker,
         subscribers: SubscriberRepo,
-        limiter: BatchRateLimiter,
+        pacer: Pacer,
         sender: Sender,
+        flush_digest: Callable[..., None],
     ) -> None:
         self.events = events
         self.tracker = tracker
         self.subscribers = subscribers
-        self.limiter = limiter
+        self.pacer = pacer
         self.sender = sender
+        self.flush_digest = flush_digest
 
     def __call__(self, event_id: str, shard: int, start: int, end: int) -> None:
         loaded = self.events.load(event_id)
@@ -71,16 +75,10 @@ class DeliverShard:
                 continue
             if prev is None or (prev.status == "pending" and prev.attempts == 0):
                 eligible.append(sub)
-        allowed = self.limiter.hit_many([(s.id, s.channel) for s in eligible])
-        limited = [s for s, ok in zip(eligible, allowed, strict=True) if not ok]
-        if limited:
-            for channel, n in Counter(s.channel for s in limited).items():
-                RATE_LIMITED.labels(channel).inc(n)
-            self.tracker.record(
-                event_id, [Update(s.seq, Record("rate_limited", 0, offset, "rate limit")) for s in limited]
-            )
-        to_send = [s for s, ok in zip(eligible, allowed, strict=True) if ok]
-        self.sender.send_and_record(loaded, to_send, attempt=1, continuation=self._continue(event_id))
+        paced = self.pacer.pace(loaded, eligible)
+        self.sender.send_and_record(loaded, paced.now, attempt=1, continuation=self._continue(event_id))
+        for sub in paced.flush:
+            self.flush_digest(sub.page_id, sub.seq, force=True)
         self.tracker.shard_done(event_id, shard)
 
     @staticmethod

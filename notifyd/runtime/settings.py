@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     dedup_window_s: int = Field(default=300, ge=1)
     event_id_ttl_s: int = Field(default=604800, ge=1)
     rate_limit: str = "10/hour"
+    #: Events at or above this impact pass the rate limit (as every incident_resolved does).
+    digest_bypass_impact: Literal["none", "minor", "major", "critical"] = "critical"
+    #: How often each worker looks for due digests and maintenance reminders.
+    schedule_poll_ms: int = Field(default=250, ge=10, le=60000)
     shard_size: int = Field(default=500, ge=1, le=10000)
     retry_jitter: float = Field(default=0.5, ge=0.0, le=1.0)
     retry_schedule_webhook: str | None = None
@@ -176,7 +180,7 @@ class Settings(BaseSettings):
         try:
             parse(value)
         except ValueError as exc:
-            raise ValueError(f"{value!r} is not a rate such as '10/hour'") from exc
+            raise ValueError(f"{value!r} is not a rate such as '10/hour' or '3/10 seconds'") from exc
         return value
 
     @field_validator(

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import dramatiq
@@ -22,6 +22,7 @@ from notifyd.pipeline.actors import EngineHolder, declare_actors
 from notifyd.pipeline.adapters import AdapterPool
 from notifyd.pipeline.engine import Engine
 from notifyd.runtime.replication import start_replication
+from notifyd.runtime.scheduler import SchedulerLoop
 from notifyd.runtime.settings import PRIORITIES, Settings
 from notifyd.runtime.wiring import Runtime
 from notifyd.state import circuits
@@ -102,6 +103,7 @@ class InProcessWorker:
     workers: list[dramatiq.Worker]
     holder: EngineHolder
     reporter: CircuitReporter | None = None
+    scheduler: SchedulerLoop | None = None
 
     @classmethod
     def start(
@@ -112,11 +114,12 @@ class InProcessWorker:
         threads: int = 8,
         adapters: AdapterPool | None = None,
         store: object | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> InProcessWorker:
         settings = runtime.settings
         pool = adapters or AdapterPool(settings)
         pool.check()
-        holder = EngineHolder(lambda: Engine(runtime, pool, store))  # type: ignore[arg-type]
+        holder = EngineHolder(lambda: Engine(runtime, pool, store, clock=clock))  # type: ignore[arg-type]
         declare_actors(runtime.broker, holder, runtime.keys)
         # Two thread pools: the urgent lanes have threads of their own, so a critical step
         # never waits for a thread held by normal or low work.
@@ -135,10 +138,13 @@ class InProcessWorker:
             )
             worker.start()
             workers.append(worker)
-        return cls(runtime, workers, holder, CircuitReporter(runtime, pool).start())
+        scheduler = SchedulerLoop(holder, poll_s=settings.schedule_poll_ms / 1000).start()
+        return cls(runtime, workers, holder, CircuitReporter(runtime, pool).start(), scheduler)
 
     def stop(self, timeout_ms: int = 30_000) -> None:
         # dramatiq requeues what it prefetched but did not start; running shards finish first.
+        if self.scheduler is not None:
+            self.scheduler.stop()
         for worker in self.workers:
             worker.stop(timeout=timeout_ms)
         if self.reporter is not None:

@@ -88,6 +88,27 @@ class Keys:
         """A provider's send schedule (``lua/shape.lua``): a Twilio sender, an SMTP relay, a Slack hook."""
         return f"{self.ns}:shape:{provider}"
 
+    def limiter(self, page_id: str, bucket: int) -> str:
+        """The compact limiter's packed hit times of a bucket of subscriber seqs (state/limiter.py)."""
+        return f"{self.ns}:lim:{escape(page_id)}:{bucket}"
+
+    # digests and scheduled work (state/schedule.py, state/digests.py)
+    def schedule(self) -> str:
+        """Due jobs (digests, maintenance reminders and transitions) scored by when they are due."""
+        return f"{self.ns}:sched"
+
+    def schedule_jobs(self) -> str:
+        """The payload of each scheduled job, by job id."""
+        return f"{self.ns}:sched:jobs"
+
+    def digest_pending(self, page_id: str, seq: int) -> str:
+        """Deliveries deferred for one subscriber: event id -> what it is about (an incident, ...)."""
+        return f"{self.ns}:dg:{escape(page_id)}:{seq}"
+
+    def incident_events(self, page_id: str, incident_key: str) -> str:
+        """The events of one incident (or maintenance, or component), scored by occurred_at."""
+        return f"{self.ns}:p:{escape(page_id)}:about:{escape(incident_key)}"
+
     # what the dashboard charts (see notifyd/state/throughput.py, circuits.py, quarantine.py)
     def throughput(self, bucket_start: int) -> str:
         return f"{self.ns}:tp:{bucket_start}"

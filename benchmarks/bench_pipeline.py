@@ -290,6 +290,8 @@ class Bench:
         self.ours_rate: float | None = None
         self.naive_rate: float | None = None
         self.extras: dict[str, float] = {}
+        self.before_bytes: tuple[int, dict[str, int]] | None = None
+        self.after_bytes: tuple[int, dict[str, int]] | None = None
 
     def env(self, extra: dict[str, str]) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFYD_")}
@@ -392,8 +394,27 @@ class Bench:
 # -- 1. capacity, 5. worker memory, 4. tracking memory, 3. critical under load -------------------
 
 
+def namespace_bytes(b: Bench) -> tuple[int, dict[str, int]]:
+    """MEMORY USAGE of every key under the bench's namespace, and per key family (the part after
+    the namespace up to the next colon). Summed per key, so other users of the server don't count."""
+    keys = [k.decode() for k in b.client.scan_iter(match=f"{b.ns}*", count=5000)]
+    total = 0
+    families: dict[str, int] = {}
+    for first in range(0, len(keys), 2000):
+        chunk = keys[first : first + 2000]
+        pipe = b.client.pipeline(transaction=False)
+        for k in chunk:
+            pipe.memory_usage(k, samples=0)
+        for k, used in zip(chunk, pipe.execute(), strict=True):
+            family = k[len(b.ns) + 1 :].split(":", 1)[0] or k
+            families[family] = families.get(family, 0) + int(used or 0)
+            total += int(used or 0)
+    return total, families
+
+
 def bench_capacity(b: Bench, workers: Workers) -> None:
     n = b.size.n
+    b.before_bytes = namespace_bytes(b)
     print(
         f"\n[capacity] {n:,} subscribers, {b.size.processes} workers x {b.size.threads} threads,"
         " instant channel"
@@ -417,6 +438,7 @@ def bench_capacity(b: Bench, workers: Workers) -> None:
         f" wall {took:.1f} s x {os.cpu_count()} cores"
     )
     b.extras = {"wcpu": wcpu, "rcpu": rcpu, "took": took}
+    b.after_bytes = namespace_bytes(b)
     if counts.get("delivered") != n:
         info(f"WARNING: delivered {counts.get('delivered')} of {n}")
 
@@ -543,6 +565,53 @@ def bench_tracking_memory(b: Bench) -> None:
         f"{base / ours:.1f}x smaller",
         "<= 100 B",
         ours <= 100,
+    )
+
+
+def bench_redis_per_delivery(b: Bench) -> None:
+    """Everything the fan-out left in Redis (tracking, the event, the rate limiter, digests,
+    queues), per delivery: the growth of the namespace's keys across the capacity run."""
+    if b.capacity_event is None or b.before_bytes is None or b.after_bytes is None:
+        return
+    print("\n[redis per delivery, everything included]")
+    (before, fam0), (after, fam1) = b.before_bytes, b.after_bytes
+    deliveries = max(1, int(b.state(b.capacity_event)["counts"].get("planned", 0)))
+    growth = {f: fam1.get(f, 0) - fam0.get(f, 0) for f in set(fam0) | set(fam1)}
+    shown = ", ".join(
+        f"{f} {v / deliveries:.1f} B" for f, v in sorted(growth.items(), key=lambda x: -x[1]) if v
+    )
+    info(f"growth by key family per delivery: {shown}")
+    limiter = growth.get("lim", 0) / deliveries
+    # Baseline: one `limits` moving-window list per subscriber and channel, as the seed kept.
+    from limits import parse
+
+    from notifyd.pipeline.ratelimit import BatchRateLimiter
+
+    probe = BatchRateLimiter(b.client, rate=b.settings.rate_limit, key_prefix=f"{b.ns}:probe")
+    ids = [(f"sub_{uuid.uuid4().hex[:16]}", "email") for _ in range(2000)]
+    probe.hit_many(ids)
+    pipe = b.client.pipeline(transaction=False)
+    for sub_id, channel in ids:
+        pipe.memory_usage(probe.key(sub_id, channel), samples=0)
+    seed_limiter = sum(int(x or 0) for x in pipe.execute()) / len(ids)
+    b.client.unlink(*[probe.key(s, c) for s, c in ids])
+    assert parse(b.settings.rate_limit)
+    row(
+        f"rate-limit state per delivery (N={b.size.n:,})",
+        f"{limiter:.1f} B",
+        f"{seed_limiter:.0f} B",
+        f"{seed_limiter / max(limiter, 0.1):.0f}x smaller",
+        "packed, one call/shard",
+        None,
+    )
+    total = (after - before) / deliveries
+    row(
+        f"Redis per delivery, all included (N={b.size.n:,})",
+        f"{total:.1f} B",
+        f"{total - limiter + seed_limiter:.0f} B",
+        f"{(total - limiter + seed_limiter) / max(total, 0.1):.1f}x smaller",
+        "<= 100 B",
+        total <= 100,
     )
 
 
@@ -701,6 +770,7 @@ def run(size: Size, only: set[str], seed: str = "import", skip_naive: bool = Fal
                     bench_capacity(b, workers)
                     bench_worker_memory(b, workers, idle_rss)
                     bench_tracking_memory(b)
+                    bench_redis_per_delivery(b)
                 if "critical" in only:
                     bench_critical(b)
             finally:

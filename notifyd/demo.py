@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import shutil
 import sys
 import threading
@@ -40,6 +41,7 @@ class WebhookReceiver:
     def __init__(self, secrets: dict[str, str]) -> None:
         self.secrets = secrets  # path -> whsec_ secret
         self.by_id: Counter[str] = Counter()
+        self.bodies: list[dict[str, Any]] = []
         self.bad_signatures = 0
         self.lock = threading.Lock()
         receiver = self
@@ -56,6 +58,7 @@ class WebhookReceiver:
                 with receiver.lock:
                     receiver.by_id[self.headers.get("webhook-id", "")] += 1
                     receiver.bad_signatures += 0 if ok else 1
+                    receiver.bodies.append(json.loads(body or b"{}"))
                 self.send_response(204 if ok else 401)
                 self.send_header("content-length", "0")
                 self.end_headers()
@@ -142,6 +145,10 @@ def main() -> int:
         namespace="demo",
         allow_private_targets=True,
         shard_size=100,
+        # Compressed so the demo shows a digest and a maintenance lifecycle in seconds.
+        rate_limit="3/5 seconds",
+        maintenance_reminder_s=3,
+        schedule_poll_ms=50,
         **standins.settings,
     )
     console.rule("[bold]notifyd demo")
@@ -170,6 +177,7 @@ def main() -> int:
     store = open_store(settings, "demo")
     worker = InProcessWorker.start(runtime, threads=8, store=store)
     summaries = []
+    bad_ops = 1
     try:
         for event in lifecycle():
             result = runtime.publisher.publish(event)
@@ -179,6 +187,14 @@ def main() -> int:
         console.print(
             f"re-published {summaries[0]['event_id']}: [yellow]{duplicate.status}[/] (delivers nothing)"
         )
+        ops = WebhookReceiver({})
+        for page, path in ((OPS_PAGE, "/ops"), (MAINTENANCE_PAGE, "/maint")):
+            added = runtime.subscribers.add(page, {"channel": "webhook", "target": ops.url + path})
+            ops.secrets[path] = added.generated_secret or ""
+        show_digest(runtime, ops)
+        show_maintenance(runtime, ops)
+        ops.stop()
+        bad_ops = ops.bad_signatures
     finally:
         worker.stop()
     _report(summaries, receiver, standins.servers)
@@ -192,7 +208,133 @@ def main() -> int:
         "Done. Run it yourself: [bold].venv/bin/notifyd dev --standins[/] "
         "(README: HTTP API, with curl alone)."
     )
-    return 0 if receiver.bad_signatures == 0 else 1
+    return 0 if receiver.bad_signatures == 0 and bad_ops == 0 else 1
+
+
+OPS_PAGE = "acme-ops"
+MAINTENANCE_PAGE = "acme-db"
+
+
+def _wait(predicate: Any, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def show_digest(runtime: Runtime, ops: WebhookReceiver) -> None:
+    """Six updates and a resolve against a limit of 3 per 5 s: three sends, then one digest."""
+    console.rule("[bold]Defer and coalesce (NOTIFYD_RATE_LIMIT=3/5 seconds)")
+    incident = {"id": "inc-7", "title": "Checkout errors", "impact": "major", "components": ["api"]}
+    base = time.time()
+    stamp = int(base)
+    statuses = [
+        "investigating",
+        "identified",
+        "identified",
+        "monitoring",
+        "monitoring",
+        "monitoring",
+        "resolved",
+    ]
+    for n, status in enumerate(statuses, 1):
+        kind = "incident_resolved" if status == "resolved" else "incident_updated"
+        event_id = f"inc-7-{n}-{stamp}"
+        event: dict[str, Any] = {
+            "event_id": event_id,
+            "type": kind,
+            "page_id": OPS_PAGE,
+            "occurred_at": datetime.fromtimestamp(base + n, UTC).isoformat().replace("+00:00", "Z"),
+            "incident": {**incident, "status": status, "message": f"update {n}"},
+        }
+        runtime.publisher.publish(event)
+        _wait(lambda e=event_id: _settled(runtime, e))
+        record = next(iter(runtime.tracker.bucket_records(event_id, 0).values()), None)
+        console.print(f"  {kind:<18} {status:<13} -> {record.status if record else '?'}")
+    _wait(lambda: any(b.get("type") == "digest" for b in ops.bodies))
+    for body in ops.bodies:
+        if body.get("type") == "digest":
+            console.print(f"  [green]digest[/] {body['event_id']}: {'; '.join(body['summary'])}")
+        else:
+            console.print(
+                f"  sent {body['type']}: {body['incident']['status']} ({body['incident']['message']})"
+            )
+    ops.bodies.clear()
+
+
+def _settled(runtime: Runtime, event_id: str) -> bool:
+    summary = runtime.tracker.summary(event_id)
+    if summary is None or summary["state"] in ("accepted", "fanning_out"):
+        return False
+    c = summary["counts"]
+    return (
+        c["planned"] > 0 and c["pending"] == 0
+        if "pending" in c
+        else c["retrying"] == 0
+        and (
+            sum(c[k] for k in ("delivered", "deferred", "digested", "superseded", "failed", "suppressed"))
+            == c["planned"]
+        )
+    )
+
+
+def show_maintenance(runtime: Runtime, ops: WebhookReceiver) -> None:
+    """Announce, remind, start and complete a maintenance, with a component alert kept quiet inside."""
+    console.rule("[bold]Scheduled maintenance (reminder 3 s before, auto_transition)")
+    now = time.time()
+
+    def at(offset: float) -> str:
+        return datetime.fromtimestamp(now + offset, UTC).isoformat().replace("+00:00", "Z")
+
+    window = {
+        "id": f"mw-{int(now)}",
+        "title": "Database upgrade",
+        "message": "Postgres 17; writes pause for a minute.",
+        "starts_at": at(5),
+        "ends_at": at(8),
+        "components": ["db"],
+        "auto_transition": True,
+    }
+    scheduled: dict[str, Any] = {
+        "event_id": f"{window['id']}-scheduled",
+        "type": "maintenance_scheduled",
+        "page_id": MAINTENANCE_PAGE,
+        "occurred_at": at(0),
+        "maintenance": window,
+    }
+    runtime.publisher.publish(scheduled)
+    seen = 0
+    alert_sent = False
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        while seen < len(ops.bodies):
+            body = ops.bodies[seen]
+            seen += 1
+            m = body.get("maintenance") or {}
+            console.print(f"  {datetime.now(UTC):%H:%M:%S} {body['type']}: {m.get('message', '')}")
+            if body["type"] == "maintenance_started" and not alert_sent:
+                alert_sent = True
+                verdict = _alert_inside(runtime, f"{window['id']}-db-alert", at(6))
+                console.print(f"  a db component alert inside the window: suppressed_by={verdict}")
+            if body["type"] == "maintenance_completed":
+                console.print("  maintenance lifecycle complete")
+                return
+        time.sleep(0.05)
+
+
+def _alert_inside(runtime: Runtime, event_id: str, occurred_at: str) -> str | None:
+    alert: dict[str, Any] = {
+        "event_id": event_id,
+        "type": "component_status_changed",
+        "page_id": MAINTENANCE_PAGE,
+        "occurred_at": occurred_at,
+        "component": {"id": "db", "name": "Database", "status": "degraded_performance"},
+    }
+    runtime.publisher.publish(alert)
+    _wait(lambda: (runtime.tracker.summary(event_id) or {}).get("state") == "done")
+    return (runtime.tracker.summary(event_id) or {}).get("suppressed_by")
 
 
 def _follow(runtime: Runtime, event_id: str) -> dict[str, Any]:
@@ -209,7 +351,9 @@ def _follow(runtime: Runtime, event_id: str) -> dict[str, Any]:
             summary = runtime.tracker.summary(event_id)
             assert summary is not None
             c = summary["counts"]
-            settled = c["delivered"] + c["failed"] + c["rate_limited"] + c["suppressed"]
+            settled = sum(
+                c[k] for k in ("delivered", "failed", "rate_limited", "suppressed", "digested", "superseded")
+            )
             progress.update(task, total=max(1, c["planned"]), completed=settled, description=summary["state"])
             if summary["state"] in ("done", "deduplicated") or time.monotonic() > deadline:
                 return summary

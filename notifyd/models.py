@@ -39,6 +39,14 @@ class EventType(StrEnum):
     incident_updated = "incident_updated"
     incident_resolved = "incident_resolved"
     component_status_changed = "component_status_changed"
+    maintenance_scheduled = "maintenance_scheduled"
+    maintenance_updated = "maintenance_updated"
+    maintenance_started = "maintenance_started"
+    maintenance_completed = "maintenance_completed"
+    maintenance_cancelled = "maintenance_cancelled"
+
+
+MAINTENANCE_TYPES = frozenset(t for t in EventType if t.value.startswith("maintenance_"))
 
 
 class Priority(StrEnum):
@@ -113,6 +121,38 @@ class Component(_Strict):
     status: ComponentStatus
 
 
+def _rfc3339(value: Any) -> Any:
+    # pydantic's lax datetime also reads numbers (and digit strings) as Unix time, and takes a
+    # space for the T; the contract, and the schema's date-time format, say RFC 3339.
+    if isinstance(value, datetime) or (isinstance(value, str) and RFC3339.match(value)):
+        return value
+    raise ValueError("must be an RFC 3339 date-time string, such as 2026-11-28T13:00:00Z")
+
+
+class Maintenance(_Strict):
+    """A planned window: announced, reminded, started and completed (on time when auto_transition)."""
+
+    id: ObjectId
+    title: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    message: Text = ""
+    starts_at: datetime
+    ends_at: datetime
+    components: list[ObjectId] = Field(default_factory=list, max_length=500)
+    auto_transition: StrictBool = False
+
+    @field_validator("starts_at", "ends_at", mode="before")
+    @classmethod
+    def _text_or_datetime(cls, value: Any) -> Any:
+        return _rfc3339(value)
+
+    @field_validator("starts_at", "ends_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("must include a timezone, such as 2026-11-28T13:00:00Z")
+        return value
+
+
 class Event(_Strict):
     event_id: EventId
     type: EventType
@@ -124,6 +164,7 @@ class Event(_Strict):
     notify: StrictBool = True
     incident: Incident | None = None
     component: Component | None = None
+    maintenance: Maintenance | None = None
 
     @field_validator("occurred_at", mode="before")
     @classmethod
@@ -146,10 +187,15 @@ class Event(_Strict):
         if self.type is EventType.component_status_changed:
             if self.component is None:
                 raise ValueError("component_status_changed events carry a 'component' object")
+        elif self.type in MAINTENANCE_TYPES:
+            if self.maintenance is None:
+                raise ValueError(f"{self.type.value} events carry a 'maintenance' object")
         elif self.incident is None:
             raise ValueError(f"{self.type.value} events carry an 'incident' object")
         if self.priority is None:
-            if self.incident is not None:
+            if self.maintenance is not None and self.incident is None:
+                self.priority = Priority.normal
+            elif self.incident is not None:
                 self.priority = Priority(IMPACT_PRIORITY[self.incident.impact])
             else:
                 assert self.component is not None
@@ -167,6 +213,8 @@ class Event(_Strict):
             touched.update(self.incident.components)
         if self.component is not None:
             touched.add(self.component.id)
+        if self.maintenance is not None:
+            touched.update(self.maintenance.components)
         return touched
 
     def wire(self) -> dict[str, Any]:

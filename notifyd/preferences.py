@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 EVENT_KINDS = ("incident", "maintenance", "component")
 INCIDENT_PHASES = ("created", "updated", "resolved")
-MAINTENANCE_PHASES = ("scheduled", "reminder", "updated", "started", "completed", "cancelled")
+MAINTENANCE_PHASES = ("scheduled", "updated", "started", "completed", "cancelled")
 IMPACT_RANK = {"none": 0, "minor": 1, "major": 2, "critical": 3}
 
 

@@ -37,3 +37,15 @@ def test_the_demo_delivers_on_every_channel_and_verifies_every_signature(tmp_pat
     for channel, count in (("email", 15), ("sms", 6), ("slack", 6)):
         assert re.search(rf"{channel}.*stand-in received {count} message", out), channel
     assert "duplicate (delivers nothing)" in out
+    # Defer and coalesce: three sends, then one digest that carries the resolve.
+    assert out.count("-> delivered") == 3 and out.count("-> deferred") == 3
+    assert "4 updates on Checkout errors; now: resolved" in out
+    # A maintenance lifecycle, with the component alert inside the window kept quiet.
+    phases = re.findall(r"(maintenance_\w+): (Reminder)?", out)
+    assert phases == [
+        ("maintenance_scheduled", ""),
+        ("maintenance_scheduled", "Reminder"),
+        ("maintenance_started", ""),
+        ("maintenance_completed", ""),
+    ]
+    assert "suppressed_by=maintenance" in out

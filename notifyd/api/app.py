@@ -167,7 +167,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 def _describe_event_variants(components: dict[str, Any]) -> None:
     """Say in the schema what Event's validators enforce, so generated clients (and fuzzers) agree.
 
-    The incident types carry ``incident`` and ``component_status_changed`` carries ``component``;
+    The incident types carry ``incident``, ``component_status_changed`` carries ``component`` and
+    the maintenance types carry ``maintenance``;
     text fields are stripped before their length is checked, so they need a non-blank character.
     """
     event = components.pop("Event")
@@ -176,10 +177,14 @@ def _describe_event_variants(components: dict[str, Any]) -> None:
             if option.get("type") == "string":
                 option["pattern"] = r"\S"
     components["Incident"]["properties"]["title"]["pattern"] = r"\S"
-    incident_types = [t for t in components["EventType"]["enum"] if t != "component_status_changed"]
+    components["Maintenance"]["properties"]["title"]["pattern"] = r"\S"
+    every_type = components["EventType"]["enum"]
+    incident_types = [t for t in every_type if t.startswith("incident_")]
+    maintenance_types = [t for t in every_type if t.startswith("maintenance_")]
     variants = {
         "IncidentEvent": (incident_types, "incident"),
         "ComponentEvent": (["component_status_changed"], "component"),
+        "MaintenanceEvent": (maintenance_types, "maintenance"),
     }
     for name, (types, payload) in variants.items():
         variant = {**event, "title": name, "required": [*event["required"], payload]}

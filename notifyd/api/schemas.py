@@ -51,6 +51,11 @@ class EventSummary(BaseModel):
         description="Deliveries a subscriber filter stopped, by filter: event_type, incident_phase, "
         "maintenance_phase, min_impact, maintenance. They are counted in `suppressed` too.",
     )
+    suppressed_by: str | None = Field(
+        default=None,
+        description="The ingest filter that kept the whole event from subscribers: replicated_duplicate, "
+        "stale, notify_false, or maintenance (a component alert inside a running maintenance window).",
+    )
     accepted_at: str | None = None
     started_at: str | None
     finished_at: str | None

@@ -20,13 +20,15 @@ def _line(summary: dict[str, Any]) -> str:
     return (
         f"{summary['event_id']} [{summary['priority']}] {summary['state']}: "
         f"planned {c['planned']}, delivered {c['delivered']}, retrying {c['retrying']}, "
-        f"failed {c['failed']}, rate_limited {c['rate_limited']}, suppressed {c['suppressed']}"
+        f"failed {c['failed']}, suppressed {c['suppressed']}, deferred {c.get('deferred', 0)}, "
+        f"digested {c.get('digested', 0)}, superseded {c.get('superseded', 0)}"
     )
 
 
 def settled(summary: dict[str, Any]) -> int:
     c = summary["counts"]
-    return c["delivered"] + c["failed"] + c["rate_limited"] + c["suppressed"]
+    final = ("delivered", "failed", "rate_limited", "suppressed", "digested", "superseded")
+    return sum(c.get(name, 0) for name in final)
 
 
 def show_status(

@@ -20,7 +20,9 @@ from notifyd.pipeline import dispatcher, unsubscribe_links
 from notifyd.pipeline.adapters import AdapterPool
 from notifyd.pipeline.digest import DigestStep
 from notifyd.pipeline.events import EventCache, StatusStoreLike
+from notifyd.pipeline.filters import INGEST_FILTERS
 from notifyd.pipeline.ingest import Ingest
+from notifyd.pipeline.maintenance import MaintenancePlanner, MaintenanceWindows
 from notifyd.pipeline.outcomes import OutcomeRecorder
 from notifyd.pipeline.pacing import Pacer
 from notifyd.pipeline.retry import RetryStep, redrive
@@ -33,6 +35,7 @@ from notifyd.runtime.wiring import Runtime
 from notifyd.state.digests import DigestQueue
 from notifyd.state.incident_events import IncidentEvents
 from notifyd.state.limiter import PackedLimiter
+from notifyd.state.maintenances import MaintenanceRepo
 from notifyd.state.schedule import Schedule
 
 #: A continuation comes due this long after the longest a send may take.
@@ -107,6 +110,14 @@ class Engine:
             unsubscribe_url=unsubscribe_url,
             clock=clock,
         )
+        maintenances = MaintenanceRepo(runtime.client, runtime.keys)
+        self.maintenance = MaintenancePlanner(
+            repo=maintenances,
+            schedule=self.schedule,
+            publisher=runtime.publisher,
+            settings=settings,
+            clock=clock,
+        )
         self.deliver_shard = DeliverShard(
             events=events,
             tracker=runtime.tracker,
@@ -125,6 +136,8 @@ class Engine:
             shard_size=settings.shard_size,
             run_shard=self.deliver_shard,
             incident_events=incident_events,
+            on_maintenance=self.maintenance.on_event,
+            filters=(*INGEST_FILTERS, MaintenanceWindows(maintenances)),
         )
         self.retry = RetryStep(
             events=events,
@@ -141,7 +154,7 @@ class Engine:
 
     def run_job(self, job_id: str) -> None:
         """Run one due job of the schedule (drained by ``runtime/scheduler.py``)."""
-        if not self.digest.run_job(job_id):
+        if not (self.digest.run_job(job_id) or self.maintenance.run_job(job_id)):
             self.schedule.remove(job_id)  # nobody knows this job: do not claim it forever
 
     def redrive(self, event_id: str) -> int:

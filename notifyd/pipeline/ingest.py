@@ -25,7 +25,7 @@ import redis
 
 from notifyd.models import Event
 from notifyd.pipeline.events import StatusStoreLike
-from notifyd.pipeline.filters import EventView, StoreVerdict, first_reason
+from notifyd.pipeline.filters import INGEST_FILTERS, EventView, IngestFilter, StoreVerdict, first_reason
 from notifyd.pipeline.metrics import EVENTS_INGESTED
 from notifyd.pipeline.steps import DELIVER_SHARD, StepQueue
 from notifyd.state.incident_events import IncidentEvents
@@ -58,6 +58,8 @@ class Ingest:
         shard_size: int,
         run_shard: ShardRunner,
         incident_events: IncidentEvents,
+        on_maintenance: Callable[[Event], None] | None = None,
+        filters: tuple[IngestFilter, ...] = INGEST_FILTERS,
     ) -> None:
         self.client = client
         self.keys = keys
@@ -68,6 +70,8 @@ class Ingest:
         self.shard_size = shard_size
         self.run_shard = run_shard
         self.incident_events = incident_events
+        self.on_maintenance = on_maintenance
+        self.filters = filters
 
     def __call__(self, event_id: str) -> None:
         h = self.tracker.event_hash(event_id)
@@ -86,7 +90,9 @@ class Ingest:
     def _plan(self, event: Event, h: dict[str, str]) -> int:
         EVENTS_INGESTED.labels(event.lane).inc()
         verdict = self._apply_to_store(event, h)
-        reason = first_reason(event, verdict)
+        if event.maintenance is not None and self.on_maintenance is not None and not verdict.duplicate:
+            self.on_maintenance(event)  # its reminder and transitions, before anything is sent
+        reason = first_reason(event, verdict, self.filters)
         view = EventView.of(event)
         if view.kind == "incident" and view.about is not None and not reason:
             # Before any shard runs: an older update's retry must see that this one exists.

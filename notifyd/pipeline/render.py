@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from channels.base import Notification
@@ -16,11 +17,27 @@ IMPACT_OF_COMPONENT = {
 }
 
 
+#: What a maintenance's phase shows as its status.
+MAINTENANCE_STATUS = {
+    "scheduled": "scheduled",
+    "updated": "scheduled",
+    "started": "in_progress",
+    "completed": "completed",
+    "cancelled": "cancelled",
+}
+
+
+def _when(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def notification_for(event: Event, page_state: dict[str, Any] | None, public_url: str) -> Notification:
     page = {
         "components": (page_state or {}).get("components", []),
         "open_incidents": (page_state or {}).get("open_incidents", []),
     }
+    if (page_state or {}).get("maintenances"):
+        page["maintenances"] = (page_state or {})["maintenances"]
     payload: dict[str, Any] = {
         "type": event.type.value,
         "event_id": event.event_id,
@@ -32,7 +49,14 @@ def notification_for(event: Event, page_state: dict[str, Any] | None, public_url
     impact: str
     message: str
     components: list[str]
-    if event.incident is not None:
+    if event.maintenance is not None:
+        m = event.maintenance
+        payload["maintenance"] = m.model_dump(mode="json")
+        phase = event.type.value.removeprefix("maintenance_")
+        title, status, impact, components = m.title, MAINTENANCE_STATUS[phase], "none", m.components
+        window = f"{_when(m.starts_at)} – {_when(m.ends_at)}"
+        message = f"Scheduled maintenance {window}." + (f" {m.message}" if m.message else "")
+    elif event.incident is not None:
         inc = event.incident
         payload["incident"] = inc.model_dump(mode="json")
         title, status, impact, message, components = (

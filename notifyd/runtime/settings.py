@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     rate_limit: str = "10/hour"
     #: Events at or above this impact pass the rate limit (as every incident_resolved does).
     digest_bypass_impact: Literal["none", "minor", "major", "critical"] = "critical"
+    #: How long before a maintenance starts its reminder goes out (0: no reminder) ...
+    maintenance_reminder_s: int = Field(default=3600, ge=0)
+    #: ... and per page, as "page=seconds,...": "acme=1800,globex=0".
+    maintenance_reminder_pages: str = ""
     #: How often each worker looks for due digests and maintenance reminders.
     schedule_poll_ms: int = Field(default=250, ge=10, le=60000)
     shard_size: int = Field(default=500, ge=1, le=10000)
@@ -172,6 +176,12 @@ class Settings(BaseSettings):
         _parse_peers(value)
         return value
 
+    @field_validator("maintenance_reminder_pages")
+    @classmethod
+    def _page_seconds_parse(cls, value: str) -> str:
+        _parse_page_seconds(value)
+        return value
+
     @field_validator("rate_limit", "auth_failure_limit")
     @classmethod
     def _rate_limit_parses(cls, value: str) -> str:
@@ -210,6 +220,10 @@ class Settings(BaseSettings):
             return _parse_schedule(raw)
         return DEFAULT_RETRY_SCHEDULES[channel]
 
+    def maintenance_reminder(self, page_id: str) -> int:
+        """Seconds before a maintenance on this page starts that its reminder goes out (0: none)."""
+        return _parse_page_seconds(self.maintenance_reminder_pages).get(page_id, self.maintenance_reminder_s)
+
     def peer_urls(self) -> dict[str, str]:
         """Peer regions by node id: the base URL of each one's API."""
         return _parse_peers(self.peers)
@@ -228,6 +242,18 @@ def _parse_peers(raw: str) -> dict[str, str]:
             raise ValueError(f"peer {name!r} is listed twice")
         peers[name] = url
     return peers
+
+
+def _parse_page_seconds(raw: str) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        page, sep, seconds = part.partition("=")
+        if not sep or not page.strip() or not seconds.strip().isdigit():
+            raise ValueError(f"{part!r} is not page=seconds")
+        found[page.strip()] = int(seconds)
+    return found
 
 
 def _parse_schedule(raw: str) -> tuple[float, ...]:

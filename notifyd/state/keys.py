@@ -105,6 +105,10 @@ class Keys:
         """Deliveries deferred for one subscriber: event id -> what it is about (an incident, ...)."""
         return f"{self.ns}:dg:{escape(page_id)}:{seq}"
 
+    def maintenances(self, page_id: str) -> str:
+        """The page's announced maintenance windows (state/maintenances.py)."""
+        return f"{self.ns}:p:{page_id}:maint"
+
     def incident_events(self, page_id: str, incident_key: str) -> str:
         """The events of one incident (or maintenance, or component), scored by occurred_at."""
         return f"{self.ns}:p:{escape(page_id)}:about:{escape(incident_key)}"

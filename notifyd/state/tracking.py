@@ -196,6 +196,7 @@ def summarize(event_id: str, h: dict[str, str]) -> dict[str, Any]:
         "state": state_of(h),
         "counts": counts,
         "filtered": filtered,
+        "suppressed_by": h["filtered"].split(":", 1)[0] if "filtered" in h else None,
         "accepted_at": _iso(float(h["accepted_at"])) if "accepted_at" in h else None,
         "started_at": _iso(float(started)) if started else None,
         "finished_at": _iso(float(finished)) if finished else None,

@@ -14,12 +14,30 @@ from typing import Any
 
 from notifyd.store.errors import InvalidEventError, StoreError
 from notifyd.store.hlc import COUNTER_BITS, COUNTER_MASK, ms_from_datetime, pack
-from notifyd.store.state import INCIDENT_FIELDS, IncidentState, PageState, StoreState
+from notifyd.store.state import INCIDENT_FIELDS, MAINTENANCE_KEY, IncidentState, PageState, StoreState
 from notifyd.store.types import LWW, lww_beats
 
 EVENT_TYPES = frozenset(
-    {"incident_created", "incident_updated", "incident_resolved", "component_status_changed"}
+    {
+        "incident_created",
+        "incident_updated",
+        "incident_resolved",
+        "component_status_changed",
+        "maintenance_scheduled",
+        "maintenance_updated",
+        "maintenance_started",
+        "maintenance_completed",
+        "maintenance_cancelled",
+    }
 )
+#: The status a maintenance event gives its window.
+MAINTENANCE_STATUS = {
+    "maintenance_scheduled": "scheduled",
+    "maintenance_updated": None,  # keeps the status it had
+    "maintenance_started": "in_progress",
+    "maintenance_completed": "completed",
+    "maintenance_cancelled": "cancelled",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +137,20 @@ def plan_event(
         changed = won and (cur is None or cur.value != reg.value)
         stale = not won
     else:
-        inc = _require(event, "incident", "")
-        iid = _require(inc, "id", "incident.")
+        # A maintenance is kept like an incident (LWW fields and a timeline) under its own key.
+        maintenance = etype.startswith("maintenance_")
+        inc = _require(event, "maintenance" if maintenance else "incident", "")
+        iid = _require(inc, "id", "maintenance." if maintenance else "incident.")
         values: dict[str, Any] = {}
         for name in INCIDENT_FIELDS:
             if inc.get(name) is not None:
                 values[name] = inc[name]
+        if maintenance:
+            iid = MAINTENANCE_KEY + str(iid)
+            values.pop("impact", None)
+            values.pop("status", None)
+            if MAINTENANCE_STATUS[etype] is not None:
+                values["status"] = MAINTENANCE_STATUS[etype]
         if "components" in values:
             values["components"] = tuple(values["components"])
         if etype == "incident_resolved" and "status" not in values:

@@ -14,9 +14,13 @@ from typing import Any
 from notifyd.store.hlc import iso_from_ms
 from notifyd.store.types import LWW, ExpiringSet, ORSet, lww_beats
 
-INCIDENT_FIELDS = ("title", "status", "impact", "components")
+INCIDENT_FIELDS = ("title", "status", "impact", "components", "starts_at", "ends_at")
 #: Incidents in these states are no longer "open" on the page.
 CLOSED_STATUSES = frozenset({"resolved", "postmortem"})
+#: Maintenances live beside incidents, keyed by this prefix and their id (ids are printable).
+MAINTENANCE_KEY = "maintenance\x1f"
+#: Maintenances in these states are no longer shown on the page.
+MAINTENANCE_CLOSED = frozenset({"completed", "cancelled"})
 
 #: A timeline entry: (event_id, status, message, at_ms).
 TimelineEntry = tuple[str, str, str, int]
@@ -172,6 +176,7 @@ def render_page(page_id: str, page: PageState | None) -> dict[str, Any]:
     """The JSON-able view of one page that ``GET /v1/pages/{id}/status`` serves."""
     components: list[dict[str, Any]] = []
     incidents: list[dict[str, Any]] = []
+    maintenances: list[dict[str, Any]] = []
     if page is not None:
         for cid in sorted(page.components):
             reg = page.components[cid]
@@ -182,6 +187,20 @@ def render_page(page_id: str, page: PageState | None) -> dict[str, Any]:
         for iid in sorted(page.incidents):
             inc = page.incidents[iid]
             status = inc.value("status")
+            if iid.startswith(MAINTENANCE_KEY):
+                if status is not None and status not in MAINTENANCE_CLOSED:
+                    maintenances.append(
+                        {
+                            "id": iid.removeprefix(MAINTENANCE_KEY),
+                            "title": inc.value("title"),
+                            "status": status,
+                            "starts_at": inc.value("starts_at"),
+                            "ends_at": inc.value("ends_at"),
+                            "components": list(inc.value("components", ())),
+                            "timeline": render_timeline(inc.timeline.entries),
+                        }
+                    )
+                continue
             if status is None or status in CLOSED_STATUSES:
                 continue
             incidents.append(
@@ -194,7 +213,10 @@ def render_page(page_id: str, page: PageState | None) -> dict[str, Any]:
                     "timeline": render_timeline(inc.timeline.entries),
                 }
             )
-    return {"page_id": page_id, "components": components, "open_incidents": incidents}
+    view: dict[str, Any] = {"page_id": page_id, "components": components, "open_incidents": incidents}
+    if maintenances:
+        view["maintenances"] = maintenances
+    return view
 
 
 def render_timeline(entries: dict[Hashable, Any]) -> list[dict[str, Any]]:

@@ -60,7 +60,7 @@ def test_maintenance_events_carry_a_window_with_rfc3339_times():
     assert ok.lane == "normal" and ok.components_touched() == {"db"}
     naive = maintenance_event("scheduled", "mw-1", 60, 60)
     naive["maintenance"]["starts_at"] = "2026-12-05T10:00:00"
-    with pytest.raises(ValidationError, match="timezone"):
+    with pytest.raises(ValidationError, match="RFC 3339"):
         Event.model_validate(naive)
     with pytest.raises(ValidationError, match="carry a 'maintenance' object"):
         Event.model_validate({**maintenance_event("started", "mw-1", 1, 1), "maintenance": None})
@@ -193,14 +193,19 @@ def test_a_worker_sigkilled_between_scheduling_and_the_reminder_loses_no_reminde
         [sys.executable, "-m", "notifyd", "worker", "--threads", "2"], env=env, stderr=subprocess.DEVNULL
     )
     try:
-        rt.publisher.publish(maintenance_event("scheduled", "mw-4", 8, 60))
+        warm_up = component_event(component="api")
+        rt.publisher.publish(warm_up)  # the victim is up and working once this is delivered
+        assert wait_until(lambda: len(sink.received) == 1, timeout=60)
+        sink.received.clear()
+        rt.publisher.publish(maintenance_event("scheduled", "mw-4", 10, 60))
         assert wait_until(lambda: len(sink.received) == 1, timeout=20)  # the announcement, by the victim
-        assert f"maint\x1freminder\x1f{PAGE}\x1fmw-4" in _jobs(rt)
+        assert f"maint\x1freminder\x1f{PAGE}\x1fmw-4" in _jobs(rt)  # the reminder is due in ~6 s
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=10)
     finally:
         if victim.poll() is None:
             victim.kill()
+            victim.wait(timeout=10)
     start_worker(rt)
     assert wait_until(lambda: len(sink.received) == 2, timeout=15)
     assert not wait_until(lambda: len(sink.received) > 2, timeout=1.0)

@@ -167,7 +167,7 @@ def test_a_reminder_run_twice_after_a_crash_is_delivered_once(runtime, sink, sta
         engine.schedule.add(job, 0, payload or "")
         engine.maintenance.run_job(job)
     finally:
-        engine.adapters.close()
+        engine.close()
     start_worker(rt)
     assert wait_until(lambda: len(sink.received) == 1)
     assert not wait_until(lambda: len(sink.received) > 1, timeout=1.0)

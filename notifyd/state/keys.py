@@ -107,7 +107,7 @@ class Keys:
 
     def maintenances(self, page_id: str) -> str:
         """The page's announced maintenance windows (state/maintenances.py)."""
-        return f"{self.ns}:p:{page_id}:maint"
+        return f"{self.ns}:p:{escape(page_id)}:maint"
 
     def incident_events(self, page_id: str, incident_key: str) -> str:
         """The events of one incident (or maintenance, or component), scored by occurred_at."""

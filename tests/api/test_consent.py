@@ -153,3 +153,28 @@ def test_a_forced_reactivation_from_the_cli_names_the_actor(runtime, cli):  # no
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["status"] == "active"
     assert audit.recent(rt.client, rt.keys, "acme")[0]["actor"] == "cli:alice"
+
+
+def test_a_webhook_that_answered_410_stays_disabled_through_a_reimport_and_gets_nothing(
+    api: Api, http: httpx.Client, sink, start_worker
+):
+    from tests.support.sink import Reply
+
+    sink.defaults["/gone"] = Reply(410)
+    line = {"channel": "webhook", "target": f"{sink.url}/gone"}
+    sub_id = http.post("/v1/pages/acme/subscribers", json=line).json()["id"]
+    start_worker(api.runtime)
+    first = incident_event()
+    http.post("/v1/events", json=first)
+    assert wait_until(lambda: http.get(f"/v1/events/{first['event_id']}").json()["state"] == "done")
+    assert api.runtime.subscribers.get("acme", sub_id).disabled == "endpoint_gone"
+
+    sink.defaults["/gone"] = Reply(200)  # the endpoint is back, but its owner said it was gone
+    summary = http.post("/v1/pages/acme/subscribers:import", content=json.dumps(line).encode()).json()
+    assert summary["kept_unsubscribed"] == 1
+    hits = len([r for r in sink.received if r.path == "/gone"])
+    second = incident_event()
+    http.post("/v1/events", json=second)
+    assert wait_until(lambda: http.get(f"/v1/events/{second['event_id']}").json()["state"] == "done")
+    assert len([r for r in sink.received if r.path == "/gone"]) == hits
+    assert api.runtime.subscribers.get("acme", sub_id).disabled == "endpoint_gone"

@@ -169,13 +169,20 @@ def _target_key(channel: str, target: str) -> str:
 
 def _rest(sub: Subscriber) -> str:
     """The record's fields other than id, secret and disabled state, as upsert.lua takes them."""
+    prefs = preferences_of(sub)
+    if sub.components is None and not sub.contact_email and prefs is NO_PREFERENCES:
+        # The common line, without building a dict: json's C string encoder does the escaping.
+        return f'{{"ch":"{sub.channel}","t":{_string(sub.target)}}}'
     record: dict[str, Any] = {"ch": sub.channel, "t": sub.target}
     if sub.components is not None:
         record["comp"] = sorted(set(sub.components))
     if sub.contact_email:
         record["ce"] = sub.contact_email
-    record.update(preferences_of(sub).encode())
+    record.update(prefs.encode())
     return _compact(record)
+
+
+_string = json.encoder.encode_basestring_ascii
 
 
 #: json.dumps with separators builds a new encoder per call; an import encodes a million.
@@ -281,7 +288,7 @@ class SubscriberRepo:
         except ValidationError as exc:
             raise SubscriberError(describe_validation_error(exc)) from None
 
-    def vet(self, sub: Subscriber) -> tuple[str, ...]:
+    def vet(self, sub: Subscriber, host: str | None = None) -> tuple[str, ...]:
         """Resolve a webhook or Slack URL's host name, unless private targets are allowed.
 
         A name that resolves only to non-public addresses raises :class:`TargetRefused`
@@ -290,7 +297,7 @@ class SubscriberRepo:
         """
         if self.allow_private_targets or sub.channel not in ("webhook", "slack"):
             return ()
-        host = url_host(sub.target) if "://" in sub.target else None
+        host = host or _host_of(sub)
         if not host:
             return ()
         hit = self._dns.get(host)
@@ -395,14 +402,12 @@ class SubscriberRepo:
                 checked.append((i, self.validate(row)))
             except SubscriberError as exc:
                 prepared.results[i] = exc
-        if not self.allow_private_targets:
-            self.prefetch(
-                h for _, sub in checked if sub.channel in ("webhook", "slack") and (h := url_host(sub.target))
-            )
+        hosts = {} if self.allow_private_targets else {i: _host_of(sub) for i, sub in checked}
+        self.prefetch(h for h in hosts.values() if h)
         parts: list[str] = []
         for i, sub in checked:
             try:
-                warned = self.vet(sub)
+                warned = self.vet(sub, hosts.get(i))
             except SubscriberError as exc:
                 prepared.results[i] = exc
                 continue
@@ -638,6 +643,13 @@ def preferences_of(sub: Subscriber) -> Preferences:
         incident_phases=list(sub.incident_phases) if sub.incident_phases is not None else None,
         quiet_hours=sub.quiet_hours.model_dump() if sub.quiet_hours is not None else None,
     )
+
+
+def _host_of(sub: Subscriber) -> str | None:
+    """The host a webhook or Slack subscriber's URL names (None for other targets)."""
+    if sub.channel not in ("webhook", "slack") or "://" not in sub.target:
+        return None
+    return url_host(sub.target)
 
 
 def _from_line(page_id: str, seq: int, sub_id: str, sub: Subscriber) -> StoredSubscriber:

@@ -21,9 +21,11 @@ from notifyd.api import (
     routes_pages,
     routes_stats,
     routes_subscribers,
+    status_page,
 )
 from notifyd.api.bodylimit import DEFAULT_LIMIT, BodyLimitMiddleware
 from notifyd.api.context import ApiContext
+from notifyd.api.headers import SecurityHeaders
 from notifyd.api.keystore import DashboardSessions, Grant, KeySpecError, KeyStore, parse_env_keys
 from notifyd.api.metrics import REQUESTS, QueueCollector
 from notifyd.api.ratelimit import DEFAULT_PUBLISH_RATE, AuthThrottle, PublishLimiter
@@ -122,9 +124,18 @@ def create_app(
         return problems.problem_response(503, "Redis is unreachable; try again", kind="unavailable")
 
     app.add_exception_handler(redis.RedisError, on_redis_error)
-    for module in (routes_events, routes_subscribers, routes_pages, routes_ops, routes_stats, dashboard):
+    for module in (
+        routes_events,
+        routes_subscribers,
+        routes_pages,
+        routes_ops,
+        routes_stats,
+        dashboard,
+        status_page,
+    ):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limit_for)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from channels.base import Notification
 from notifyd.models import Event
@@ -84,5 +85,6 @@ def notification_for(event: Event, page_state: dict[str, Any] | None, public_url
         message=message,
         components=tuple(components),
         payload=payload,
-        link=f"{public_url.rstrip('/')}/v1/pages/{event.page_id}/status",
+        # The public status page: it needs no key (the operator route /v1/pages/{id}/status does).
+        link=f"{public_url.rstrip('/')}/status/{quote(event.page_id, safe='')}",
     )

@@ -89,6 +89,7 @@ PUBLIC = {
     ("GET", "/v1/pages/{page_id}/unsubscribe"),
     ("POST", "/v1/pages/{page_id}/unsubscribe"),
     ("POST", "/v1/callbacks/twilio/{delivery_id}"),
+    ("GET", "/status/{page_id}"),
 }
 #: Routes that name a page (in the path or the body): another page is a 403.
 NAMES_PAGE: dict[tuple[str, str], Builder] = {
@@ -152,13 +153,21 @@ FILTERED = {
 ALL_PAGES_ONLY = {("POST", "/v1/sync")}
 
 
-def _app_routes(api: Api) -> set[tuple[str, str]]:
-    found = set()
-    for route in api.handle.app.routes:
-        if isinstance(route, APIRoute | Route):
+def _walk(routes: list[Any]) -> Iterator[tuple[str, str]]:
+    for route in routes:
+        nested = getattr(route, "original_router", None)  # an included router (FastAPI >= 0.16x)
+        if nested is not None:
+            yield from _walk(nested.routes)
+        elif isinstance(route, APIRoute | Route):
             for method in route.methods or ():
                 if method != "HEAD":
-                    found.add((method, route.path))
+                    yield method, route.path
+
+
+def _app_routes(api: Api) -> set[tuple[str, str]]:
+    found = set(_walk(api.handle.app.routes))
+    # The walk must see the routers' routes, not only the app's own docs routes.
+    assert ("POST", "/v1/events") in found and len(found) > 20, found
     return found
 
 

@@ -57,6 +57,8 @@ MIN_HOST_SLOTS = 4
 LAG_PROBE_S = 0.05
 LAG_HIGH_S = 0.1
 LAG_LOW_S = 0.02
+#: Sends started per turn of the loop; then the loop runs the others' steps before more start.
+STARTS_PER_TURN = 64
 #: The low lanes keep at least this many slots however far the loop lags.
 MIN_LOW_SLOTS = 32
 #: The low lanes' share starts here and grows while the loop keeps up (a slow start: a
@@ -163,12 +165,15 @@ class Dispatcher:
         self.low_limit = min(self.low_window, INITIAL_LOW_SLOTS)
         self.in_flight = 0
         self.waiting = 0
+        #: Critical and high deliveries queued (due now) or in flight in this process.
+        self.urgent = 0
         self._lanes: list[deque[deque[_Item]]] = [deque() for _ in PRIORITIES]
         self._hosts: dict[str, _Host] = {}
         self._unblocked: set[str] = set()
         self._order = itertools.count()
         self._tasks: set[asyncio.Task[None]] = set()
         self._monitor: asyncio.Task[None] | None = None
+        self._pump_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- from any thread -------------------------------------------------------------------
@@ -178,7 +183,12 @@ class Dispatcher:
         loop.call_soon_threadsafe(self._accept, ticket)
 
     def stats(self) -> dict[str, int]:
-        return {"in_flight": self.in_flight, "waiting": self.waiting, "low_limit": self.low_limit}
+        return {
+            "in_flight": self.in_flight,
+            "waiting": self.waiting,
+            "urgent": self.urgent,
+            "low_limit": self.low_limit,
+        }
 
     def drain(self, timeout: float) -> bool:
         """Wait until nothing is waiting or in flight (for a clean shutdown)."""
@@ -220,11 +230,15 @@ class Dispatcher:
                 items.append(item)
         if items:
             self.waiting += len(items)
+            if rank <= URGENT_RANK:
+                self.urgent += len(items)
             self._lanes[rank].append(items)
             self._pump()
 
     def _release(self, item: _Item) -> None:
         """A delivery held for its provider's rate has come due: it joins its lane."""
+        if item.rank <= URGENT_RANK:
+            self.urgent += 1
         self._lanes[item.rank].append(deque((item,)))
         self._pump()
 
@@ -239,14 +253,24 @@ class Dispatcher:
     def _may_start(self, rank: int) -> bool:
         if rank <= URGENT_RANK:
             return self.in_flight < self.window
-        return self.in_flight < self.low_limit
+        # While critical or high sends are queued or in flight here, no normal or low send
+        # starts: the loop's time (and the process's CPU) goes to the urgent ones first.
+        return self.in_flight < self.low_limit and self.urgent == 0
 
     def _pump(self) -> None:
-        while self.in_flight < self.window:
+        self._pump_scheduled = False
+        for _ in range(STARTS_PER_TURN):
+            if self.in_flight >= self.window:
+                return
             item = self._take()
             if item is None:
                 return
             self._start(item)
+        # Yield to the loop: the sends just started get to write their requests before
+        # more start, so the first of a burst reaches its endpoint in milliseconds.
+        if not self._pump_scheduled and self._loop is not None:
+            self._pump_scheduled = True
+            self._loop.call_soon(self._pump)
 
     def _take(self) -> _Item | None:
         # Parked deliveries whose host has room again, the highest lane first.
@@ -315,6 +339,8 @@ class Dispatcher:
             host.latency = took if host.latency == 0.0 else 0.8 * host.latency + 0.2 * took
             host.active -= 1
             self.in_flight -= 1
+            if item.rank <= URGENT_RANK:
+                self.urgent -= 1
             self.recorder.put(item.ticket, item.index, outcome)
             if host.parked:
                 self._unblocked.add(item.key)

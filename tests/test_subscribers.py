@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from notifyd.state.subscribers import SubscriberError
@@ -99,3 +101,46 @@ def test_ids_in_the_old_global_index_move_to_their_pages_on_start(runtime):
     assert again.subscribers.get("acme", "old-1").target == "a@example.com"
     assert not rt.client.exists(rt.keys.legacy_subscriber_ids())
     assert migrate_ids(rt.client, rt.keys) == 0
+
+
+def test_an_update_replaces_what_the_line_owns_and_carries_other_record_fields_over(runtime):
+    from notifyd.state.keys import bucket_of
+
+    rt = runtime()
+    line = {
+        "channel": "webhook",
+        "target": "https://example.com/h",
+        "components": ["api"],
+        "min_impact": "major",
+    }
+    sub = rt.subscribers.add("acme", line).subscriber
+    key = rt.keys.subscribers("acme", bucket_of(sub.seq))
+    record = json.loads(rt.client.hget(key, str(sub.seq)))
+    record["zz"] = {"state": "kept by another feature", "list": []}
+    record["tricky"] = ['a "}" b, \\', {"x": "]"}, [], None, 1.5]
+    rt.client.hset(key, str(sub.seq), json.dumps(record))
+    rt.subscribers.add("acme", {"channel": "webhook", "target": "https://example.com/h"})
+    after = json.loads(rt.client.hget(key, str(sub.seq)))
+    assert after["zz"] == {"state": "kept by another feature", "list": []}
+    assert after["tricky"] == record["tricky"]
+    assert "comp" not in after and "mi" not in after  # the line's own fields are replaced
+    assert after["sec"] == sub.secret and after["id"] == sub.id
+
+
+def test_every_field_a_line_can_set_is_one_an_update_replaces():
+    from notifyd.models import Subscriber
+    from notifyd.state.subscribers import LINE_FIELDS, _rest
+
+    full = Subscriber.model_validate(
+        {
+            "channel": "webhook",
+            "target": "https://example.com/h",
+            "components": ["api"],
+            "contact_email": "ops@example.com",
+            "event_types": ["incident"],
+            "min_impact": "major",
+            "incident_phases": ["created"],
+            "quiet_hours": {"tz": "Europe/Berlin", "start": "22:00", "end": "07:00"},
+        }
+    )
+    assert set(json.loads(_rest(full))) <= set(LINE_FIELDS.split(","))

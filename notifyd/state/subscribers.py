@@ -184,6 +184,10 @@ def _rest(sub: Subscriber) -> str:
 
 _string = json.encoder.encode_basestring_ascii
 
+#: The record fields an add or import line sets (see _rest and Preferences.encode); an update
+#: replaces these and carries any other field of the record over.
+LINE_FIELDS = "ch,t,comp,ce,et,mi,ph,qh"
+
 
 #: json.dumps with separators builds a new encoder per call; an import encodes a million.
 _compact = json.JSONEncoder(separators=(",", ":")).encode
@@ -439,6 +443,7 @@ class SubscriberRepo:
             page_id,
             "1" if prepared.records else "",
             prepared.blob,
+            LINE_FIELDS,
         ]
         answer: bytes = self._upsert(keys=keys, args=args)
         return answer

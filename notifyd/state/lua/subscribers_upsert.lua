@@ -14,6 +14,9 @@
 --           generated secret ("" when none), and the record's other fields as a JSON object
 --           ({"ch":..,"t":..,...}; no id, sec or dis). One argument, not seven per line:
 --           packing thousands of arguments costs more than the script itself.
+-- ARGV[7] = the record fields an import line owns, comma-separated ("ch,t,comp,..."): an update
+--           replaces those, keeps id, sec (unless the line gives one) and dis, and carries every
+--           other field over (state that other features keep in the record)
 --
 -- Consent is sticky: a subscriber disabled by an opt-out (the "dis" reasons in OPT_OUT)
 -- is left exactly as it is. Any other disabled state (quarantined, invalid_target) is kept
@@ -43,20 +46,86 @@ local function bucket(seq)
     return prefix .. tostring(math.floor(seq / per_bucket))
 end
 
-local function field(raw, name)
-    -- One top-level string field of a record, without decoding the rest.
+local OWNED = {id = true, sec = true, dis = true}
+for name in string.gmatch(ARGV[7], "[^,]+") do
+    OWNED[name] = true
+end
+
+local function decode(raw)
     local ok, rec = pcall(cjson.decode, raw)
     if ok and type(rec) == "table" then
-        local v = rec[name]
-        if type(v) == "string" then
-            return v
-        end
+        return rec
+    end
+    return {}
+end
+
+local function text(v)
+    if type(v) == "string" then
+        return v
     end
     return nil
 end
 
-local function join(id, sec, dis, rest)
-    local s = '{"id":' .. cjson.encode(id)
+local function string_end(raw, i)
+    -- raw[i] is the opening quote of a JSON string; the index of its closing quote.
+    i = i + 1
+    while true do
+        local c = string.sub(raw, i, i)
+        if c == "\\" then
+            i = i + 2
+        elseif c == '"' or c == "" then
+            return i
+        else
+            i = i + 1
+        end
+    end
+end
+
+local function carried(raw)
+    -- The record's top-level fields that no line owns, as their exact JSON text (",k:v" each):
+    -- decoding and re-encoding would turn an empty list into {} (cjson cannot tell them apart).
+    local out = {}
+    local i = string.find(raw, "{", 1, true)
+    if i == nil then
+        return ""
+    end
+    i = i + 1
+    while true do
+        i = string.find(raw, '[%"}]', i)
+        if i == nil or string.sub(raw, i, i) == "}" then
+            break
+        end
+        local key_end = string_end(raw, i)
+        local key = string.sub(raw, i, key_end)
+        local j = string.find(raw, ":", key_end + 1, true) + 1
+        local start, depth = j, 0
+        while true do
+            local c = string.sub(raw, j, j)
+            if c == '"' then
+                j = string_end(raw, j)
+            elseif c == "{" or c == "[" then
+                depth = depth + 1
+            elseif c == "}" or c == "]" then
+                if depth == 0 then
+                    break
+                end
+                depth = depth - 1
+            elseif (c == "," and depth == 0) or c == "" then
+                break
+            end
+            j = j + 1
+        end
+        local name = cjson.decode(key)
+        if not OWNED[name] then
+            out[#out + 1] = "," .. key .. ":" .. string.sub(raw, start, j - 1)
+        end
+        i = j
+    end
+    return table.concat(out)
+end
+
+local function join(id, sec, dis, rest, extra)
+    local s = '{"id":' .. cjson.encode(id) .. extra
     if sec ~= nil and sec ~= "" then
         s = s .. ',"sec":' .. cjson.encode(sec)
     end
@@ -89,13 +158,14 @@ while pos <= #blob do
     if seq then
         local key = bucket(tonumber(seq))
         local raw = redis.call("hget", key, seq)
-        local cur_id = raw and field(raw, "id") or given_id
+        local cur = raw and decode(raw) or {}
+        local cur_id = text(cur.id) or given_id
         if given_id ~= "" and given_id ~= cur_id then
             result = {"target_taken", seq, cur_id}
         elseif raw == false then
             result = {"target_taken", seq, ""}
         else
-            local dis = field(raw, "dis")
+            local dis = text(cur.dis)
             if dis ~= nil and OPT_OUT[dis] then
                 result = {"kept_unsubscribed", seq, dis}
                 if want_records then
@@ -104,9 +174,9 @@ while pos <= #blob do
             else
                 local sec = given_sec
                 if sec == "" then
-                    sec = field(raw, "sec")
+                    sec = text(cur.sec)
                 end
-                local rec = join(cur_id, sec, dis, rest)
+                local rec = join(cur_id, sec, dis, rest, carried(raw))
                 redis.call("hset", key, seq, rec)
                 result = {"updated", seq, cur_id}
                 if want_records then
@@ -131,7 +201,7 @@ while pos <= #blob do
             if sec == "" then
                 sec = gen_sec
             end
-            local rec = join(id, sec, nil, rest)
+            local rec = join(id, sec, nil, rest, "")
             redis.call("hset", targets, tkey, n)
             redis.call("hset", ids, id, n)
             redis.call("hset", bucket(n), n, rec)

@@ -15,7 +15,9 @@ without it, every page) and to the lanes up to a priority (``/high``). A
 publish key without an explicit priority publishes ``normal`` and ``low``
 only: the critical and high lanes are the ones real incidents rely on, so a
 leaked CI key must not be able to flood them. ``NOTIFYD_API_KEYS`` writes it
-``key:scope[+scope][@page[+page]][/priority]``.
+``key:scope[+scope][@page[+page]][/priority]``. A key holding only ``sync`` names,
+after ``@``, the one peer region it speaks for (``key:sync@eu``): its payloads must say
+they come from that peer.
 """
 
 from __future__ import annotations
@@ -122,14 +124,18 @@ class Grant:
     scopes: frozenset[str]
     pages: frozenset[str] | None = None
     max_priority: str | None = None
+    #: The one peer region a sync key speaks for (its X-Notifyd-Peer); None: any (older keys).
+    peer: str | None = None
 
     def __post_init__(self) -> None:
         if self.pages is not None and "sync" in self.scopes:
             # A sync payload carries every page's state; a page-limited sync key would be a lie.
             raise KeySpecError("a sync key replicates every page; it cannot be limited with @pages")
+        if self.peer is not None and self.scopes != {"sync"}:
+            raise KeySpecError("only a key with the sync scope alone is bound to a peer")
 
     def effective(self) -> Grant:
-        return Grant(expand(self.scopes), self.pages, self.max_priority)
+        return Grant(expand(self.scopes), self.pages, self.max_priority, self.peer)
 
     @property
     def lane_cap(self) -> str:
@@ -148,6 +154,8 @@ class Grant:
             record["pages"] = sorted(self.pages)
         if self.max_priority is not None:
             record["max_priority"] = self.max_priority
+        if self.peer is not None:
+            record["peer"] = self.peer
         return record
 
     @classmethod
@@ -155,10 +163,12 @@ class Grant:
         scopes: Iterable[str] = record["scopes"]  # type: ignore[assignment]
         pages: Iterable[str] | None = record.get("pages")  # type: ignore[assignment]
         max_priority = record.get("max_priority")
+        peer = record.get("peer")
         return cls(
             frozenset(scopes),
             frozenset(pages) if pages is not None else None,
             str(max_priority) if max_priority is not None else None,
+            str(peer) if peer is not None else None,
         )
 
 
@@ -178,11 +188,15 @@ def parse_env_keys(raw: str) -> dict[str, Grant]:
             )
         try:
             check_strength(match["key"])
-            grant = Grant(
-                parse_scopes(match["scopes"]),
-                parse_pages(match["pages"].split("+")) if match["pages"] else None,
-                parse_priority(match["max"]),
-            )
+            scopes = parse_scopes(match["scopes"])
+            names = parse_pages(match["pages"].split("+")) if match["pages"] else None
+            if scopes == {"sync"} and names is not None:
+                # key:sync@eu: the key speaks for the peer region "eu" only.
+                if len(names) != 1:
+                    raise KeySpecError("a sync key is bound to one peer: key:sync@peer")
+                grant = Grant(scopes, None, parse_priority(match["max"]), next(iter(names)))
+            else:
+                grant = Grant(scopes, names, parse_priority(match["max"]))
         except KeySpecError as exc:
             raise KeySpecError(f"NOTIFYD_API_KEYS entry {position}: {exc}") from None
         parsed[hash_key(match["key"])] = grant

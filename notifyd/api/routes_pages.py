@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from notifyd import unsubscribe
-from notifyd.api.auth import require
+from notifyd.api.auth import Principal, require
 from notifyd.api.context import ApiContext, context_of
 from notifyd.api.problems import ProblemError, documented
 from notifyd.api.schemas import PageStatus, Unsubscribed
@@ -122,13 +122,18 @@ def unsubscribe_now(
             "content": {"application/msgpack": {"schema": {"type": "string", "format": "binary"}}},
         }
     },
-    dependencies=[Depends(require("sync"))],
     tags=["replication"],
     summary="Merge a peer's store delta; answers the ack",
 )
 async def sync(
-    request: Request, x_notifyd_peer: Annotated[str, Header(min_length=1, max_length=64)]
+    request: Request,
+    x_notifyd_peer: Annotated[str, Header(min_length=1, max_length=64)],
+    principal: Annotated[Principal, Depends(require("sync"))],
 ) -> Response:
+    bound = principal.grant.peer
+    if bound is not None and x_notifyd_peer != bound:
+        # A sync key speaks for one region; it cannot feed a payload in another's name.
+        raise ProblemError(403, "this sync key is bound to another peer", kind="forbidden")
     store = _store(request)
     receive = getattr(store, "receive_sync", None)
     if receive is None:

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from notifyd.store.codec import decode_state, encode_state, pack_state, unpack_state
-from notifyd.store.errors import StoreError, StoreLockedError, SyncProtocolError
+from notifyd.store.errors import ClockSkewError, StoreError, StoreLockedError, SyncProtocolError
 from notifyd.store.events import ApplyResult, event_key, plan_event
-from notifyd.store.hlc import DEFAULT_MAX_OFFSET_MS, HybridClock
+from notifyd.store.hlc import DEFAULT_MAX_OFFSET_MS, HybridClock, physical_ms
 from notifyd.store.log import DurableLog, read_snapshot, write_snapshot
 from notifyd.store.state import PageState, StoreState, render_page
 from notifyd.store.sync import KIND_ACK, DeltaBuffer, pack_ack, pack_message, unpack_message
@@ -311,9 +311,10 @@ class StatusStore:
                 raise SyncProtocolError(f"{sender!r} was removed from the membership; refusing its payload")
             if sender == self.node_id:
                 raise SyncProtocolError("refusing a sync payload from this node itself")
+            delta = decode_state(body)
+            self._check_payload_stamps(delta)
             self.clock.update(clock_stamp)
             self._buffer.add_peer(sender)
-            delta = decode_state(body)
             self._commit(delta, origin=sender)
             return pack_ack(self.node_id, incarnation, seq)
 
@@ -330,6 +331,28 @@ class StatusStore:
             listener(effective, origin)
         if self._log is not None and self._log.size > self.snapshot_log_bytes:
             self.snapshot()
+
+    def _check_payload_stamps(self, delta: StoreState) -> None:
+        """Refuse a payload that carries a register stamp, or a seen-id expiry, beyond our bounds.
+
+        The envelope's clock stamp is checked by the clock; the registers inside are the peer's
+        claims too. A stamp far in the future would pin a component's status until then (no real
+        update could beat it), and a seen-id expiring beyond the event-id TTL would outlive every
+        real record of that id. Raises ClockSkewError, changing nothing.
+        """
+        now_ms = self.clock.physical_now_ms()
+        bound = now_ms + self.clock.max_offset_ms
+        for page in delta.pages.values():
+            registers = list(page.components.values())
+            for incident in page.incidents.values():
+                registers.extend(incident.fields.values())
+            for reg in registers:
+                if physical_ms(reg.hlc) > bound:
+                    raise ClockSkewError(physical_ms(reg.hlc), now_ms, self.clock.max_offset_ms)
+        seen_bound_s = (bound // 1000) + self.event_id_ttl_s
+        for expiry in delta.seen.items.values():
+            if expiry > seen_bound_s:
+                raise ClockSkewError(expiry * 1000, now_ms, self.clock.max_offset_ms)
 
     def _now_s(self) -> int:
         return self.clock.physical_now_ms() // 1000

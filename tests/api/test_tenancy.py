@@ -22,7 +22,7 @@ import pytest
 from fastapi.routing import APIRoute
 from starlette.routing import Route
 
-from notifyd.api.keystore import Grant, KeySpecError, KeyStore, parse_env_keys
+from notifyd.api.keystore import Grant, KeySpecError, KeyStore, hash_key, parse_env_keys
 from notifyd.api.server import start_in_thread
 from notifyd.runtime.settings import Settings
 from notifyd.runtime.wiring import Runtime
@@ -36,7 +36,9 @@ A, B = "tenant-a", "tenant-b"
 KEY_A = "tenant-a-key-0123456789abcdefghijklmnop"
 #: The same without a lane cap: publishes normal and low only.
 KEY_A_CAPLESS = "tenant-a-capless-0123456789abcdefghijkl"
-TENANT_KEYS = f"{KEY_A}:publish+operate+admin@{A}/critical,{KEY_A_CAPLESS}:publish@{A}"
+#: A sync key that speaks for the peer region "peer-a" only.
+SYNC_A = "sync-for-peer-a-0123456789abcdefghijklm"
+TENANT_KEYS = f"{KEY_A}:publish+operate+admin@{A}/critical,{KEY_A_CAPLESS}:publish@{A},{SYNC_A}:sync@peer-a"
 
 Request = tuple[str, str, dict[str, Any]]
 Builder = Callable[["Fixture", str], Request]
@@ -271,7 +273,7 @@ def test_a_page_key_cannot_reach_the_all_pages_routes(fx: Fixture, route: tuple[
     method, path = route
     assert fx.send(KEY_A, (method, path, {"content": b"x"})).status_code == 403
     with pytest.raises(KeySpecError, match="every page"):
-        parse_env_keys("some-sync-key-0123456789abcdefghijk:sync@tenant-a")
+        parse_env_keys("some-sync-key-0123456789abcdefghijk:sync+operate@tenant-a")
 
 
 def test_a_publish_key_without_a_lane_cap_publishes_normal_and_low_only(fx: Fixture):
@@ -339,3 +341,29 @@ def test_keys_create_with_page_and_max_priority_makes_a_key_refused_on_another_p
     assert f"page(s) {A}" in made.stderr and "up to priority high" in made.stderr
     assert fx.send(key, ("POST", "/v1/events", {"json": incident_event(page=A)})).status_code == 202
     assert fx.send(key, ("POST", "/v1/events", {"json": incident_event(page=B)})).status_code == 403
+
+
+def _sync_from(fx: Fixture, peer: str) -> Request:
+    sender = StatusStore.memory(peer)
+    sender.add_peer(fx.api.store.node_id)
+    sender.apply_event(incident_event(page=A))
+    payload = sender.sync_payload_for(fx.api.store.node_id)
+    assert payload is not None
+    headers = {"X-Notifyd-Peer": peer, "content-type": "application/msgpack"}
+    return ("POST", "/v1/sync", {"content": payload, "headers": headers})
+
+
+def test_a_sync_key_bound_to_a_peer_cannot_speak_for_another(fx: Fixture):
+    assert parse_env_keys(f"{SYNC_A}:sync@peer-a")[hash_key(SYNC_A)].peer == "peer-a"
+    with pytest.raises(KeySpecError, match="one peer"):
+        parse_env_keys(f"{SYNC_A}:sync@peer-a+peer-b")
+    impostor = _send_with_headers(fx, SYNC_A, _sync_from(fx, "peer-b"))
+    assert impostor.status_code == 403 and "another peer" in impostor.json()["detail"]
+    assert _send_with_headers(fx, SYNC_A, _sync_from(fx, "peer-a")).status_code == 200
+
+
+def _send_with_headers(fx: Fixture, key: str, request: Request) -> httpx.Response:
+    method, path, kwargs = request
+    headers = {**kwargs.pop("headers", {}), "Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=fx.api.url, timeout=15) as http:
+        return http.request(method, path, headers=headers, **kwargs)

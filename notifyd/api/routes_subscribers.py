@@ -24,12 +24,11 @@ from notifyd.api.schemas import (
     subscriber_out,
 )
 from notifyd.models import Subscriber
+from notifyd.state.imports import ImportTally, ImportTooLong, LineCap
 from notifyd.state.subscribers import (
     AddResult,
     ConsentError,
-    ImportTally,
-    ImportTooLong,
-    LineCap,
+    PageFull,
     SubscriberError,
     SubscriberRepo,
     TargetRefused,
@@ -63,6 +62,8 @@ def _add(repo: SubscriberRepo, page_id: str, sub: Subscriber) -> AddResult:
         return repo.add(page_id, sub)
     except TargetRefused as exc:
         raise ProblemError(422, str(exc), errors=[("target", str(exc))], kind="invalid-input") from None
+    except PageFull as exc:
+        raise ProblemError(409, str(exc), kind="page-full") from None
     except SubscriberError as exc:
         # Conflicts: an id used by another target, or a target already subscribed under another id.
         raise ProblemError(409, str(exc), errors=[("id", str(exc))], kind="conflict") from None

@@ -17,14 +17,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from notifyd.cli.common import EXIT_INVALID, EXIT_OK, print_json
-from notifyd.state.subscribers import (
-    ConsentError,
-    ImportTally,
-    ImportTooLong,
-    LineCap,
-    Row,
-    SubscriberError,
-)
+from notifyd.state.imports import ImportTally, ImportTooLong, LineCap
+from notifyd.state.subscribers import ConsentError, Row, SubscriberError
 
 CSV_LIST_COLUMNS = ("components",)
 

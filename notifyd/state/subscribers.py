@@ -12,32 +12,26 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import functools
 import itertools
 import json
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 from pydantic import ValidationError
 
-from channels.addresses import host_refusal, literal_address, non_public_range, resolve_host
 from notifyd.ids import new_subscriber_id
 from notifyd.models import Subscriber, generate_webhook_secret
 from notifyd.preferences import NO_PREFERENCES, Preferences
 from notifyd.state import audit
 from notifyd.state.keys import BUCKET, Keys, bucket_of
 from notifyd.state.scripts import register
-from notifyd.targets import PRIVATE_HINT, url_host
+from notifyd.state.subscriber_errors import PageFull, SubscriberError, TargetRefused
+from notifyd.state.target_hosts import HostCheck, Resolver, host_of
 
 #: How many subscribers one import round trip writes.
 IMPORT_BATCH = 1000
-
-
-class SubscriberError(ValueError):
-    """A subscriber request that cannot be honoured; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,17 +138,6 @@ class AddResult:
         return self.outcome == KEPT_UNSUBSCRIBED
 
 
-class TargetRefused(SubscriberError):
-    """A target notifyd must not deliver to: its host is not public. The API answers 422."""
-
-
-#: Resolves a host name to its addresses; None when it does not resolve (in time).
-Resolver = Callable[[str], "list[str] | None"]
-#: How long a subscribe-time DNS answer is reused (an import names a few hosts many times).
-DNS_CACHE_TTL_S = 60.0
-_DNS_CACHE_MAX = 10_000
-
-
 class ConsentError(SubscriberError):
     """Reactivating a subscriber who opted out, without saying that this overrides them."""
 
@@ -193,61 +176,6 @@ LINE_FIELDS = "ch,t,comp,ce,et,mi,ph,qh"
 _compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
-@functools.cache
-def _dns_pool() -> concurrent.futures.ThreadPoolExecutor:
-    return concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="notifyd-subscribe-dns")
-
-
-class ImportTooLong(SubscriberError):
-    """An import past ``import_max_lines``; the lines before it were imported."""
-
-
-class LineCap:
-    """Counts an import's lines across batches; raises :class:`ImportTooLong` past the cap."""
-
-    def __init__(self, max_lines: int) -> None:
-        self.max_lines = max_lines
-        self.seen = 0
-
-    def __call__(self, rows: Iterable[Row]) -> Iterator[Row]:
-        for row in rows:
-            self.seen += 1
-            if self.seen > self.max_lines:
-                raise ImportTooLong(
-                    f"the import has more than {self.max_lines} lines, the cap (NOTIFYD_IMPORT_MAX_LINES); "
-                    f"the lines before line {row[0]} were imported, the rest were not: "
-                    "split the file or raise the cap"
-                )
-            yield row
-
-
-class ImportTally:
-    """An import's summary, as the CLI prints it and the API answers it."""
-
-    #: Rejected lines listed in the summary; the rest are only counted.
-    LISTED = 1000
-
-    def __init__(self) -> None:
-        self.counts = dict.fromkeys(COUNTED.values(), 0)
-        self.rejected: list[dict[str, Any]] = []
-        self.rejected_total = 0
-
-    def add(self, line: int, result: AddResult | SubscriberError) -> None:
-        if isinstance(result, AddResult):
-            self.counts[COUNTED[result.outcome]] += 1
-            return
-        self.rejected_total += 1
-        if len(self.rejected) < self.LISTED:
-            self.rejected.append({"line": line, "error": str(result)})
-
-    @property
-    def lines(self) -> int:
-        return sum(self.counts.values()) + self.rejected_total
-
-    def summary(self) -> dict[str, Any]:
-        return {**self.counts, "rejected": self.rejected, "rejected_total": self.rejected_total}
-
-
 @dataclass(slots=True)
 class _Batch:
     """One batch on its way through upsert.lua: what is known before and after the call."""
@@ -275,9 +203,10 @@ class SubscriberRepo:
         self.client = client
         self.keys = keys
         self.allow_private_targets = allow_private_targets
-        #: Subscribe-time DNS; tests inject their own.
-        self.resolver: Resolver = resolver or functools.partial(resolve_host, timeout=dns_timeout_s)
-        self._dns: dict[str, tuple[float, str | None, str | None]] = {}
+        #: Subscribe-time DNS (tests inject a resolver through ``hosts.resolver``).
+        self.hosts = HostCheck(
+            allow_private=allow_private_targets, resolver=resolver, timeout_s=dns_timeout_s
+        )
         #: 0: no cap.
         self.page_max_subscribers = page_max_subscribers
         self._upsert = register(client, "subscribers_upsert")
@@ -291,51 +220,6 @@ class SubscriberRepo:
             return Subscriber.model_validate(data, context={"allow_private": self.allow_private_targets})
         except ValidationError as exc:
             raise SubscriberError(describe_validation_error(exc)) from None
-
-    def vet(self, sub: Subscriber, host: str | None = None) -> tuple[str, ...]:
-        """Resolve a webhook or Slack URL's host name, unless private targets are allowed.
-
-        A name that resolves only to non-public addresses raises :class:`TargetRefused`
-        naming the range; one that does not resolve is accepted with a warning (returned).
-        IP literals and ``localhost`` were refused by the model's syntax check already.
-        """
-        if self.allow_private_targets or sub.channel not in ("webhook", "slack"):
-            return ()
-        host = host or _host_of(sub)
-        if not host:
-            return ()
-        hit = self._dns.get(host)
-        if hit is None or hit[0] < time.monotonic():
-            self.prefetch([host])
-            hit = self._dns[host]
-        _, refusal, warning = hit
-        if refusal is not None:
-            raise TargetRefused(f"target: {refusal}: {PRIVATE_HINT}")
-        return (warning,) if warning else ()
-
-    def prefetch(self, hosts: Iterable[str]) -> None:
-        """Judge the hosts not judged lately, resolving them in parallel (an import batch names many)."""
-        now = time.monotonic()
-        todo = {h for h in hosts if h not in self._dns or self._dns[h][0] < now}
-        if not todo:
-            return
-        if len(self._dns) + len(todo) >= _DNS_CACHE_MAX:
-            self._dns.clear()
-        plain = [h for h in todo if host_refusal(h) is None and literal_address(h.strip("[]")) is None]
-        for host in todo.difference(plain):  # literals and localhost: the model refused those
-            self._dns[host] = (now + DNS_CACHE_TTL_S, None, None)
-        judged = [self._judge(plain[0])] if len(plain) == 1 else list(_dns_pool().map(self._judge, plain))
-        for host, (refusal, warning) in zip(plain, judged, strict=True):
-            self._dns[host] = (now + DNS_CACHE_TTL_S, refusal, warning)
-
-    def _judge(self, host: str) -> tuple[str | None, str | None]:
-        addresses = self.resolver(host)
-        if not addresses:
-            return None, f"{host} does not resolve now; accepted, and checked again at every send"
-        ranges = [non_public_range(a) for a in addresses]
-        if all(r is not None for r in ranges):
-            return f"{host} resolves only to non-public addresses ({addresses[0]} is in {ranges[0]})", None
-        return None, None
 
     # -- writes ---------------------------------------------------------------------
 
@@ -406,12 +290,12 @@ class SubscriberRepo:
                 checked.append((i, self.validate(row)))
             except SubscriberError as exc:
                 prepared.results[i] = exc
-        hosts = {} if self.allow_private_targets else {i: _host_of(sub) for i, sub in checked}
-        self.prefetch(h for h in hosts.values() if h)
+        hosts = {} if self.allow_private_targets else {i: host_of(sub) for i, sub in checked}
+        self.hosts.prefetch(h for h in hosts.values() if h)
         parts: list[str] = []
         for i, sub in checked:
             try:
-                warned = self.vet(sub, hosts.get(i))
+                warned = self.hosts.vet(sub, hosts.get(i))
             except SubscriberError as exc:
                 prepared.results[i] = exc
                 continue
@@ -470,7 +354,7 @@ class SubscriberRepo:
             elif code == "id_taken":
                 results[i] = SubscriberError(f"subscriber id {detail!r} is already used by another target")
             else:  # page_full
-                results[i] = SubscriberError(
+                results[i] = PageFull(
                     f"page {page_id!r} already has {detail} subscribers, its cap "
                     "(NOTIFYD_PAGE_MAX_SUBSCRIBERS); remove some or raise the cap"
                 )
@@ -650,13 +534,6 @@ def preferences_of(sub: Subscriber) -> Preferences:
     )
 
 
-def _host_of(sub: Subscriber) -> str | None:
-    """The host a webhook or Slack subscriber's URL names (None for other targets)."""
-    if sub.channel not in ("webhook", "slack") or "://" not in sub.target:
-        return None
-    return url_host(sub.target)
-
-
 def _from_line(page_id: str, seq: int, sub_id: str, sub: Subscriber) -> StoredSubscriber:
     """What an import line wrote, without reading the record back: ids and target only (no
     secret, state, filters or preferences; an import answers counts, not records)."""
@@ -698,9 +575,7 @@ __all__ = [
     "OPT_OUT_REASONS",
     "AddResult",
     "ConsentError",
-    "ImportTally",
-    "ImportTooLong",
-    "LineCap",
+    "PageFull",
     "StoredSubscriber",
     "SubscriberError",
     "SubscriberRepo",

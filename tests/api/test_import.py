@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from notifyd.api.routes_subscribers import MAX_LINE_BYTES, _lines
-from notifyd.state.subscribers import ImportTally
+from notifyd.state.imports import ImportTally
 from tests.api.conftest import Api
 from tests.test_cli import cli  # noqa: F401 - the fixture
 
@@ -196,3 +196,16 @@ def test_the_line_reader_gives_the_same_lines_however_the_body_is_chunked(chunk)
         (5, b"after"),
         (6, b"last-without-newline"),
     ]
+
+
+def test_the_api_refuses_a_new_subscriber_on_a_full_page_with_409_naming_the_cap(
+    start_api: Callable[..., Api],
+):
+    api = start_api(page_max_subscribers=1)
+    with api.client() as http:
+        assert http.post(
+            "/v1/pages/acme/subscribers", json={"channel": "sms", "target": "+14155550100"}
+        ).is_success
+        r = http.post("/v1/pages/acme/subscribers", json={"channel": "sms", "target": "+14155550101"})
+    assert r.status_code == 409 and "NOTIFYD_PAGE_MAX_SUBSCRIBERS" in r.json()["detail"]
+    assert r.json()["type"].endswith("page-full")

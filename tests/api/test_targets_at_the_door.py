@@ -70,7 +70,7 @@ def test_a_name_that_resolves_only_to_private_addresses_is_refused_naming_the_ra
         asked.append(host)
         return answers.get(host)
 
-    rt.subscribers.resolver = resolver
+    rt.subscribers.hosts.resolver = resolver
     with pytest.raises(TargetRefused, match=r"10\.0\.0\.0/8 \(private\)"):
         rt.subscribers.add("acme", {"channel": "webhook", "target": "https://internal.example.com/h"})
     with pytest.raises(TargetRefused, match="169.254.0.0/16"):
@@ -110,7 +110,7 @@ def test_the_api_answers_422_naming_the_target_and_the_range(start_api: Callable
             assert r.status_code == 422, (target, r.text)
             assert r.headers["content-type"] == "application/problem+json"
             assert "target" in [e["field"] for e in r.json()["errors"]] and named in r.text
-        api.runtime.subscribers.resolver = lambda host: ["10.9.9.9"]
+        api.runtime.subscribers.hosts.resolver = lambda host: ["10.9.9.9"]
         r = http.post(
             "/v1/pages/acme/subscribers", json={"channel": "webhook", "target": "https://in.example/h"}
         )

@@ -31,12 +31,15 @@ class ApiError(Exception):
         *,
         errors: list[tuple[str, str]] | None = None,
         retry_after: float | None = None,
+        written: str | None = None,
     ) -> None:
         super().__init__(f"HTTP {status}: {detail}" if status else detail)
         self.status = status
         self.detail = detail
         self.errors = errors or []
         self.retry_after = retry_after
+        #: On a refused publish: what the server kept, "nothing", "event" or "unknown".
+        self.written = written
 
 
 class Client:
@@ -188,6 +191,7 @@ def _seg(value: str) -> str:
 def _error_from(response: httpx.Response) -> ApiError:
     detail = response.reason_phrase or "error"
     errors: list[tuple[str, str]] = []
+    written: str | None = None
     try:
         body = response.json()
     except ValueError:
@@ -195,12 +199,14 @@ def _error_from(response: httpx.Response) -> ApiError:
     if isinstance(body, dict):
         detail = str(body.get("detail") or detail)
         errors = [(str(e.get("field")), str(e.get("message"))) for e in body.get("errors") or []]
+        written = str(body["written"]) if body.get("written") else None
     retry_after = response.headers.get("Retry-After")
     return ApiError(
         response.status_code,
         detail,
         errors=errors,
         retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
+        written=written,
     )
 
 

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from notifyd.models import MAX_EVENT_BYTES, Event
 from notifyd.pipeline.steps import INGEST, step_message
+from notifyd.runtime.durability import DurabilityPolicy, NotDurable
 from notifyd.runtime.settings import Settings
 from notifyd.state.keys import Keys
 from notifyd.state.scripts import register
@@ -63,7 +64,7 @@ class Publisher:
         self.keys = keys
         self.settings = settings
         self._script = register(client, "publish")
-        self._waitaof: bool | None = None
+        self.durability = DurabilityPolicy(settings.durability, settings.durability_timeout_ms)
 
     def publish(self, data: bytes | str | dict[str, Any] | Event) -> PublishResult:
         event = parse_event(data)
@@ -72,38 +73,52 @@ class Publisher:
         redis_message_id = str(uuid.uuid4())
         message = step_message(self.keys, INGEST, lane, (event.event_id,), redis_message_id=redis_message_id)
         dedup = self.keys.dedup(event.page_id, event.dedup_key) if event.dedup_key else ""
-        status = self._script(
-            keys=[
-                self.keys.event(event.event_id),
-                dedup,
-                self.keys.queue(queue_name),
-                self.keys.queue_messages(queue_name),
-            ],
-            args=[
-                self.settings.event_id_ttl_s,
-                self.settings.dedup_window_s,
-                f"{time.time():.3f}",
-                json.dumps(event.wire(), separators=(",", ":")),
-                event.page_id,
-                event.type.value,
-                lane,
-                redis_message_id,
-                message.encode(),
-                event.event_id,
-            ],
-        )
+        keys = [
+            self.keys.event(event.event_id),
+            dedup,
+            self.keys.queue(queue_name),
+            self.keys.queue_messages(queue_name),
+        ]
+        args = [
+            self.settings.event_id_ttl_s,
+            self.settings.dedup_window_s,
+            f"{time.time():.3f}",
+            json.dumps(event.wire(), separators=(",", ":")),
+            event.page_id,
+            event.type.value,
+            lane,
+            redis_message_id,
+            message.encode(),
+            event.event_id,
+        ]
+        # Twice at most, with the same message id: if the first run got through and only its
+        # answer was lost, publish.lua answers what it answered then, not "duplicate".
+        sent = False  # whether a run may have reached Redis
+        for attempt in (1, 2):
+            try:
+                answers = self._run(keys, args)
+                break
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                sent = sent or "connecting to" not in str(exc)
+                if attempt == 2:
+                    raise NotDurable(
+                        f"lost Redis while publishing ({str(exc).strip() or type(exc).__name__})",
+                        written="unknown" if sent else "nothing",
+                        event_id=event.event_id,
+                    ) from exc
+        status = answers[0]
+        if isinstance(status, Exception):
+            raise status  # the script failed (an OOM refusal, say): nothing was written
         result = PublishResult(event.event_id, status.decode() if isinstance(status, bytes) else status)
-        if result.status == "accepted":
-            self._wait_for_fsync()
+        if result.status != "duplicate":  # a duplicate wrote nothing to wait for
+            self.durability.confirm(event.event_id, answers[1:])
         return result
 
-    def _wait_for_fsync(self) -> None:
-        """Where the server keeps an AOF and knows WAITAOF, return only once it is on disk."""
-        if self._waitaof is False:
-            return
-        try:
-            self.client.execute_command("WAITAOF", 1, 0, 1000)
-            self._waitaof = True
-        except redis.ResponseError:
-            # Redis < 7.2, or no AOF (then there is no disk to wait for).
-            self._waitaof = False
+    def _run(self, keys: list[str], args: list[Any]) -> list[Any]:
+        """publish.lua and the durability waits in one round trip on one connection: WAITAOF and
+        WAIT wait for the connection's own last write."""
+        pipe = self.client.pipeline(transaction=False)
+        self._script(keys=keys, args=args, client=pipe)
+        for command in self.durability.commands():
+            pipe.execute_command(*command)
+        return list(pipe.execute(raise_on_error=False))

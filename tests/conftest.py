@@ -20,6 +20,11 @@ from tests.support.sink import Sink
 #: The machine's Redis, on a database number notifyd's tests own.
 MACHINE_REDIS = "redis://127.0.0.1:6379/9"
 
+# The suite shares one Redis that need not keep an AOF (the machine's usually does not), so its
+# tests, and the `notifyd` processes they start, accept without waiting for an fsync. The
+# durability tests (tests/test_durability.py) set NOTIFYD_DURABILITY against servers they start.
+os.environ.setdefault("NOTIFYD_DURABILITY", "none")
+
 
 def _answers(url: str) -> bool:
     try:

@@ -11,7 +11,7 @@ import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -37,6 +37,9 @@ class Problem(BaseModel):
     status: int
     detail: str
     errors: list[FieldError] = []
+    #: On a refused publish (503): what Redis kept, ``nothing``, ``event`` (queued, not confirmed
+    #: durable) or ``unknown``. Publishing again with the same event_id is safe in every case.
+    written: Literal["nothing", "event", "unknown"] | None = None
 
 
 class ProblemError(Exception):
@@ -50,6 +53,7 @@ class ProblemError(Exception):
         errors: Sequence[tuple[str, str]] = (),
         headers: Mapping[str, str] | None = None,
         kind: str | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -57,6 +61,7 @@ class ProblemError(Exception):
         self.errors = list(errors)
         self.headers = dict(headers or {})
         self.kind = kind
+        self.extra = dict(extra or {})
 
 
 def problem_response(
@@ -66,6 +71,7 @@ def problem_response(
     errors: Iterable[tuple[str, str]] = (),
     headers: Mapping[str, str] | None = None,
     kind: str | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Response:
     title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
     slug = kind or title.lower().replace(" ", "-").replace("'", "")
@@ -75,6 +81,7 @@ def problem_response(
         "status": status,
         "detail": detail,
         "errors": [{"field": f, "message": m} for f, m in errors],
+        **(extra or {}),
     }
     return JSONResponse(body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_JSON)
 
@@ -105,7 +112,9 @@ def install(app: FastAPI) -> None:
 
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ProblemError)
-        return problem_response(exc.status, exc.detail, errors=exc.errors, headers=exc.headers, kind=exc.kind)
+        return problem_response(
+            exc.status, exc.detail, errors=exc.errors, headers=exc.headers, kind=exc.kind, extra=exc.extra
+        )
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

@@ -25,6 +25,7 @@ from notifyd.api.schemas import (
 )
 from notifyd.models import Event
 from notifyd.publish import EventError, PublishResult
+from notifyd.runtime.durability import NotDurable
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
@@ -38,6 +39,23 @@ def _storage_down(exc: redis.RedisError | None = None) -> ProblemError:
             503, "storage is full (maxmemory); nothing was accepted, try again later", kind="unavailable"
         )
     return ProblemError(503, "storage is unavailable; nothing was accepted, try again", kind="unavailable")
+
+
+def not_durable_problem(exc: NotDurable) -> ProblemError:
+    """503 for a publish the durability policy refused, saying what Redis kept."""
+    said = {
+        "nothing": "nothing was accepted",
+        "event": "the event was written but is not confirmed durable",
+        "unknown": "the event may or may not have been written",
+    }[exc.written]
+    PUBLISHED.labels("not_durable").inc()
+    return ProblemError(
+        503,
+        f"{said}: {exc}",
+        headers={"Retry-After": "1"},
+        kind="not-durable",
+        extra={"written": exc.written},
+    )
 
 
 EVENT_BODY = {
@@ -103,6 +121,8 @@ def _accept(ctx: ApiContext, principal: Principal, event: Event) -> PublishResul
         return ctx.runtime.publisher.publish(event)
     except EventError as exc:
         raise ProblemError(exc.status, str(exc), errors=[("body", str(exc))], kind="invalid-event") from None
+    except NotDurable as exc:
+        raise not_durable_problem(exc) from None
     except redis.RedisError as exc:
         raise _storage_down(exc) from None
 

@@ -14,6 +14,7 @@ from notifyd.api.context import context_of
 from notifyd.api.metrics import exposition
 from notifyd.api.problems import ProblemError, documented
 from notifyd.api.schemas import Health, QueueView, Readiness
+from notifyd.runtime.durability import DurabilityUnavailable
 from notifyd.runtime.wiring import Runtime
 from notifyd.state.queues import snapshot
 from notifyd.state.tracking import summarize
@@ -49,14 +50,27 @@ def readyz(request: Request) -> Response:
     store = ctx.store
     # StatusStore marks itself closed on close(); a closed replica can no longer serve page status.
     store_state = "absent" if store is None else ("closed" if getattr(store, "_closed", False) else "loaded")
-    ready = redis_ok and store_state != "closed"
+    durability = _durability(ctx.runtime) if redis_ok else {"policy": ctx.runtime.settings.durability}
+    ready = redis_ok and store_state != "closed" and durability.get("met") is not False
     body = {
         "status": "ready" if ready else "unready",
         "redis": redis_ok,
         "store": store_state,
         "memory_pressure": pressure,
+        "durability": durability,
     }
     return JSONResponse(body, status_code=200 if ready else 503)
+
+
+def _durability(runtime: Runtime) -> dict[str, Any]:
+    """The policy in force, and whether Redis can meet it now (AOF or a replica can go away)."""
+    policy = runtime.publisher.durability
+    try:
+        return {"policy": policy.mode, "met": True, "how": policy.check(runtime.client)}
+    except DurabilityUnavailable as exc:
+        return {"policy": policy.mode, "met": False, "how": str(exc)}
+    except redis.RedisError:
+        return {"policy": policy.mode}
 
 
 @router.get(

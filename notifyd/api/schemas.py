@@ -161,6 +161,14 @@ class Health(BaseModel):
     status: Literal["ok"]
 
 
+class DurabilityState(BaseModel):
+    policy: Literal["fsync", "replica", "none"] = Field(description="NOTIFYD_DURABILITY in force")
+    met: bool | None = Field(
+        default=None, description="Whether Redis can meet it now (null: Redis unreachable)"
+    )
+    how: str | None = Field(default=None, description="How Redis meets it, or why it cannot")
+
+
 class Readiness(BaseModel):
     status: Literal["ready", "unready"]
     redis: bool
@@ -170,6 +178,7 @@ class Readiness(BaseModel):
         description="Redis used_memory / maxmemory (null: no limit set, or Redis unreachable). "
         "At 1.0 a noeviction server refuses writes, and publishing answers 503.",
     )
+    durability: DurabilityState
 
 
 class Lane(BaseModel):

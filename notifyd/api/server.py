@@ -36,6 +36,9 @@ class RedactQuery(logging.Filter):
         return True
 
 
+log = logging.getLogger("notifyd.api.server")
+
+
 def redact_access_log() -> None:
     """Install RedactQuery on uvicorn's access logger, once per process."""
     access = logging.getLogger("uvicorn.access")
@@ -165,6 +168,11 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080) -> i
     from notifyd.runtime.worker import open_store
 
     runtime = Runtime.start(settings)
+    try:
+        log.info("durability %s", runtime.require_durability())
+    except BaseException:
+        runtime.close()
+        raise
     store = open_store(settings, "api")
     replication = start_replication(settings, runtime.url, store, with_regions=True)
     keys = generated_keys(settings)

@@ -15,6 +15,7 @@ from notifyd.cli.common import EXIT_INVALID, EXIT_UNAVAILABLE, CliError
 from notifyd.cli.remote import RemoteError
 from notifyd.runtime import logs
 from notifyd.runtime.connection import RedisUnavailable
+from notifyd.runtime.durability import DurabilityUnavailable
 from notifyd.runtime.settings import ConfigError, Settings, check_environment, load_settings
 
 #: --api: talk to a running server through notifyd.client instead of to Redis.
@@ -258,6 +259,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CliError, ConfigError, RemoteError) as exc:
         print(f"notifyd: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    except DurabilityUnavailable as exc:  # one line: why this Redis cannot meet NOTIFYD_DURABILITY
+        print(f"notifyd: refusing to start: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except RedisUnavailable as exc:  # one line naming the URL and the cause, never a traceback
         print(f"notifyd: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE

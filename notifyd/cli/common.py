@@ -10,6 +10,8 @@ EXIT_OK = 0
 EXIT_INVALID = 2
 #: Redis (or another service the command needs) cannot be reached.
 EXIT_UNAVAILABLE = 1
+#: A publish refused by NOTIFYD_DURABILITY: Redis did not confirm it durable (it may be written).
+EXIT_NOT_DURABLE = 3
 
 
 class CliError(Exception):

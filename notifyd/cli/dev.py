@@ -26,6 +26,11 @@ def run_dev(settings: Settings, *, host: str, port: int, threads: int, standins:
         local = start_standins(webhook_inbox=True)
         settings = settings.model_copy(update=local.settings)
     runtime = Runtime.start(settings)
+    try:
+        runtime.require_durability()
+    except BaseException:
+        runtime.close()
+        raise
     store = open_store(settings, "dev")
     # Workers started separately (`notifyd worker`) and peer regions see this replica too.
     replication = start_replication(settings, runtime.url, store, with_regions=True)

@@ -6,8 +6,9 @@ import sys
 from collections.abc import Callable
 from typing import IO, Any
 
-from notifyd.cli.common import EXIT_INVALID, EXIT_OK, print_json
+from notifyd.cli.common import EXIT_INVALID, EXIT_NOT_DURABLE, EXIT_OK, print_json
 from notifyd.publish import EventError
+from notifyd.runtime.durability import NotDurable
 
 
 def _open(path: str) -> IO[str]:
@@ -24,7 +25,8 @@ def local_publisher(rt: Any) -> Callable[[str], dict[str, Any]]:
 
 
 def publish_stream(publish: Callable[[str], dict[str, Any]], path: str) -> int:
-    """Exit 0 when every event was accepted or a duplicate; 2 when any was invalid.
+    """Exit 0 when every event was accepted or a duplicate; 2 when any was invalid; 3 when any was
+    refused because Redis did not confirm it durable (its line says what was written).
 
     ``publish`` takes one JSON text and raises EventError when it is invalid.
     """
@@ -52,7 +54,12 @@ def publish_stream(publish: Callable[[str], dict[str, Any]], path: str) -> int:
         except EventError as exc:
             where = f"line {number}: " if len(lines) > 1 else ""
             print(f"notifyd: invalid event: {where}{exc}", file=sys.stderr)
-            code = EXIT_INVALID
+            code = max(code, EXIT_INVALID)
+            continue
+        except NotDurable as exc:
+            where = f"line {number}: " if len(lines) > 1 else ""
+            print(f"notifyd: not durable: {where}{exc} (written: {exc.written})", file=sys.stderr)
+            code = EXIT_NOT_DURABLE
             continue
         print_json(result)
     return code

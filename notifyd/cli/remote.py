@@ -12,6 +12,7 @@ from typing import Any
 
 from notifyd.client import ApiError, Client
 from notifyd.publish import EventError
+from notifyd.runtime.durability import NotDurable
 
 
 class RemoteError(Exception):
@@ -32,6 +33,8 @@ def publisher(client: Client) -> Callable[[str], dict[str, Any]]:
         except ApiError as exc:
             if exc.status in (400, 413, 422):
                 raise EventError(exc.detail) from None
+            if exc.status == 503 and exc.written in ("nothing", "event", "unknown"):
+                raise NotDurable(exc.detail, written=exc.written) from None  # type: ignore[arg-type]
             raise RemoteError(str(exc)) from None
 
     return publish

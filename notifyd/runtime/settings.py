@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     heartbeat_timeout_ms: int = Field(default=15000, ge=1000)
     #: Idle poll of the consumers; dramatiq's 1 s default costs ~390 ms p50 idle latency.
     poll_timeout_ms: int = Field(default=50, ge=10, le=5000)
+    #: What "accepted" waits for: ``fsync`` (the AOF on disk), ``replica`` (that, and WAIT 1) or
+    #: ``none``; see notifyd/runtime/durability.py. A Redis that cannot meet it is refused at start-up.
+    durability: Literal["fsync", "replica", "none"] = "fsync"
+    #: How long a publish waits for the fsync (and the replica) before it is refused with a 503.
+    durability_timeout_ms: int = Field(default=2000, ge=1, le=60_000)
     node_id: str = Field(default="local", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     #: Peer regions as "node_id=https://their-api,..."; names are the peers' own NOTIFYD_NODE_ID.
     peers: str = ""

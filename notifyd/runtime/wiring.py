@@ -58,6 +58,10 @@ class Runtime:
             embedded=embedded,
         )
 
+    def require_durability(self) -> str:
+        """Check that Redis can meet NOTIFYD_DURABILITY; raises DurabilityUnavailable (one line) if not."""
+        return self.publisher.durability.check(self.client)
+
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.broker.close()

@@ -155,6 +155,11 @@ class InProcessWorker:
 def run_forever(settings: Settings, *, lanes: Sequence[str], threads: int) -> int:
     """Run one worker process until SIGINT or SIGTERM."""
     runtime = Runtime.start(settings)
+    try:
+        log.info("durability %s", runtime.require_durability())
+    except BaseException:
+        runtime.close()
+        raise
     store = open_store(settings, "worker")
     replication = start_replication(settings, runtime.url, store, with_regions=False)
     worker = InProcessWorker.start(runtime, lanes=lanes, threads=threads, store=store)

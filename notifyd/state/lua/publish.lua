@@ -9,13 +9,24 @@
 -- The queue message is written in the same script as the event record, so an
 -- accepted event is always enqueued and a crash can never leave an event that
 -- is marked seen but will never be delivered.
+--
+-- The record keeps the queue message id ("msg"): the same publish run again (the client
+-- retried after a lost reply) answers what the first run did, not "duplicate".
 
 local ttl = tonumber(ARGV[1])
 if redis.call("exists", KEYS[1]) == 1 then
+    local first = redis.call("hmget", KEYS[1], "msg", "state")
+    if first[1] == ARGV[8] then
+        if first[2] == "deduplicated" then
+            return "deduplicated"
+        end
+        return "accepted"
+    end
     return "duplicate"
 end
 
-local fields = {"body", ARGV[4], "page_id", ARGV[5], "type", ARGV[6], "priority", ARGV[7], "accepted_at", ARGV[3]}
+local fields = {"body", ARGV[4], "page_id", ARGV[5], "type", ARGV[6], "priority", ARGV[7],
+                "accepted_at", ARGV[3], "msg", ARGV[8]}
 
 if KEYS[2] ~= "" then
     local taken = redis.call("set", KEYS[2], ARGV[10], "NX", "EX", tonumber(ARGV[2]))

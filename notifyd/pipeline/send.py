@@ -106,16 +106,19 @@ class Sender:
             return
         ticket = Ticket(loaded, attempt, subs, self.messages(loaded, subs, attempt), at)
         self.dispatcher.submit(ticket)
+        # Every wait below has a deadline, and the loop must keep answering while it runs:
+        # a worker whose loop is stuck fences itself (see AsyncRunner.wait).
+        runner = self.dispatcher.runner
         if not ticket.wait(self.handoff_after_s) and continuation is not None:
             # Hand on only what has started: a delivery still queued here could otherwise
             # be sent by this process and by the continuation.
-            ticket.wait(None, started=True)
+            runner.wait(lambda t: ticket.wait(t, started=True))
             if not ticket.finished:
                 seqs = [s.seq for s in ticket.unrecorded()]
                 if seqs:
                     step, args = continuation(seqs, True)
                     self.queue.enqueue(step, loaded.event.lane, args, delay_ms=self.continuation_delay_ms)
                     return
-        ticket.wait(None)
+        runner.wait(ticket.wait)
         if ticket.error is not None:
             raise RecordingFailedError("outcomes could not be recorded") from ticket.error

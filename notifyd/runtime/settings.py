@@ -128,6 +128,9 @@ class Settings(BaseSettings):
     urgent_threads: int = Field(default=4, ge=1)
     #: A step waits this long for its sends, then hands the ones still in flight on (durably).
     handoff_after_ms: int = Field(default=1000, ge=0)
+    #: A worker whose event loop does not answer for this long exits (status 70) so that another
+    #: worker takes its messages over; see notifyd/pipeline/asyncrunner.py.
+    loop_stall_timeout_ms: int = Field(default=30_000, ge=100, le=240_000)
     #: Outcomes are recorded in batches of this many, or after this long.
     record_batch: int = Field(default=256, ge=1)
     record_flush_ms: int = Field(default=25, ge=1)

@@ -95,3 +95,28 @@ def test_one_slow_host_cannot_hold_the_slots_other_hosts_need(runtime, sink, sta
         assert ids == {delivery_id(event["event_id"], s.id, "webhook") for s in slow}
     finally:
         other.stop()
+
+
+def test_a_small_page_of_the_same_lane_is_not_stuck_behind_a_queued_fan_out(runtime, sink, start_worker):
+    rt = runtime(dispatch_window=6, dispatch_reserve=0, shard_size=100, rate_limit="100/hour")
+    _add(rt, "big", f"{sink.url}/big", 60)
+    _add(rt, "small", f"{sink.url}/small", 5)
+    gate = sink.gate("/big")
+    worker = start_worker(rt, threads=2)
+    fan_out = incident_event("big", priority="normal")
+    rt.publisher.publish(fan_out)
+    assert sink.wait_for(lambda: gate.waiting == 6)
+    dispatcher = worker.holder.get().dispatcher
+    assert wait_until(lambda: dispatcher.waiting == 54)
+    page = incident_event("small", priority="normal")
+    rt.publisher.publish(page)
+    assert wait_until(lambda: dispatcher.waiting == 59)
+
+    gate.open()
+    assert wait_until(lambda: _done(rt, page["event_id"]) and _done(rt, fan_out["event_id"]))
+    order = list(sink.arrivals)
+    last_small = max(i for i, p in enumerate(order) if p.startswith("/small/"))
+    big_before = sum(1 for p in order[:last_small] if p.startswith("/big/"))
+    # Freed slots alternate between the two events: the six held, then about one of the fan-out's
+    # per delivery of the page; first come, first served would put all sixty first.
+    assert big_before <= 6 + 5 + 2, order

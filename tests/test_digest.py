@@ -221,3 +221,24 @@ def test_compact_limiter_allows_n_per_moving_window_and_says_when_a_slot_opens(r
     assert limiter.hit_many(PAGE, [7])[0] is not None
     packed = rt.client.hget(rt.keys.limiter(PAGE, 0), "7")
     assert len(packed) == 12  # the newest three hits, four bytes each
+
+
+def test_a_digest_that_fails_transiently_is_tried_again_and_loses_nothing(runtime, sink, start_worker):
+    clock = Clock()
+    rt = runtime(rate_limit="1/10 seconds", schedule_poll_ms=20)
+    rt.subscribers.add(PAGE, {"channel": "webhook", "target": f"{sink.url}/h"})
+    start_worker(rt, clock=clock)
+    base = datetime.now(UTC)
+    first, second = _update(1, base=base), _update(2, "monitoring", base=base)
+    for event in (first, second):
+        rt.publisher.publish(event)
+        assert wait_until(lambda e=event: _settled(rt, e["event_id"]))
+    assert _status(rt, second["event_id"]) == "deferred"
+    sink.script("/h", Reply(503))  # the digest's first try fails
+    clock.advance(10.5)
+    assert wait_until(lambda: len(sink.received) == 2)
+    assert _status(rt, second["event_id"]) == "deferred"  # still owed, not dropped
+    clock.advance(31)  # the digest's retry is due
+    assert wait_until(lambda: _status_or_none(rt, second["event_id"]) == "digested")
+    digests = [r for r in sink.received if json.loads(r.body)["type"] == "digest"]
+    assert len(digests) == 2 and digests[0].headers["webhook-id"] == digests[1].headers["webhook-id"]

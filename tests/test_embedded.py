@@ -46,3 +46,68 @@ def test_the_embedded_server_s_files_are_readable_by_their_owner_only(tmp_path):
     assert any("aof" in p.name for p in files)
     loose = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in files if p.stat().st_mode & 0o077}
     assert not loose, loose
+
+
+def _answers(url: str) -> bool:
+    client = redis.Redis.from_url(url, socket_timeout=2)
+    try:
+        return bool(client.ping())
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        return False
+    finally:
+        client.close()
+
+
+def test_the_server_runs_until_its_last_user_leaves_not_until_its_starter_does(tmp_path):
+    starter = EmbeddedRedis(tmp_path)
+    url = starter.start()
+    attached = EmbeddedRedis(tmp_path)
+    assert attached.start() == url
+    assert starter.users() == 2
+    starter.stop()
+    assert _answers(url), "the starter left and took the server with it"
+    attached.stop()
+    assert not _answers(url)
+
+
+def test_a_process_that_attached_and_exited_keeps_the_server_for_those_still_attached(tmp_path):
+    import subprocess
+    import sys
+
+    attached = EmbeddedRedis(tmp_path)
+    url = attached.start()
+    script = (
+        "import sys; from notifyd.runtime.embedded import EmbeddedRedis; "
+        "s = EmbeddedRedis(sys.argv[1]); s.start(); s.stop()"
+    )
+    subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True, timeout=60)
+    try:
+        assert _answers(url)
+    finally:
+        attached.stop()
+    assert not _answers(url)
+
+
+def test_a_user_killed_without_leaving_does_not_keep_the_server_alive(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    starter = EmbeddedRedis(tmp_path)
+    url = starter.start()
+    script = (
+        "import sys, time; from notifyd.runtime.embedded import EmbeddedRedis; "
+        "EmbeddedRedis(sys.argv[1]).start(); print('attached', flush=True); time.sleep(600)"
+    )
+    victim = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert victim.stdout is not None and victim.stdout.readline().strip() == "attached"
+        assert starter.users() == 2
+    finally:
+        victim.send_signal(signal.SIGKILL)
+        victim.communicate()
+    assert starter.users() == 1
+    starter.stop()
+    assert not _answers(url)

@@ -12,10 +12,14 @@ runs (functions, listpack encodings, ``LPOS``).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import subprocess
 import tempfile
+import threading
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -54,13 +58,20 @@ def _socket_path(data_dir: Path) -> Path:
 
 
 class EmbeddedRedis:
-    """A Valkey child process with AOF in ``data_dir`` and a unix socket."""
+    """A Valkey child process with AOF in ``data_dir`` and a unix socket.
+
+    Every process that uses it (``notifyd dev``, a ``notifyd worker`` or ``publish`` without a
+    URL) attaches with :meth:`start` and leaves with :meth:`stop`; the server stops when the last
+    one leaves, not when the one that started it does.
+    """
 
     def __init__(self, data_dir: str | os.PathLike[str], *, maxmemory: str = DEFAULT_MAXMEMORY) -> None:
         self.data_dir = Path(data_dir).resolve() / "redis"
         self.maxmemory = maxmemory
         self.socket_path = _socket_path(self.data_dir)
         self._process: subprocess.Popen[bytes] | None = None
+        #: Our attachment: a file under ``users/`` that we hold locked while we use the server.
+        self._user: tuple[Path, int] | None = None
 
     @property
     def url(self) -> str:
@@ -85,36 +96,96 @@ class EmbeddedRedis:
             ]
         )
 
-    def start(self, timeout_s: float = DEFAULT_START_TIMEOUT_S) -> str:
-        if self._process is not None and self._process.poll() is None:
-            return self.url
-        # The AOF holds every event, subscriber and (encrypted) secret: owner-only, like the socket.
+    # -- attachments: the server stops when its last user leaves, whoever started it ------------
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Serialise start, attach and leave across the processes sharing this data dir."""
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.data_dir / "users.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _attach(self) -> None:
+        users = self.data_dir / "users"
+        users.mkdir(mode=0o700, exist_ok=True)
+        path = users / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held for as long as we use the server
+        self._user = (path, fd)
+
+    def _detach(self) -> None:
+        user, self._user = self._user, None
+        if user is not None:
+            path, fd = user
+            with contextlib.suppress(OSError):
+                path.unlink()
+            os.close(fd)
+
+    def users(self) -> int:
+        """Processes attached now. A user that died without leaving holds no lock: it is dropped."""
+        live = 0
+        for path in (self.data_dir / "users").glob("*"):
+            try:
+                fd = os.open(path, os.O_RDWR)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                live += 1
+            else:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            finally:
+                os.close(fd)
+        return live
+
+    # -- start and stop -------------------------------------------------------------------------
+
+    def start(self, timeout_s: float = DEFAULT_START_TIMEOUT_S) -> str:
+        """Attach to the server of this data dir, starting it when no process runs it."""
+        if self._user is not None:
+            return self.url
+        with self._exclusive():
+            self._run_server(timeout_s)
+            self._attach()
+        return self.url
+
+    def _run_server(self, timeout_s: float) -> None:
+        # The AOF holds every event, subscriber and (encrypted) secret: owner-only, like the socket.
         self.data_dir.chmod(0o700)
         if self.socket_path.exists():
             if self._answers():
-                # Another notifyd process already runs the server for this data dir.
-                return self.url
+                return  # another notifyd process runs the server for this data dir
             self.socket_path.unlink()
         config_file = self.data_dir / "server.conf"
         config_file.write_text(self._config())
         config_file.chmod(0o600)
-        self._process = subprocess.Popen(
-            [_server_binary(), str(config_file)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # Ctrl-C goes to us; we shut the server down in order.
-            umask=0o077,  # the AOF, its manifest and the log are created 0600
-        )
+        errors = self.data_dir / "server.stderr"
+        fd = os.open(errors, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as err:  # a file, not a pipe: the server may outlive this process
+            self._process = subprocess.Popen(
+                [_server_binary(), str(config_file)],
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,  # Ctrl-C goes to us; the last user shuts the server down.
+                umask=0o077,  # the AOF, its manifest and the log are created 0600
+            )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                err = self._process.stderr.read().decode(errors="replace") if self._process.stderr else ""
-                raise EmbeddedServerError(f"embedded server exited at start: {err.strip()[:500]}")
+                said = errors.read_text(errors="replace").strip()[:500]
+                self._process = None
+                raise EmbeddedServerError(f"embedded server exited at start: {said}")
             if self._answers():
-                return self.url
+                return
             time.sleep(0.02)
-        self.stop()
+        self._shutdown(5.0)
         raise EmbeddedServerError(f"embedded server did not answer within {timeout_s:.0f}s")
 
     def _answers(self) -> bool:
@@ -128,26 +199,37 @@ class EmbeddedRedis:
             return False
 
     def stop(self, timeout_s: float = 10.0) -> None:
+        """Leave; the last user to leave shuts the server down (it fsyncs the AOF on the way)."""
+        if self._user is None and self._process is None:
+            return
+        with self._exclusive():
+            self._detach()
+            if self.users() > 0:
+                process, self._process = self._process, None
+                if process is not None:  # it runs on for the others; reap it when it exits
+                    threading.Thread(target=process.wait, name="notifyd-embedded-reaper", daemon=True).start()
+                return
+            self._shutdown(timeout_s)
+
+    def _shutdown(self, timeout_s: float) -> None:
         process, self._process = self._process, None
-        if process is None:
-            return
-        if process.poll() is not None:  # already gone (crashed or killed)
-            if process.stderr:
-                process.stderr.close()
-            return
+        if process is not None and process.poll() is not None:
+            return  # already gone (crashed or killed)
         with contextlib.suppress(redis.RedisError, OSError):
             client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=timeout_s)
             # SHUTDOWN fsyncs the AOF; the connection drops as the server exits.
             with contextlib.suppress(redis.ConnectionError):
                 client.shutdown(nosave=False)
+        if process is None:  # started by a process that has left: wait for the socket to go quiet
+            deadline = time.monotonic() + timeout_s
+            while self._answers() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return
         try:
             process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             process.terminate()
             process.wait(timeout=5)
-        finally:
-            if process.stderr:
-                process.stderr.close()
 
     def __enter__(self) -> EmbeddedRedis:
         self.start()

@@ -264,8 +264,9 @@ class KeyStore:
         *,
         pages: Iterable[str] | None = None,
         max_priority: str | None = None,
+        peer: str | None = None,
     ) -> str:
-        grant = Grant(frozenset(scopes), parse_pages(pages), parse_priority(max_priority))
+        grant = Grant(frozenset(scopes), parse_pages(pages), parse_priority(max_priority), peer)
         key = generate_key()
         record = {**grant.record(), "name": name, "created_at": round(time.time(), 3)}
         self.client.hset(self.redis_key, hash_key(key), json.dumps(record))

@@ -34,6 +34,10 @@ def register(subparsers: Any) -> None:
         choices=("critical", "high", "normal", "low"),
         help="the highest lane the key may publish to (default: normal; incidents need high or critical)",
     )
+    create.add_argument(
+        "--peer",
+        help="for a sync key: the one peer region (its NOTIFYD_NODE_ID) whose payloads it may carry",
+    )
     create.add_argument("--name", default="", help="a label shown by `keys list`")
     actions.add_parser("list", help="list stored keys (ids, names, scopes; never the keys)")
     revoke = actions.add_parser("revoke", help="revoke a stored key by its id (from `keys list`)")
@@ -48,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         if args.keys_action == "create":
-            grant = Grant(parse_scopes(args.scope), parse_pages(args.pages), args.max_priority)
+            grant = Grant(parse_scopes(args.scope), parse_pages(args.pages), args.max_priority, args.peer)
     except KeySpecError as exc:
         print(f"notifyd: {exc}", file=sys.stderr)
         return 2
@@ -57,7 +61,11 @@ def run(args: argparse.Namespace) -> int:
         store = KeyStore(runtime.client, runtime.settings.namespace)
         if args.keys_action == "create":
             key = store.create(
-                grant.scopes, name=args.name, pages=grant.pages, max_priority=grant.max_priority
+                grant.scopes,
+                name=args.name,
+                pages=grant.pages,
+                max_priority=grant.max_priority,
+                peer=grant.peer,
             )
             print(key)
             reach = "every page" if grant.pages is None else "page(s) " + ", ".join(sorted(grant.pages))

@@ -367,3 +367,12 @@ def _send_with_headers(fx: Fixture, key: str, request: Request) -> httpx.Respons
     headers = {**kwargs.pop("headers", {}), "Authorization": f"Bearer {key}"}
     with httpx.Client(base_url=fx.api.url, timeout=15) as http:
         return http.request(method, path, headers=headers, **kwargs)
+
+
+def test_a_stored_sync_key_bound_to_a_peer_is_refused_for_another(fx: Fixture):
+    store = KeyStore(fx.api.runtime.client, fx.api.runtime.settings.namespace)
+    key = store.create({"sync"}, name="eu-sync", peer="peer-eu")
+    with pytest.raises(KeySpecError, match="sync scope alone"):
+        store.create({"sync", "operate"}, peer="peer-eu")
+    assert _send_with_headers(fx, key, _sync_from(fx, "peer-us")).status_code == 403
+    assert _send_with_headers(fx, key, _sync_from(fx, "peer-eu")).status_code == 200

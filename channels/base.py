@@ -69,6 +69,23 @@ class Notification:
     #: The webhook body of the contract: type, ids, incident/component, and the page's merged state.
     payload: Mapping[str, Any]
     link: str | None = None
+    #: For incidents: the public page that lets a reader follow this one incident.
+    follow_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """Text a caller rendered already (a page's templates, a language); adapters use it as is.
+
+    A field left ``None`` falls back to the adapter's own rendering of the notification.
+    """
+
+    subject: str | None = None
+    text: str | None = None
+    html: str | None = None
+    sms: str | None = None
+    #: A whole Slack message body (``text``, ``attachments``/``blocks``).
+    slack: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +97,12 @@ class Message:
     attempt: int = 1
     secret: str | None = field(default=None, repr=False)
     unsubscribe_url: str | None = field(default=None, repr=False)
+    #: The subscriber's signed "manage subscription" link (the preference page).
+    manage_url: str | None = field(default=None, repr=False)
+    rendered: Rendered | None = None
+    #: Webhooks only: the 2xx answer's body must contain this string (a confirmation challenge),
+    #: or the delivery is a permanent ``rejected``.
+    expect_echo: str | None = field(default=None, repr=False)
 
 
 class Adapter(abc.ABC):

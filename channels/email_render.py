@@ -43,9 +43,11 @@ def render_text(message: Message) -> str:
     values["message_block"] = f"\n{n.message}\n" if n.message else ""
     values["components_block"] = f"\nAffected components: {', '.join(n.components)}\n" if n.components else ""
     values["link"] = n.link or "-"
+    if n.follow_url:
+        values["link"] += f"\nFollow this incident: {n.follow_url}"
     values["unsubscribe_block"] = (
         f"\nUnsubscribe: {message.unsubscribe_url}\n" if message.unsubscribe_url else ""
-    )
+    ) + (f"Manage subscription: {message.manage_url}\n" if message.manage_url else "")
     return _template("email.txt").substitute(values)
 
 
@@ -65,11 +67,19 @@ def render_html(message: Message) -> str:
         else ""
     )
     values["link"] = esc(n.link or "#")
+    follow = f' · <a href="{esc(n.follow_url or "")}" style="color:#0969da">Follow this incident</a>'
+    values["follow_html"] = follow if n.follow_url else ""
     values["unsubscribe_html"] = (
         '<p style="margin:8px 0 0;font-size:12px"><a href="'
         + esc(message.unsubscribe_url)
         + '" style="color:#656d76">Unsubscribe</a></p>'
         if message.unsubscribe_url
+        else ""
+    ) + (
+        '<p style="margin:4px 0 0;font-size:12px"><a href="'
+        + esc(message.manage_url)
+        + '" style="color:#656d76">Manage subscription</a></p>'
+        if message.manage_url
         else ""
     )
     return _template("email.html").substitute(values)
@@ -84,6 +94,12 @@ def _common(n: Notification) -> dict[str, str]:
         "event_id": n.event_id,
         "occurred_at": n.occurred_at,
     }
+
+
+def _pick(message: Message, part: str) -> str | None:
+    """The caller's rendering of ``part`` (a page template), when it gave one."""
+    rendered = message.rendered
+    return getattr(rendered, part) if rendered is not None else None
 
 
 def envelope_sender(sender: str) -> str:
@@ -122,7 +138,7 @@ def build_email(message: Message, sender: str) -> bytes:
     out = [
         _header("From", sender),
         f"To: {target}\r\n".encode(),  # UTF-8 only with SMTPUTF8, which the adapter then asks for
-        _header("Subject", subject(message.notification)),
+        _header("Subject", _pick(message, "subject") or subject(message.notification)),
         _header("Date", formatdate(localtime=False, usegmt=True)),
         _header("Message-ID", message_id(message.delivery_id)),
         b"Auto-Submitted: auto-generated\r\n",
@@ -137,9 +153,9 @@ def build_email(message: Message, sender: str) -> bytes:
     delimiter = f"--{boundary}\r\n".encode()
     out += [
         delimiter,
-        _part("text/plain", render_text(message)),
+        _part("text/plain", _pick(message, "text") or render_text(message)),
         delimiter,
-        _part("text/html", render_html(message)),
+        _part("text/html", _pick(message, "html") or render_html(message)),
     ]
     out.append(f"--{boundary}--\r\n".encode())
     return b"".join(out)

@@ -134,7 +134,8 @@ class SlackAdapter(Adapter):
 
     async def _send_one(self, semaphore: asyncio.Semaphore, message: Message) -> Outcome:
         target = message.target.strip()
-        body = payload(message.notification)
+        rendered = message.rendered.slack if message.rendered is not None else None
+        body = dict(rendered) if rendered else payload(message.notification, manage_url=message.manage_url)
         if target.startswith(TARGET_PREFIX):
             channel_id = target[len(TARGET_PREFIX) :]
             if not channel_id or not channel_id.isalnum():

@@ -31,7 +31,7 @@ def fallback_text(n: Notification) -> str:
     return _cut(escape(one_line(f"[{n.page_id}] {n.title} — {status_label(n.status)}")), FALLBACK_MAX)
 
 
-def blocks(n: Notification) -> list[dict[str, Any]]:
+def blocks(n: Notification, manage_url: str | None = None) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [
         {
             "type": "header",
@@ -59,28 +59,46 @@ def blocks(n: Notification) -> list[dict[str, Any]]:
         )
     context = f"{escape(n.page_id)} · {escape(n.occurred_at)}"
     out.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(context, SECTION_MAX)}]})
+    buttons: list[dict[str, Any]] = []
     if n.link:
-        out.append(
+        buttons.append(
             {
-                "type": "actions",
-                "elements": [
-                    {
-                        "type": "button",
-                        "text": {"type": "plain_text", "text": "View status page"},
-                        "url": n.link[:3000],
-                        "action_id": "notifyd_status_page",
-                    }
-                ],
+                "type": "button",
+                "text": {"type": "plain_text", "text": "View status page"},
+                "url": n.link[:3000],
+                "action_id": "notifyd_status_page",
             }
         )
+    if n.follow_url:
+        buttons.append(
+            {
+                "type": "button",
+                "text": {"type": "plain_text", "text": "Follow this incident"},
+                "url": n.follow_url[:3000],
+                "action_id": "notifyd_follow_incident",
+            }
+        )
+    if manage_url:
+        buttons.append(
+            {
+                "type": "button",
+                "text": {"type": "plain_text", "text": "Manage subscription"},
+                "url": manage_url[:3000],
+                "action_id": "notifyd_manage_subscription",
+            }
+        )
+    if buttons:
+        out.append({"type": "actions", "elements": buttons})
     return out
 
 
-def payload(n: Notification) -> dict[str, Any]:
+def payload(n: Notification, manage_url: str | None = None) -> dict[str, Any]:
     """The body shared by incoming webhooks and ``chat.postMessage`` (which adds ``channel``)."""
     return {
         "text": fallback_text(n),
-        "attachments": [{"color": impact_colour(n), "fallback": fallback_text(n), "blocks": blocks(n)}],
+        "attachments": [
+            {"color": impact_colour(n), "fallback": fallback_text(n), "blocks": blocks(n, manage_url)}
+        ],
         "unfurl_links": False,
         "unfurl_media": False,
     }

@@ -158,7 +158,8 @@ class SMSAdapter(Adapter):
         ]
 
     async def _send_one(self, client: Client, semaphore: asyncio.Semaphore, message: Message) -> Outcome:
-        body = compose(message.notification)
+        rendered = message.rendered.sms if message.rendered is not None else None
+        body = rendered if rendered else compose(message.notification, manage_url=message.manage_url)
         kwargs: dict[str, Any] = {"to": message.target, "from_": self.config.sender, "body": body}
         if self.config.status_callback_url:
             kwargs["status_callback"] = status_callback_for(self.config.status_callback_url, message)

@@ -53,8 +53,22 @@ def fits(text: str, max_segments: int = MAX_SEGMENTS) -> bool:
     return segments(text).count <= max_segments
 
 
-def compose(notification: Notification, max_segments: int = MAX_SEGMENTS) -> str:
-    """The SMS body: the whole update when it fits, else a cut one that ends with the status link."""
+def compose(
+    notification: Notification, max_segments: int = MAX_SEGMENTS, *, manage_url: str | None = None
+) -> str:
+    """The SMS body: the whole update when it fits, else a cut one that ends with the status link.
+
+    The "manage subscription" link is added when the message still fits with it.
+    """
+    body = _compose(notification, max_segments)
+    if manage_url:
+        extended = f"{body} Manage: {manage_url}"
+        if fits(extended, max_segments):
+            return extended
+    return body
+
+
+def _compose(notification: Notification, max_segments: int) -> str:
     n = notification
     # A plain hyphen, not an em dash: one non-GSM character would halve the budget.
     head = f"[{n.page_id}] {n.title} - {status_label(n.status)}"

@@ -290,7 +290,7 @@ class WebhookAdapter(Adapter):
             async with asyncio.timeout(self.config.timeout_s):
                 response = await transport.handle_async_request(request)
                 try:
-                    await _read_capped(response)
+                    answer = await _read_capped(response, keep=message.expect_echo is not None)
                 finally:
                     await response.aclose()
         except (httpx.TimeoutException, TimeoutError):
@@ -302,6 +302,10 @@ class WebhookAdapter(Adapter):
         status = response.status_code
         # Only 429/503 look at Retry-After; reading headers decodes them all, so only then.
         retry_after = response.headers.get("retry-after") if status in (429, 503) else None
+        echo = message.expect_echo
+        if echo is not None and 200 <= status < 300 and echo.encode() not in answer:
+            # A confirmation challenge: a 2xx that does not echo it proves nothing about the owner.
+            return Outcome.permanent("rejected", "the endpoint did not echo the challenge"), True
         # Any answer, even a 5xx, means the host is up and answering fast: only failures to get
         # an answer (timeouts, refused or reset connections) eat worker time and count.
         return classify(status, retry_after), True
@@ -367,14 +371,19 @@ def _pinned_url(target: _Target, address: str) -> httpx.URL:
     return httpx.URL(f"{target.scheme}://{netloc}{target.path_query}")
 
 
-async def _read_capped(response: httpx.Response) -> None:
+async def _read_capped(response: httpx.Response, *, keep: bool = False) -> bytes:
+    """Drain at most MAX_RESPONSE_BYTES of the answer; return them when ``keep``."""
     read = 0
+    kept: list[bytes] = []
     stream = response.stream
     assert isinstance(stream, httpx.AsyncByteStream)
     async for chunk in stream:
         read += len(chunk)
+        if keep:
+            kept.append(chunk)
         if read >= MAX_RESPONSE_BYTES:
             break
+    return b"".join(kept)
 
 
 def classify(status: int, retry_after_header: str | None) -> Outcome:

@@ -204,6 +204,7 @@ def main() -> int:
     receiver.stop()
     standins.stop()
     runtime.close()
+    _self_service_links()
     console.print(
         "Done. Run it yourself: [bold].venv/bin/notifyd dev --standins[/] "
         "(README: HTTP API, with curl alone)."
@@ -335,6 +336,31 @@ def _alert_inside(runtime: Runtime, event_id: str, occurred_at: str) -> str | No
     runtime.publisher.publish(alert)
     _wait(lambda: (runtime.tracker.summary(event_id) or {}).get("state") == "done")
     return (runtime.tracker.summary(event_id) or {}).get("suppressed_by")
+
+
+def _self_service_links() -> None:
+    """A reader subscribed in the store `notifyd dev` uses (its settings, its Redis, its link key),
+    and the signed link to their preference page, which works while `notifyd dev` runs."""
+    from notifyd.runtime.settings import ConfigError, load_settings
+    from notifyd.selfservice.wiring import links_for
+
+    try:
+        settings = load_settings()
+        runtime = Runtime.start(settings)
+    except (ConfigError, OSError, RuntimeError) as exc:
+        console.print(f"[yellow]No preference-page link: notifyd dev's store is not reachable ({exc})[/]")
+        return
+    try:
+        reader = runtime.subscribers.add(
+            PAGE, {"channel": "email", "target": "demo-reader@example.com", "components": ["api"]}
+        ).subscriber
+        links = links_for(runtime)
+        base = settings.public_url.rstrip("/")
+        console.print("Self-service, with [bold].venv/bin/notifyd dev[/] running, open in a browser:")
+        console.print(f"  Preference page: {links.manage_url(PAGE, reader.id)}", soft_wrap=True)
+        console.print(f"  Sign-up form:    {base}/status/{PAGE}/subscribe", soft_wrap=True)
+    finally:
+        runtime.close()
 
 
 def _follow(runtime: Runtime, event_id: str) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import subprocess
 import sys
 
@@ -24,6 +25,25 @@ def test_the_demo_delivers_on_every_channel_and_verifies_every_signature(tmp_pat
     )
     out = demo.stdout
     assert demo.returncode == 0, out + demo.stderr
+
+    # The preference-page link works against the store `notifyd dev` uses in that directory.
+    pattern = r"Preference page: (http://127\.0\.0\.1:8080/status/acme/preferences\?token=\S+)"
+    (link,) = re.findall(pattern, out)
+    from notifyd.api.server import start_in_thread
+    from notifyd.runtime.settings import Settings
+    from notifyd.runtime.wiring import Runtime
+
+    rt = Runtime.start(Settings(data_dir=tmp_path / "var", api_keys=secrets.token_hex(24) + ":admin"))
+    api = start_in_thread(rt, None, host="127.0.0.1", port=0, announce=False)
+    try:
+        import httpx
+
+        page = httpx.get(link.replace("http://127.0.0.1:8080", api.url), timeout=15)
+        assert page.status_code == 200 and "demo-reader@example.com" in page.text
+    finally:
+        api.stop()
+        rt.close()
+
     assert "embedded Valkey" in out
     rows = re.findall(r"(created|updated|resolved)\s*│\s*done\s*│\s*(\d+)\s*│\s*(\d+)", out)
     assert [kind for kind, _, _ in rows] == ["created", "updated", "resolved"]

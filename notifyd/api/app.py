@@ -19,8 +19,11 @@ from notifyd.api import (
     routes_events,
     routes_ops,
     routes_pages,
+    routes_preferences,
+    routes_selfservice,
     routes_stats,
     routes_subscribers,
+    routes_templates,
     status_page,
 )
 from notifyd.api.bodylimit import DEFAULT_LIMIT, BodyLimitMiddleware
@@ -112,6 +115,9 @@ def create_app(
         AuthThrottle(runtime.client, runtime.keys.ns, runtime.settings.auth_failure_limit),
         DashboardSessions(runtime.client, runtime.keys.ns),
     )
+    from notifyd.selfservice.wiring import selfservice_for
+
+    app.state.ctx.selfservice = selfservice_for(runtime)
     app.state.queue_collector = QueueCollector(runtime)
     problems.install(app)
 
@@ -124,15 +130,8 @@ def create_app(
         return problems.problem_response(503, "Redis is unreachable; try again", kind="unavailable")
 
     app.add_exception_handler(redis.RedisError, on_redis_error)
-    for module in (
-        routes_events,
-        routes_subscribers,
-        routes_pages,
-        routes_ops,
-        routes_stats,
-        dashboard,
-        status_page,
-    ):
+    routers = (routes_events, routes_subscribers, routes_pages, routes_selfservice, routes_preferences)
+    for module in (*routers, routes_templates, routes_ops, routes_stats, dashboard, status_page):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limit_for)
     app.add_middleware(SecurityHeaders)
@@ -160,6 +159,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         _describe_event_variants(components)
         allow_private = app.state.ctx.runtime.settings.allow_private_targets
         openapi.describe_subscriber_channels(components, allow_private=allow_private)
+        openapi.describe_signup(components)
         openapi.add_examples(schema)
         # FastAPI's own validation error shapes are never answered: every 422 is a Problem.
         components.pop("HTTPValidationError", None)

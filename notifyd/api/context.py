@@ -21,6 +21,8 @@ class ApiContext:
     limiter: PublishLimiter
     auth_throttle: AuthThrottle
     sessions: DashboardSessions
+    #: notifyd.selfservice.wiring.SelfService: sign-up, confirmation, preferences.
+    selfservice: Any = None
     _unsubscribe_key: bytes | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

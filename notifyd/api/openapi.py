@@ -182,6 +182,11 @@ RESPONSE_EXAMPLES: dict[str, tuple[str, str, Any]] = {
         },
     ),
     "getDashboard": ("200", "text/html", "<!doctype html><title>notifyd · operations</title>…"),
+    "twilioInbound": (
+        "200",
+        "application/xml",
+        '<Response><Message>Subscribed.</Message></Response>',
+    ),
 }
 #: Path and query parameter examples, by name.
 PARAMETER_EXAMPLES = {
@@ -226,6 +231,35 @@ def describe_subscriber_channels(components: dict[str, Any], *, allow_private: b
         "oneOf": [{"$ref": ref} for ref in mapping.values()],
         "discriminator": {"propertyName": "channel", "mapping": mapping},
         "examples": [SUBSCRIBER],
+    }
+
+
+SIGNUP = {"channel": "email", "target": "ana@example.com", "components": ["api"], "locale": "de"}
+
+
+def describe_signup(components: dict[str, Any]) -> None:
+    """``SignUp``: a subscriber of each channel (no ``id``: notifyd chooses it), plus the
+    preferences a person may choose, plus a CAPTCHA token. Call after the channel variants exist."""
+    from notifyd.selfservice.prefs import PersonalPrefs
+
+    prefs = PersonalPrefs.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(prefs.pop("$defs", {}))
+    captcha = {"anyOf": [{"type": "string", "maxLength": 2048}, {"type": "null"}]}
+    mapping = {}
+    for channel in ("email", "sms", "slack", "webhook"):
+        variant = components[f"{channel.title()}Subscriber"]
+        properties = {k: v for k, v in variant["properties"].items() if k != "id"}
+        properties.update(prefs["properties"])
+        properties["captcha_token"] = captcha
+        name = f"{channel.title()}SignUp"
+        components[name] = {**variant, "title": name, "properties": properties}
+        mapping[channel] = f"#/components/schemas/{name}"
+    components["SignUp"] = {
+        "title": "SignUp",
+        "description": "A public sign-up: a subscriber, the person's preferences, and a CAPTCHA token.",
+        "oneOf": [{"$ref": ref} for ref in mapping.values()],
+        "discriminator": {"propertyName": "channel", "mapping": mapping},
+        "examples": [SIGNUP],
     }
 
 

@@ -15,10 +15,14 @@ DEFAULT_PUBLISH_RATE = "100/second"
 
 
 class PublishLimiter:
-    def __init__(self, client: redis.Redis, ns: str, rate: str = DEFAULT_PUBLISH_RATE) -> None:
+    def __init__(
+        self, client: redis.Redis, ns: str, rate: str = DEFAULT_PUBLISH_RATE, *, key_prefix: str | None = None
+    ) -> None:
         self.item: RateLimitItem = parse(rate)
         # Share the runtime's pool; the URI only tells limits which client library to use.
-        storage = RedisStorage("redis://", connection_pool=client.connection_pool, key_prefix=f"{ns}:apirl")
+        storage = RedisStorage(
+            "redis://", connection_pool=client.connection_pool, key_prefix=key_prefix or f"{ns}:apirl"
+        )
         self.limiter = MovingWindowRateLimiter(storage)
 
     def hit(self, key_id: str) -> float | None:

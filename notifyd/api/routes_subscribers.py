@@ -24,6 +24,7 @@ from notifyd.api.schemas import (
     subscriber_out,
 )
 from notifyd.models import Subscriber
+from notifyd.selfservice.consent import ImportConsent
 from notifyd.state.imports import ImportTally, ImportTooLong, LineCap
 from notifyd.state.subscribers import (
     AddResult,
@@ -84,9 +85,16 @@ def _add(repo: SubscriberRepo, page_id: str, sub: Subscriber) -> AddResult:
 )
 async def add_subscriber(page_id: PageIdPath, request: Request, response: Response) -> dict[str, Any]:
     """201 when created (a generated webhook secret is in this answer, and never again); 200 when updated."""
-    repo = context_of(request).runtime.subscribers
-    sub = _validate(repo, parse_json_body(await request.body()))
+    ctx = context_of(request)
+    repo = ctx.runtime.subscribers
+    data = parse_json_body(await request.body())
+    confirmed = data.pop("confirmed", None) if isinstance(data, dict) else None
+    sub = _validate(repo, data)
     result = await run_in_threadpool(_add, repo, page_id, sub)
+    if confirmed is True:
+        await run_in_threadpool(
+            ImportConsent(ctx.selfservice.optin, page_id).record_confirmed, result, "admin-api"
+        )
     if not result.created:
         response.status_code = 200
     out = subscriber_out(result.subscriber.public(), result.generated_secret)
@@ -153,9 +161,12 @@ def _import_batch(
     lines: list[tuple[int, bytes | None]],
     tally: ImportTally,
     cap: LineCap,
+    consent: ImportConsent,
 ) -> None:
-    for line, result in repo.import_many(page_id, cap(_rows(lines))):
+    for line, result in repo.import_many(page_id, consent.rows(cap(_rows(lines)))):
         tally.add(line, result)
+        if isinstance(result, AddResult):
+            consent.added(line, result)
 
 
 @router.post(
@@ -186,6 +197,9 @@ async def import_subscribers(page_id: PageIdPath, request: Request) -> dict[str,
     repo = rt.subscribers
     tally = ImportTally()
     cap = LineCap(rt.settings.import_max_lines)
+    consent = ImportConsent(
+        context_of(request).selfservice.optin, page_id, allow_private=repo.allow_private_targets
+    )
     batch: list[tuple[int, bytes | None]] = []
     received = False
     try:
@@ -193,10 +207,10 @@ async def import_subscribers(page_id: PageIdPath, request: Request) -> dict[str,
             received = True
             batch.append(item)
             if len(batch) >= IMPORT_LINES:
-                await run_in_threadpool(_import_batch, repo, page_id, batch, tally, cap)
+                await run_in_threadpool(_import_batch, repo, page_id, batch, tally, cap, consent)
                 batch = []
         if batch:
-            await run_in_threadpool(_import_batch, repo, page_id, batch, tally, cap)
+            await run_in_threadpool(_import_batch, repo, page_id, batch, tally, cap, consent)
     except ImportTooLong as exc:
         raise ProblemError(413, str(exc), kind="import-too-long") from None
     if not received:

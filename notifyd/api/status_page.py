@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -50,7 +51,8 @@ def public_view(status: dict[str, Any]) -> dict[str, Any]:
 PAGE = """<!doctype html><html lang="en"><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1"><title>{title} status</title>
 <body style="font-family:system-ui,sans-serif;max-width:44rem;margin:2rem auto;padding:0 1rem">
-<h1>{title}</h1><p><b>{summary}</b></p>{incidents}<h2>Components</h2><ul>{components}</ul></body></html>"""
+<h1>{title}</h1><p><b>{summary}</b></p>{incidents}<h2>Components</h2><ul>{components}</ul>
+<p><a href="{subscribe}">Subscribe to updates</a></p></body></html>"""
 
 
 def _label(value: Any) -> str:
@@ -66,7 +68,10 @@ def render_html(view: dict[str, Any]) -> str:
             f"{html.escape(str(u['message'] or ''))}</li>"
             for u in reversed(i["updates"])
         )
-        + "</ul></section>"
+        + "</ul>"
+        # Self-service: follow this one incident until it resolves (notifyd/selfservice/).
+        + f'<p><a href="{html.escape(_subscribe_url(view["page_id"], i["id"]))}">Follow this incident</a></p>'
+        + "</section>"
         for i in view["open_incidents"]
     )
     components = "".join(
@@ -80,8 +85,18 @@ def render_html(view: dict[str, Any]) -> str:
         else "Some systems are affected"
     )
     return PAGE.format(
-        title=html.escape(view["page_id"]), summary=summary, incidents=incidents, components=components
+        title=html.escape(view["page_id"]),
+        summary=summary,
+        incidents=incidents,
+        components=components,
+        subscribe=html.escape(_subscribe_url(view["page_id"])),
     )
+
+
+def _subscribe_url(page_id: str, incident_id: str | None = None) -> str:
+    """The sign-up form (relative: the page is served by the same API), for one incident or all."""
+    url = f"/status/{quote(page_id, safe='')}/subscribe"
+    return url + (f"?incident={quote(str(incident_id), safe='')}" if incident_id is not None else "")
 
 
 @router.get(

@@ -13,7 +13,7 @@ from typing import Any
 import dramatiq
 
 from notifyd.pipeline.engine import Engine
-from notifyd.pipeline.steps import DELIVER_SHARD, INGEST, RESUME, RETRY, actor_name
+from notifyd.pipeline.steps import CONFIRM, DELIVER_SHARD, INGEST, RESUME, RETRY, actor_name
 from notifyd.runtime.broker import LANE_PRIORITY
 from notifyd.runtime.logs import log_context
 from notifyd.runtime.settings import PRIORITIES
@@ -81,4 +81,5 @@ def declare_actors(broker: dramatiq.Broker, holder: EngineHolder, keys: Keys) ->
             lane,
             lambda event_id, seqs, shaped=False: holder.get().deliver_shard.resume(event_id, seqs, shaped),
         )
+        bind(CONFIRM, lane, lambda pending_id, attempt: holder.get().confirm(pending_id, attempt))
     return actors

@@ -77,6 +77,10 @@ class Engine:
         )
         self.dispatcher = dispatcher.build(settings, adapters.runner, adapters.adapter, recorder.record)
         unsubscribe_url = unsubscribe_links.for_runtime(runtime)
+        from notifyd.selfservice.delivery import audience_filter, personalizer
+        from notifyd.selfservice.wiring import links_for
+
+        links = links_for(runtime)
         sender = Sender(
             dispatcher=self.dispatcher,
             events=events,
@@ -85,6 +89,8 @@ class Engine:
             handoff_after_s=settings.handoff_after_ms / 1000,
             continuation_delay_ms=continuation_delay_ms(settings),
             shaper=Shaper(runtime.client, runtime.keys, settings),
+            manage_url=links.manage_url,
+            personalize=personalizer(runtime, events),
         )
         limiter = PackedLimiter(runtime.client, runtime.keys, rate=settings.rate_limit, clock=clock)
         self.schedule = Schedule(runtime.client, runtime.keys)
@@ -125,6 +131,7 @@ class Engine:
             pacer=pacer,
             sender=sender,
             flush_digest=self.digest.flush,
+            audience_filter=audience_filter(runtime),
         )
         self.ingest = Ingest(
             client=runtime.client,
@@ -145,6 +152,19 @@ class Engine:
             subscribers=runtime.subscribers,
             sender=sender,
             pacer=pacer,
+        )
+        from notifyd.selfservice.confirmations import ConfirmationStep
+        from notifyd.selfservice.messages import render_confirmation
+        from notifyd.selfservice.wiring import optin_for
+
+        self.confirm = ConfirmationStep(
+            optin=optin_for(runtime, self.queue),
+            links=links,
+            send=adapters.send,
+            requeue=lambda pending_id, attempt, delay_ms: self.queue.confirmation(
+                pending_id, attempt, delay_ms=delay_ms
+            ),
+            render=lambda pending, url: render_confirmation(runtime, pending, url),
         )
 
     def close(self, drain_s: float = 15.0) -> None:

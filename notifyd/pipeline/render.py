@@ -87,4 +87,10 @@ def notification_for(event: Event, page_state: dict[str, Any] | None, public_url
         payload=payload,
         # The public status page: it needs no key (the operator route /v1/pages/{id}/status does).
         link=f"{public_url.rstrip('/')}/status/{quote(event.page_id, safe='')}",
+        follow_url=(
+            f"{public_url.rstrip('/')}/status/{quote(event.page_id, safe='')}/subscribe"
+            f"?incident={quote(event.incident.id, safe='')}"
+            if event.incident is not None and event.incident.status not in ("resolved", "postmortem")
+            else None
+        ),
     )

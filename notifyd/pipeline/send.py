@@ -34,6 +34,8 @@ Continuation = Callable[[list[int], bool], tuple[str, tuple[Any, ...]]]
 
 class RecordingFailedError(RuntimeError):
     """Outcomes could not be recorded; the step fails and dramatiq runs it again."""
+#: (page_id, channel, messages) -> the messages, rendered for each subscriber where it matters.
+Personalize = Callable[[str, str, list[Message]], list[Message]]
 
 
 class Sender:
@@ -47,6 +49,8 @@ class Sender:
         handoff_after_s: float,
         continuation_delay_ms: int,
         shaper: Shaper | None = None,
+        manage_url: UnsubscribeLinks | None = None,
+        personalize: Personalize | None = None,
     ) -> None:
         self.shaper = shaper
         self.dispatcher = dispatcher
@@ -55,11 +59,16 @@ class Sender:
         self.unsubscribe_url = unsubscribe_url
         self.handoff_after_s = handoff_after_s
         self.continuation_delay_ms = continuation_delay_ms
+        #: (page_id, subscriber_id) -> the signed preference-page link every message carries.
+        self.manage_url = manage_url
+        #: Renders messages with the page's templates and each subscriber's language.
+        self.personalize = personalize
 
     def messages(self, loaded: LoadedEvent, subs: Sequence[StoredSubscriber], attempt: int) -> list[Message]:
         event = loaded.event
         notification = self.events.notification(event.event_id)
-        return [
+        manage = self.manage_url
+        batch = [
             Message(
                 delivery_id=delivery_id(event.event_id, s.id, s.channel),
                 subscriber_id=s.id,
@@ -68,9 +77,25 @@ class Sender:
                 attempt=attempt,
                 secret=s.secret,
                 unsubscribe_url=self.unsubscribe_url(s.page_id, s.id) if s.channel == "email" else None,
+                manage_url=manage(s.page_id, s.id) if manage is not None and s.channel != "webhook" else None,
             )
             for s in subs
         ]
+        return self._personalized(event.page_id, [s.channel for s in subs], batch)
+
+    def _personalized(self, page_id: str, channels: list[str], batch: list[Message]) -> list[Message]:
+        """Each channel's messages rendered with the page's templates and each subscriber's language."""
+        if self.personalize is None or not batch:
+            return batch
+        by_channel: dict[str, list[int]] = {}
+        for i, channel in enumerate(channels):
+            by_channel.setdefault(channel, []).append(i)
+        out = list(batch)
+        for channel, indexes in by_channel.items():
+            rendered = self.personalize(page_id, channel, [batch[i] for i in indexes])
+            for i, message in zip(indexes, rendered, strict=True):
+                out[i] = message
+        return out
 
     def send_and_record(
         self,

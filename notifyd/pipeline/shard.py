@@ -12,6 +12,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+from notifyd.models import Event
 from notifyd.pipeline.events import EventCache
 from notifyd.pipeline.filters import EventView, subscriber_reason
 from notifyd.pipeline.metrics import DELIVERIES_FILTERED, SHARDS
@@ -22,6 +23,8 @@ from notifyd.state.subscribers import StoredSubscriber, SubscriberRepo
 from notifyd.state.tracking import FILTER_PREFIX, Record, Tracker, Update
 
 log = logging.getLogger("notifyd.pipeline")
+
+AudienceFilter = Callable[[Event, list[StoredSubscriber]], list[StoredSubscriber]]
 
 
 class DeliverShard:
@@ -34,7 +37,11 @@ class DeliverShard:
         pacer: Pacer,
         sender: Sender,
         flush_digest: Callable[..., None],
+        audience_filter: AudienceFilter | None = None,
     ) -> None:
+        #: Drops followers of another incident, and those whose incident resolved before this
+        #: event; see notifyd/selfservice/delivery.py.
+        self.audience_filter = audience_filter
         self.events = events
         self.tracker = tracker
         self.subscribers = subscribers
@@ -55,8 +62,11 @@ class DeliverShard:
         audience: list[StoredSubscriber] = []
         plans: list[Update] = []
         offset = loaded.offset()
-        for sub in self.subscribers.range(event.page_id, start, end):
-            if sub.removed or not sub.wants(touched):
+        members = [s for s in self.subscribers.range(event.page_id, start, end) if not s.removed]
+        if self.audience_filter is not None:
+            members = self.audience_filter(event, members)
+        for sub in members:
+            if not sub.wants(touched):
                 continue
             audience.append(sub)
             if sub.disabled:

@@ -19,7 +19,11 @@ DELIVER_SHARD = "deliver_shard"
 RETRY = "retry"
 #: A shard's deliveries that were still in flight when it handed them on (see send.py).
 RESUME = "resume"
-STEPS = (INGEST, DELIVER_SHARD, RETRY, RESUME)
+#: Send a pending sign-up its confirmation (notifyd/selfservice/confirmations.py).
+CONFIRM = "confirm"
+STEPS = (INGEST, DELIVER_SHARD, RETRY, RESUME, CONFIRM)
+#: The lane confirmations travel on: a person is waiting for the mail, but an outage comes first.
+CONFIRM_LANE = "high"
 
 
 def actor_name(step: str, lane: str) -> str:
@@ -47,3 +51,7 @@ class StepQueue:
 
     def enqueue(self, step: str, lane: str, args: tuple[Any, ...], *, delay_ms: int | None = None) -> None:
         self.broker.enqueue(step_message(self.keys, step, lane, args), delay=delay_ms)
+
+    def confirmation(self, pending_id: str, attempt: int = 1, *, delay_ms: int | None = None) -> None:
+        """Enqueue the sending of a pending sign-up's confirmation."""
+        self.enqueue(CONFIRM, CONFIRM_LANE, (pending_id, attempt), delay_ms=delay_ms)

@@ -113,6 +113,15 @@ class Settings(BaseSettings):
     #: Live subscribers one page may have; adds past it are refused. 0: no cap.
     page_max_subscribers: int = Field(default=5_000_000, ge=0)
     unsubscribe_secret: SecretStr | None = None
+    #: Self-service: how long an unconfirmed sign-up waits for its confirmation before it expires.
+    confirm_ttl_s: int = Field(default=172800, ge=1)
+    #: Public sign-ups per client address (POST /v1/pages/{page}/subscribe and the HTML form).
+    subscribe_rate: str = "5/minute"
+    #: "package.module:callable" taking (token, client_address) and returning True for a human;
+    #: unset means no CAPTCHA. See notifyd/selfservice/captcha.py.
+    captcha_hook: str | None = None
+    #: How long a signed "manage subscription" link stays valid.
+    manage_link_ttl_s: int = Field(default=90 * 86400, ge=60)
 
     webhook_timeout_s: float = Field(default=10.0, gt=0)
     webhook_connect_timeout_s: float = Field(default=3.0, gt=0)
@@ -190,7 +199,7 @@ class Settings(BaseSettings):
         _parse_page_seconds(value)
         return value
 
-    @field_validator("rate_limit", "auth_failure_limit")
+    @field_validator("rate_limit", "auth_failure_limit", "subscribe_rate")
     @classmethod
     def _rate_limit_parses(cls, value: str) -> str:
         from limits import parse

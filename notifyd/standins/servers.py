@@ -432,6 +432,22 @@ class TwilioServer(_HTTPStandIn):
         }
         return Reply(status, body, dict(headers or {}))
 
+    def inbound(self, url: str, from_: str, body: str, *, to: str = "+15005550006") -> tuple[str, str]:
+        """An inbound SMS as Twilio would post it to ``url``: the form body and its X-Twilio-Signature."""
+        from urllib.parse import urlencode
+
+        from twilio.request_validator import RequestValidator
+
+        params = {
+            "MessageSid": "SM" + secrets.token_hex(16),
+            "AccountSid": self.account_sid,
+            "From": from_,
+            "To": to,
+            "Body": body,
+            "NumMedia": "0",
+        }
+        return urlencode(params), RequestValidator(self.auth_token).compute_signature(url, params)
+
     def answer(self, request: ReceivedRequest) -> Reply:
         expected = "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
         if request.headers.get("authorization") != expected:

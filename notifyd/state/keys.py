@@ -81,6 +81,35 @@ class Keys:
     def audit(self, page_id: str) -> str:
         return f"{self.ns}:p:{escape(page_id)}:audit"
 
+    # self-service (see notifyd/selfservice/): page settings, pending sign-ups
+    def page_selfservice(self, page_id: str) -> str:
+        return f"{self.ns}:p:{page_id}:selfservice"
+
+    def subscriber_prefs(self, page_id: str) -> str:
+        return f"{self.ns}:p:{page_id}:prefs"
+
+    def page_templates(self, page_id: str) -> str:
+        return f"{self.ns}:p:{page_id}:templates"
+
+    def pending(self, pending_id: str) -> str:
+        return f"{self.ns}:pend:{pending_id}"
+
+    def pending_target(self, page_id: str, channel: str, target: str) -> str:
+        return f"{self.ns}:p:{page_id}:pend:{channel}:{target}"
+
+    def pending_by_phone(self, phone: str) -> str:
+        return f"{self.ns}:pend-sms:{phone}"
+
+    def incident_resolved(self, page_id: str, incident_id: str) -> str:
+        """The event id that resolved an incident: its followers get that one, then leave."""
+        return f"{self.ns}:p:{page_id}:resolved:{incident_id}"
+
+    def subscribe_rate_prefix(self) -> str:
+        return f"{self.ns}:subrl"
+
+    def template_failures(self) -> str:
+        return f"{self.ns}:tplfail"
+
     def rate_limit_prefix(self) -> str:
         return f"{self.ns}:rl"
 

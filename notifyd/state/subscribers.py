@@ -399,6 +399,31 @@ class SubscriberRepo:
 
         self.client.transaction(write, key)
 
+    def update_choices(
+        self, page_id: str, sub_id: str, *, components: Iterable[str] | None, prefs: Preferences
+    ) -> StoredSubscriber | None:
+        """Change only what the person chooses on the preference page (components and delivery
+        preferences), never the target, secret or state; None when unknown."""
+        seq = self.seq_of(page_id, sub_id)
+        if seq is None:
+            return None
+        key = self.keys.subscribers(page_id, bucket_of(seq))
+        chosen = frozenset(components) if components is not None else None
+        done: list[StoredSubscriber] = []
+
+        def write(pipe: Any) -> None:
+            raw = pipe.hget(key, str(seq))
+            current = StoredSubscriber.decode(page_id, seq, raw) if raw is not None else None
+            if current is None or current.removed:
+                return
+            updated = StoredSubscriber(**{**_fields(current), "components": chosen, "prefs": prefs})
+            pipe.multi()
+            pipe.hset(key, str(seq), updated.encode())
+            done[:] = [updated]
+
+        self.client.transaction(write, key)
+        return done[0] if done else None
+
     def reactivate(
         self, page_id: str, sub_id: str, *, force: bool = False, actor: str = "unknown"
     ) -> StoredSubscriber | None:

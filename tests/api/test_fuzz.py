@@ -190,7 +190,11 @@ CONFIG = Path(__file__).with_name("schemathesis.toml")
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_schemathesis_with_every_check_finds_nothing_against_a_running_server(start_api: Callable[..., Api]):
-    api = start_api(store=StatusStore.memory("api-node"), app_options={"publish_rate": "100000/second"})
+    api = start_api(
+        store=StatusStore.memory("api-node"),
+        app_options={"publish_rate": "100000/second"},
+        subscribe_rate="100000/second",
+    )
     report = ARTIFACTS / "schemathesis"
     report.mkdir(parents=True, exist_ok=True)
     command = [

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.api.conftest import start_api  # noqa: F401 - a real API server, as the API tests have
+from tests.selfservice.conftest import stack  # noqa: F401 - API, worker and stand-ins for self-service
 from tests.support.browser import Screenshots, chromium_context, ensure_chromium
 
 

@@ -1,0 +1,44 @@
+"""Server-rendered pages of the self-service flow (Jinja2 with autoescape, Babel catalogues)."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from notifyd import i18n
+from notifyd.selfservice.pages import PageConfig
+
+CHANNEL_NAMES = {"email": "Email", "sms": "SMS", "slack": "Slack", "webhook": "Webhook"}
+
+
+@functools.cache
+def environment(locale: str) -> Environment:
+    env = Environment(
+        loader=PackageLoader("notifyd", "templates/web"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_translations(i18n.translations(locale), newstyle=True)  # type: ignore[attr-defined]
+    return env
+
+
+def render(name: str, *, page_id: str, config: PageConfig, locale: str | None = None, **values: Any) -> str:
+    lang = i18n.normalize(locale, config.default_locale)
+    context = {
+        "locale": lang,
+        "page_id": page_id,
+        "page_name": config.display_name(page_id),
+        "branding": config.branding,
+        "languages": list(i18n.LANGUAGES.items()),
+        "channel_names": CHANNEL_NAMES,
+        **values,
+    }
+    return environment(lang).get_template(name).render(context)
+
+
+def gettext(locale: str | None, text: str) -> str:
+    return i18n.translations(i18n.normalize(locale)).gettext(text)

@@ -13,8 +13,15 @@ from notifyd.state.subscribers import describe_validation_error
 
 #: Fields of the subscriber record (notifyd/models.py), delivery preferences included.
 SUBSCRIBER_FIELDS = (
-    "channel", "target", "components", "secret", "contact_email",
-    "event_types", "min_impact", "incident_phases", "quiet_hours",
+    "channel",
+    "target",
+    "components",
+    "secret",
+    "contact_email",
+    "event_types",
+    "min_impact",
+    "incident_phases",
+    "quiet_hours",
 )
 #: Self-service's own choices (notifyd/selfservice/prefs.py).
 PREF_FIELDS = ("locale", "incident")
@@ -44,7 +51,9 @@ def check(data: dict[str, Any], *, allow_private: bool) -> Signup:
     sub_data = {k: data[k] for k in SUBSCRIBER_FIELDS if data.get(k) not in (None, "", [])}
     try:
         sub = Subscriber.model_validate(sub_data, context={"allow_private": allow_private})
-        prefs = PersonalPrefs.model_validate({k: data[k] for k in PREF_FIELDS if data.get(k) not in (None, "")})
+        prefs = PersonalPrefs.model_validate(
+            {k: data[k] for k in PREF_FIELDS if data.get(k) not in (None, "")}
+        )
     except ValidationError as exc:
         raise SignupError(describe_validation_error(exc)) from None
     generated = None

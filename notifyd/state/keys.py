@@ -83,26 +83,26 @@ class Keys:
 
     # self-service (see notifyd/selfservice/): page settings, pending sign-ups
     def page_selfservice(self, page_id: str) -> str:
-        return f"{self.ns}:p:{page_id}:selfservice"
+        return f"{self.ns}:p:{escape(page_id)}:selfservice"
 
     def subscriber_prefs(self, page_id: str) -> str:
-        return f"{self.ns}:p:{page_id}:prefs"
+        return f"{self.ns}:p:{escape(page_id)}:prefs"
 
     def page_templates(self, page_id: str) -> str:
-        return f"{self.ns}:p:{page_id}:templates"
+        return f"{self.ns}:p:{escape(page_id)}:templates"
 
     def pending(self, pending_id: str) -> str:
         return f"{self.ns}:pend:{pending_id}"
 
     def pending_target(self, page_id: str, channel: str, target: str) -> str:
-        return f"{self.ns}:p:{page_id}:pend:{channel}:{target}"
+        return f"{self.ns}:p:{escape(page_id)}:pend:{channel}:{escape(target)}"
 
     def pending_by_phone(self, phone: str) -> str:
-        return f"{self.ns}:pend-sms:{phone}"
+        return f"{self.ns}:pend-sms:{escape(phone)}"
 
     def incident_resolved(self, page_id: str, incident_id: str) -> str:
         """The event id that resolved an incident: its followers get that one, then leave."""
-        return f"{self.ns}:p:{page_id}:resolved:{incident_id}"
+        return f"{self.ns}:p:{escape(page_id)}:resolved:{escape(incident_id)}"
 
     def subscribe_rate_prefix(self) -> str:
         return f"{self.ns}:subrl"

@@ -73,6 +73,11 @@ class Fixture:
         )
         return str(r.json()["id"])
 
+    def slack_template(self, page: str) -> bool:
+        """Give the page Slack templates (as the all-pages key), so that deleting them can succeed."""
+        body = {"slack": '{"text": {{ title | tojson }}}'}
+        return self.admin.put(f"/v1/pages/{page}/templates/slack", json=body).status_code == 200
+
     def send(self, key: str, request: Request) -> httpx.Response:
         method, path, kwargs = request
         with httpx.Client(base_url=self.api.url, timeout=15) as http:
@@ -92,6 +97,16 @@ PUBLIC = {
     ("POST", "/v1/pages/{page_id}/unsubscribe"),
     ("POST", "/v1/callbacks/twilio/{delivery_id}"),
     ("GET", "/status/{page_id}"),
+    # self-service: a person with no key signs up, confirms and manages (signed links, rate limits)
+    ("POST", "/v1/pages/{page_id}/subscribe"),
+    ("GET", "/status/{page_id}/subscribe"),
+    ("POST", "/status/{page_id}/subscribe"),
+    ("GET", "/v1/pages/{page_id}/confirm"),
+    ("POST", "/v1/pages/{page_id}/confirm"),
+    ("GET", "/status/{page_id}/preferences"),
+    ("POST", "/status/{page_id}/preferences"),
+    ("POST", "/status/{page_id}/preferences/unsubscribe"),
+    ("POST", "/v1/inbound/twilio/sms"),
 }
 #: Routes that name a page (in the path or the body): another page is a 403.
 NAMES_PAGE: dict[tuple[str, str], Builder] = {
@@ -124,6 +139,38 @@ NAMES_PAGE: dict[tuple[str, str], Builder] = {
         {},
     ),
 }
+NAMES_PAGE.update(
+    {
+        ("GET", "/v1/pages/{page_id}/self-service"): lambda f, p: ("GET", f"/v1/pages/{p}/self-service", {}),
+        ("PUT", "/v1/pages/{page_id}/self-service"): lambda f, p: (
+            "PUT",
+            f"/v1/pages/{p}/self-service",
+            {"json": {"default_locale": "de"}},
+        ),
+        ("GET", "/v1/pages/{page_id}/audit"): lambda f, p: ("GET", f"/v1/pages/{p}/audit", {}),
+        ("PUT", "/v1/pages/{page_id}/templates/{channel}"): lambda f, p: (
+            "PUT",
+            f"/v1/pages/{p}/templates/sms",
+            {"json": {"sms": "{{ title }}"}},
+        ),
+        ("GET", "/v1/pages/{page_id}/templates/{channel}"): lambda f, p: (
+            "GET",
+            f"/v1/pages/{p}/templates/sms",
+            {},
+        ),
+        ("DELETE", "/v1/pages/{page_id}/templates/{channel}"): lambda f, p: (
+            "DELETE",
+            f"/v1/pages/{p}/templates/slack" if f.slack_template(p) else "",
+            {},
+        ),
+        ("POST", "/v1/pages/{page_id}/templates/{channel}:preview"): lambda f, p: (
+            "POST",
+            f"/v1/pages/{p}/templates/email:preview",
+            {"json": {"locale": "fr"}},
+        ),
+    }
+)
+
 #: Routes that name an event or a subscriber: one of another page is a 404, like an unknown one.
 NAMES_ID: dict[tuple[str, str], Builder] = {
     ("GET", "/v1/events/{event_id}"): lambda f, p: ("GET", f"/v1/events/{f.events[p]}", {}),

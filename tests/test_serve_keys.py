@@ -19,7 +19,10 @@ def test_serve_without_keys_writes_them_to_an_owner_only_file_and_prints_only_it
 ):
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFYD_")}
     env.update(
-        NOTIFYD_REDIS_URL=redis_url, NOTIFYD_NAMESPACE=namespace, NOTIFYD_DATA_DIR=str(tmp_path / "var")
+        NOTIFYD_REDIS_URL=redis_url,
+        NOTIFYD_NAMESPACE=namespace,
+        NOTIFYD_DATA_DIR=str(tmp_path / "var"),
+        NOTIFYD_DURABILITY="none",  # the test Redis may run without an AOF; durability is not tested here
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "notifyd", "serve", "--port", "0"],

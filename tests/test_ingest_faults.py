@@ -86,3 +86,36 @@ def test_event_a_peer_region_took_is_still_a_replicated_duplicate(proxied, recor
     assert rt.tracker.event_hash(event["event_id"])["filtered"].startswith("replicated_duplicate")
     assert _state(rt, event["event_id"]) == "done"
     assert recorder.for_event(event["event_id"]) == []
+
+
+def test_redis_lost_while_recording_outcomes_reruns_the_shard_and_every_delivery_ends_final(
+    proxied, recorder, fault_proxy, start_worker
+):
+    rt, _, store = proxied
+    rule = fault_proxy.on(b"\r\nrecord\r\n", "drop", times=3)  # the tracker's record call
+    start_worker(rt, threads=2, store=store)
+    event = incident_event()
+    assert rt.publisher.publish(event).status == "accepted"
+    assert wait_until(lambda: _state(rt, event["event_id"]) == "done", timeout=60), rt.tracker.event_hash(
+        event["event_id"]
+    )
+    assert rule.hits == 3
+    summary = rt.tracker.summary(event["event_id"])
+    assert summary["counts"]["planned"] == SUBSCRIBERS
+    assert summary["counts"]["delivered"] == SUBSCRIBERS
+    sent = [s.delivery_id for s in recorder.for_event(event["event_id"])]
+    assert len(set(sent)) == SUBSCRIBERS
+    # Resent at most what was in flight when the records were lost: each send whose record failed.
+    assert len(sent) - SUBSCRIBERS <= rule.hits * 3  # shard_size=3
+
+
+def test_redis_stalling_mid_ingest_delays_the_event_but_delivers_it_in_full(
+    proxied, recorder, fault_proxy, start_worker
+):
+    rt, _, store = proxied
+    rule = fault_proxy.on(b"shards_total", "stall", times=1, seconds=1.5)
+    start_worker(rt, threads=2, store=store)
+    event = incident_event()
+    assert rt.publisher.publish(event).status == "accepted"
+    _delivered_exactly_as_planned(rt, recorder, event["event_id"])
+    assert rule.hits == 1

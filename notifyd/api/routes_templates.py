@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 
 from notifyd.api.auth import require
 from notifyd.api.context import context_of
@@ -17,6 +18,22 @@ from notifyd.templates.sample import VARIABLES, sample_context
 from notifyd.templates.store import PageTemplates, TemplateRejected, validate
 
 router = APIRouter(tags=["templates"])
+
+
+class _ChannelConvertor(Convertor[str]):
+    """Only the channels that have templates: ``sms:preview`` is not a channel, so a PUT there
+    is a 405 (the preview takes POST), not a 422 about a channel named "sms:preview"."""
+
+    regex = "email|sms|slack"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("template_channel", _ChannelConvertor())
 
 PageIdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 ChannelPath = Annotated[Literal["email", "sms", "slack"], Path()]
@@ -52,11 +69,13 @@ def _parts(body: TemplateParts) -> dict[str, str]:
 
 
 def _reject(exc: TemplateRejected) -> ProblemError:
-    return ProblemError(422, f"the templates cannot be used: {exc}", errors=exc.errors, kind="bad-template")
+    # 400, not 422: the body is well-formed JSON of the documented shape; what it says cannot be
+    # used (a part another channel has, a template that does not render). The errors name each part.
+    return ProblemError(400, f"the templates cannot be used: {exc}", errors=exc.errors, kind="bad-template")
 
 
 @router.put(
-    "/v1/pages/{page_id}/templates/{channel}",
+    "/v1/pages/{page_id}/templates/{channel:template_channel}",
     responses=documented(400, 401, 403, 413, 422),
     dependencies=[Depends(require("admin"))],
     summary="Set a page's templates for one channel; refused with the reason when they cannot render",
@@ -73,7 +92,7 @@ def put_templates(page_id: PageIdPath, channel: ChannelPath, body: TemplateParts
 
 
 @router.get(
-    "/v1/pages/{page_id}/templates/{channel}",
+    "/v1/pages/{page_id}/templates/{channel:template_channel}",
     responses=documented(401, 403, 422),
     dependencies=[Depends(require("admin"))],
     summary="A page's templates for one channel, and how often each fell back to the built-in one",
@@ -91,7 +110,7 @@ def get_templates(page_id: PageIdPath, channel: ChannelPath, request: Request) -
 
 
 @router.delete(
-    "/v1/pages/{page_id}/templates/{channel}",
+    "/v1/pages/{page_id}/templates/{channel:template_channel}",
     status_code=204,
     response_class=Response,
     responses=documented(401, 403, 404, 422),
@@ -106,7 +125,7 @@ def delete_templates(page_id: PageIdPath, channel: ChannelPath, request: Request
 
 
 @router.post(
-    "/v1/pages/{page_id}/templates/{channel}:preview",
+    "/v1/pages/{page_id}/templates/{channel:template_channel}:preview",
     responses=documented(400, 401, 403, 413, 422),
     dependencies=[Depends(require("admin"))],
     summary="Render a sample incident update with these (or the saved) templates",

@@ -148,22 +148,22 @@ NAMES_PAGE.update(
             {"json": {"default_locale": "de"}},
         ),
         ("GET", "/v1/pages/{page_id}/audit"): lambda f, p: ("GET", f"/v1/pages/{p}/audit", {}),
-        ("PUT", "/v1/pages/{page_id}/templates/{channel}"): lambda f, p: (
+        ("PUT", "/v1/pages/{page_id}/templates/{channel:template_channel}"): lambda f, p: (
             "PUT",
             f"/v1/pages/{p}/templates/sms",
             {"json": {"sms": "{{ title }}"}},
         ),
-        ("GET", "/v1/pages/{page_id}/templates/{channel}"): lambda f, p: (
+        ("GET", "/v1/pages/{page_id}/templates/{channel:template_channel}"): lambda f, p: (
             "GET",
             f"/v1/pages/{p}/templates/sms",
             {},
         ),
-        ("DELETE", "/v1/pages/{page_id}/templates/{channel}"): lambda f, p: (
+        ("DELETE", "/v1/pages/{page_id}/templates/{channel:template_channel}"): lambda f, p: (
             "DELETE",
             f"/v1/pages/{p}/templates/slack" if f.slack_template(p) else "",
             {},
         ),
-        ("POST", "/v1/pages/{page_id}/templates/{channel}:preview"): lambda f, p: (
+        ("POST", "/v1/pages/{page_id}/templates/{channel:template_channel}:preview"): lambda f, p: (
             "POST",
             f"/v1/pages/{p}/templates/email:preview",
             {"json": {"locale": "fr"}},

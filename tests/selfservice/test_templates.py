@@ -28,7 +28,7 @@ def test_an_evil_template_is_refused_at_upload_with_a_reason(stack, name: str) -
     s = stack(worker=False)
     with s.api.client("admin") as http:
         answer = http.put("/v1/pages/acme/templates/email", json={"text": EVIL[name]})
-        assert answer.status_code == 422, answer.text
+        assert answer.status_code == 400, answer.text
         assert answer.json()["errors"][0]["field"] == "text"
         assert http.get("/v1/pages/acme/templates/email").json()["templates"] == {}
 
@@ -37,14 +37,14 @@ def test_a_syntax_error_names_its_line(stack) -> None:
     s = stack(worker=False)
     with s.api.client("admin") as http:
         answer = http.put("/v1/pages/acme/templates/sms", json={"sms": "ok\n{{ title }\n"})
-    assert answer.status_code == 422 and "line 2" in answer.json()["detail"]
+    assert answer.status_code == 400 and "line 2" in answer.json()["detail"]
 
 
 def test_a_part_of_another_channel_is_refused(stack) -> None:
     s = stack(worker=False)
     with s.api.client("admin") as http:
-        assert http.put("/v1/pages/acme/templates/sms", json={"subject": "x"}).status_code == 422
-        assert http.put("/v1/pages/acme/templates/slack", json={"slack": "not json"}).status_code == 422
+        assert http.put("/v1/pages/acme/templates/sms", json={"subject": "x"}).status_code == 400
+        assert http.put("/v1/pages/acme/templates/slack", json={"slack": "not json"}).status_code == 400
 
 
 def test_preview_renders_the_sample_with_the_override_and_in_the_asked_language(stack) -> None:

@@ -73,10 +73,11 @@ class Fixture:
         )
         return str(r.json()["id"])
 
-    def slack_template(self, page: str) -> bool:
-        """Give the page Slack templates (as the all-pages key), so that deleting them can succeed."""
-        body = {"slack": '{"text": {{ title | tojson }}}'}
-        return self.admin.put(f"/v1/pages/{page}/templates/slack", json=body).status_code == 200
+    def give_templates(self, page: str, channel: str) -> bool:
+        """Give the page templates (as the all-pages key), so that deleting them can succeed."""
+        source = '{"text": {{ title | tojson }}}' if channel == "slack" else "{{ title }}"
+        body = {{"email": "subject"}.get(channel, channel): source}
+        return self.admin.put(f"/v1/pages/{page}/templates/{channel}", json=body).status_code == 200
 
     def send(self, key: str, request: Request) -> httpx.Response:
         method, path, kwargs = request
@@ -148,28 +149,40 @@ NAMES_PAGE.update(
             {"json": {"default_locale": "de"}},
         ),
         ("GET", "/v1/pages/{page_id}/audit"): lambda f, p: ("GET", f"/v1/pages/{p}/audit", {}),
-        ("PUT", "/v1/pages/{page_id}/templates/{channel:template_channel}"): lambda f, p: (
-            "PUT",
-            f"/v1/pages/{p}/templates/sms",
-            {"json": {"sms": "{{ title }}"}},
-        ),
-        ("GET", "/v1/pages/{page_id}/templates/{channel:template_channel}"): lambda f, p: (
-            "GET",
-            f"/v1/pages/{p}/templates/sms",
-            {},
-        ),
-        ("DELETE", "/v1/pages/{page_id}/templates/{channel:template_channel}"): lambda f, p: (
-            "DELETE",
-            f"/v1/pages/{p}/templates/slack" if f.slack_template(p) else "",
-            {},
-        ),
-        ("POST", "/v1/pages/{page_id}/templates/{channel:template_channel}:preview"): lambda f, p: (
-            "POST",
-            f"/v1/pages/{p}/templates/email:preview",
-            {"json": {"locale": "fr"}},
-        ),
     }
 )
+
+TEMPLATE_BODIES = {
+    "email": {"subject": "{{ title }}"},
+    "sms": {"sms": "{{ title }}"},
+    "slack": {"slack": "{}"},
+}
+for _ch, _body in TEMPLATE_BODIES.items():
+    _base = "/v1/pages/{page_id}/templates/" + _ch
+    NAMES_PAGE.update(
+        {
+            ("PUT", _base): lambda f, p, ch=_ch, body=_body: (
+                "PUT",
+                f"/v1/pages/{p}/templates/{ch}",
+                {
+                    "json": {
+                        k: '{"text": {{ title | tojson }}}' if ch == "slack" else v for k, v in body.items()
+                    }
+                },
+            ),
+            ("GET", _base): lambda f, p, ch=_ch: ("GET", f"/v1/pages/{p}/templates/{ch}", {}),
+            ("DELETE", _base): lambda f, p, ch=_ch: (
+                "DELETE",
+                f"/v1/pages/{p}/templates/{ch}" if f.give_templates(p, ch) else "",
+                {},
+            ),
+            ("POST", _base + ":preview"): lambda f, p, ch=_ch: (
+                "POST",
+                f"/v1/pages/{p}/templates/{ch}:preview",
+                {"json": {"locale": "fr"}},
+            ),
+        }
+    )
 
 #: Routes that name an event or a subscriber: one of another page is a 404, like an unknown one.
 NAMES_ID: dict[tuple[str, str], Builder] = {

@@ -43,7 +43,7 @@ def test_a_syntax_error_names_its_line(stack) -> None:
 def test_a_part_of_another_channel_is_refused(stack) -> None:
     s = stack(worker=False)
     with s.api.client("admin") as http:
-        assert http.put("/v1/pages/acme/templates/sms", json={"subject": "x"}).status_code == 400
+        assert http.put("/v1/pages/acme/templates/sms", json={"subject": "x"}).status_code == 422
         assert http.put("/v1/pages/acme/templates/slack", json={"slack": "not json"}).status_code == 400
 
 

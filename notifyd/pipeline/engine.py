@@ -21,7 +21,7 @@ from notifyd.pipeline.adapters import AdapterPool
 from notifyd.pipeline.digest import DigestStep
 from notifyd.pipeline.events import EventCache, StatusStoreLike
 from notifyd.pipeline.filters import INGEST_FILTERS
-from notifyd.pipeline.ingest import Ingest
+from notifyd.pipeline.ingest import Ingest, ShardChain
 from notifyd.pipeline.maintenance import MaintenancePlanner, MaintenanceWindows
 from notifyd.pipeline.outcomes import OutcomeRecorder
 from notifyd.pipeline.pacing import Pacer
@@ -124,6 +124,7 @@ class Engine:
             settings=settings,
             clock=clock,
         )
+        chain = ShardChain(client=runtime.client, keys=runtime.keys, ttl_s=runtime.tracker.ttl_s)
         self.deliver_shard = DeliverShard(
             events=events,
             tracker=runtime.tracker,
@@ -132,6 +133,7 @@ class Engine:
             sender=sender,
             flush_digest=self.digest.flush,
             audience_filter=audience_filter(runtime),
+            enqueue_next=chain,
         )
         self.ingest = Ingest(
             client=runtime.client,
@@ -141,6 +143,8 @@ class Engine:
             queue=self.queue,
             store=store,
             shard_size=settings.shard_size,
+            shard_window=settings.shard_queue_window,
+            chain=chain,
             run_shard=self.deliver_shard,
             incident_events=incident_events,
             on_maintenance=self.maintenance.on_event,

@@ -1,8 +1,18 @@
 """ingest: event -> status store -> filters -> shards (seq ranges) on the event's lane.
 
-Shard 0 runs right here, after the others are on the queue: it saves the
-first deliveries a queue hop. An ingest that crashed part-way resumes from
-the shards it had enqueued (``shards_enqueued``).
+Shard 0 runs right here, after the first few others are on the queue: it
+saves the first deliveries a queue hop. Ingest enqueues only the shards below
+``shards_enqueued`` (the event's window, ``shard_queue_window``); every shard,
+as it starts and before its message is acked, enqueues the shard
+``shards_enqueued`` after it (:class:`ShardChain`). So a fan-out keeps a few
+messages in its lane's queue, not all of them, and another event's ingest
+waits behind a few shards rather than behind the whole fan-out. Each shard
+message is enqueued at most once, by one script with its mark, so a re-run
+(a redelivered shard or ingest) neither starts a second chain nor loses one:
+the successor was enqueued before the first run's ack. The window is written
+with ``shards_total``, atomically, so every shard sees it; an event planned
+before the window existed (no ``shards_enqueued``) gets all its shards
+enqueued here, as it used to.
 
 The status store's seen-set decides whether a peer region already took the
 event. Its mark is written by this ingest too, so before applying, ingest
@@ -18,6 +28,7 @@ import json
 import logging
 import math
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -27,16 +38,17 @@ from notifyd.models import Event
 from notifyd.pipeline.events import StatusStoreLike
 from notifyd.pipeline.filters import INGEST_FILTERS, EventView, IngestFilter, StoreVerdict, first_reason
 from notifyd.pipeline.metrics import EVENTS_INGESTED
-from notifyd.pipeline.steps import DELIVER_SHARD, StepQueue
+from notifyd.pipeline.steps import DELIVER_SHARD, StepQueue, step_message
 from notifyd.state.incident_events import IncidentEvents
 from notifyd.state.keys import Keys
+from notifyd.state.scripts import register
 from notifyd.state.subscribers import SubscriberRepo
 from notifyd.state.tracking import Tracker
 
 log = logging.getLogger("notifyd.pipeline")
 
-#: Shard messages enqueued per progress mark (``shards_enqueued``).
-ENQUEUE_BATCH = 200
+#: The event-record field: ingest enqueues the shards below it; shard i enqueues shard i + it.
+WINDOW_FIELD = "shards_enqueued"
 #: The event-record field an ingest writes before it marks the event seen in the status store.
 CLAIM_FIELD = "store_claim"
 #: Recent events listed per page.
@@ -56,6 +68,8 @@ class Ingest:
         queue: StepQueue,
         store: StatusStoreLike | None,
         shard_size: int,
+        shard_window: int,
+        chain: ShardChain,
         run_shard: ShardRunner,
         incident_events: IncidentEvents,
         on_maintenance: Callable[[Event], None] | None = None,
@@ -68,6 +82,8 @@ class Ingest:
         self.queue = queue
         self.store = store
         self.shard_size = shard_size
+        self.shard_window = shard_window
+        self.chain = chain
         self.run_shard = run_shard
         self.incident_events = incident_events
         self.on_maintenance = on_maintenance
@@ -102,7 +118,12 @@ class Ingest:
         top = 0 if reason else self.subscribers.max_seq(event.page_id)
         shards = math.ceil(top / self.shard_size)
         now = f"{time.time():.3f}"
-        fields: dict[str, Any] = {"shards_total": shards, "seq_top": top, "started_at": now}
+        fields: dict[str, Any] = {
+            "shards_total": shards,
+            "seq_top": top,
+            "started_at": now,
+            WINDOW_FIELD: min(shards, self.shard_window),
+        }
         if reason:
             fields["filtered"] = reason
         pipe = self.client.pipeline(transaction=True)
@@ -134,11 +155,54 @@ class Ingest:
         shards = int(h["shards_total"])
         top = int(h["seq_top"])
         size = self.shard_size
-        start_at = max(1, int(h.get("shards_enqueued", 1)))
-        for first in range(start_at, shards, ENQUEUE_BATCH):
-            last = min(shards, first + ENQUEUE_BATCH)
-            for shard in range(first, last):
-                args = (event.event_id, shard, shard * size, min(top, (shard + 1) * size))
-                self.queue.enqueue(DELIVER_SHARD, event.lane, args)
-            self.client.hset(self.keys.event(event.event_id), "shards_enqueued", last)
+        if WINDOW_FIELD not in h:
+            # Planned before shards enqueued their successors: nobody else enqueues the rest.
+            self.client.hset(self.keys.event(event.event_id), WINDOW_FIELD, shards)
+            window = shards
+        else:
+            window = min(shards, int(h[WINDOW_FIELD]))
+        # A re-run finds the window marked enqueued and enqueues none of it again.
+        for shard in range(1, window):
+            self.chain.enqueue(event.event_id, event.lane, shard, shard * size, min(top, (shard + 1) * size))
         self.run_shard(event.event_id, 0, 0, min(top, size))
+
+
+class ShardChain:
+    """Enqueues an event's shard messages, each at most once (see the module docstring).
+
+    The mark (the event's enqueued-shards bitmap) and the message are written by one script,
+    so a crash leaves both or neither: a shard re-run (its message redelivered) or an ingest
+    re-run does not start a second chain, and no successor is marked but missing.
+    :meth:`__call__` runs at the start of a shard's step, before anything that can fail, so
+    its successor is on the queue before the shard's message is acked.
+    """
+
+    def __init__(self, *, client: redis.Redis, keys: Keys, ttl_s: int) -> None:
+        self.client = client
+        self.keys = keys
+        self.ttl_s = ttl_s
+        self._script = register(client, "enqueue_shard")
+
+    def enqueue(self, event_id: str, lane: str, shard: int, start: int, end: int) -> bool:
+        message = step_message(self.keys, DELIVER_SHARD, lane, (event_id, shard, start, end))
+        redis_id = str(uuid.uuid4())
+        message = message.copy(options={"redis_message_id": redis_id})
+        queue = self.keys.queue_name(lane)
+        keys = [
+            self.keys.event_shards_enqueued(event_id),
+            self.keys.queue_messages(queue),
+            self.keys.queue(queue),
+        ]
+        return bool(self._script(keys=keys, args=[shard, self.ttl_s, redis_id, message.encode()]))
+
+    def __call__(self, event_id: str, lane: str, shard: int, start: int, end: int) -> None:
+        values = self.client.hmget(self.keys.event(event_id), ["shards_total", WINDOW_FIELD, "seq_top"])
+        if any(v is None for v in values):
+            return  # expired, or planned before the window existed (ingest enqueued every shard)
+        shards, window, top = (int(v) for v in values)
+        following = shard + window
+        if window <= 0 or following >= shards:
+            return
+        # Shards below the last are full: shard 0 ends at the size, shard i starts at i * size.
+        size = start // shard if shard else end
+        self.enqueue(event_id, lane, following, following * size, min(top, (following + 1) * size))

@@ -37,6 +37,7 @@ class DeliverShard:
         pacer: Pacer,
         sender: Sender,
         flush_digest: Callable[..., None],
+        enqueue_next: Callable[[str, str, int, int, int], None],
         audience_filter: AudienceFilter | None = None,
     ) -> None:
         #: Drops followers of another incident, and those whose incident resolved before this
@@ -48,6 +49,7 @@ class DeliverShard:
         self.pacer = pacer
         self.sender = sender
         self.flush_digest = flush_digest
+        self.enqueue_next = enqueue_next
 
     def __call__(self, event_id: str, shard: int, start: int, end: int) -> None:
         loaded = self.events.load(event_id)
@@ -55,6 +57,8 @@ class DeliverShard:
             log.warning("shard %s/%d: event has expired", event_id, shard)
             return
         event = loaded.event
+        # Before anything that can fail: the shard one window on is queued before this one is acked.
+        self.enqueue_next(event_id, event.lane, shard, start, end)
         SHARDS.labels(event.lane).inc()
         touched = event.components_touched()
         view = EventView.of(event)

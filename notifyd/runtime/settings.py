@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     #: How often each worker looks for due digests and maintenance reminders.
     schedule_poll_ms: int = Field(default=250, ge=10, le=60000)
     shard_size: int = Field(default=500, ge=1, le=10000)
+    #: Shard messages of one event waiting in its lane's queue at once: ingest enqueues this many,
+    #: and each shard, as it starts, enqueues the one this many after it, so other events' ingest
+    #: and shard messages interleave with a large fan-out instead of queueing behind all of it.
+    shard_queue_window: int = Field(default=8, ge=1)
     retry_jitter: float = Field(default=0.5, ge=0.0, le=1.0)
     retry_schedule_webhook: str | None = None
     retry_schedule_email: str | None = None

@@ -41,6 +41,10 @@ class Keys:
     def event_shards(self, event_id: str) -> str:
         return f"{self.ns}:ev:{escape(event_id)}:shards"
 
+    def event_shards_enqueued(self, event_id: str) -> str:
+        """Bitmap of the event's shards whose message was enqueued (``pipeline/ingest.py``)."""
+        return f"{self.ns}:ev:{escape(event_id)}:shards_enq"
+
     def deliveries(self, event_id: str, bucket: int) -> str:
         return f"{self.ns}:dl:{escape(event_id)}:{bucket}"
 

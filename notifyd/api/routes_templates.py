@@ -70,6 +70,10 @@ def _reject(exc: TemplateRejected) -> ProblemError:
 
 def _put(channel: str, page_id: str, body: BaseModel, request: Request) -> Any:
     rt = context_of(request).runtime
+    if not _parts(body):
+        # No part given: the page goes back to the built-in templates, as a DELETE does.
+        PageTemplates(rt.client, rt.keys).delete(page_id, channel)
+        return {"page_id": page_id, "channel": channel, "templates": {}, "variables": list(VARIABLES)}
     try:
         parts = validate(channel, _parts(body))
     except TemplateRejected as exc:

@@ -33,6 +33,14 @@ def test_an_evil_template_is_refused_at_upload_with_a_reason(stack, name: str) -
         assert http.get("/v1/pages/acme/templates/email").json()["templates"] == {}
 
 
+def test_an_upload_without_parts_goes_back_to_the_builtin_templates(stack) -> None:
+    s = stack(worker=False)
+    with s.api.client("admin") as http:
+        assert http.put("/v1/pages/acme/templates/sms", json={"sms": "{{ title }}"}).status_code == 200
+        assert http.put("/v1/pages/acme/templates/sms", json={}).status_code == 200
+        assert http.get("/v1/pages/acme/templates/sms").json()["templates"] == {}
+
+
 def test_a_syntax_error_names_its_line(stack) -> None:
     s = stack(worker=False)
     with s.api.client("admin") as http:

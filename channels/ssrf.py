@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -65,13 +66,27 @@ async def _resolve(host: str, port: int) -> list[str]:
     return addresses
 
 
-async def resolve_checked(host: str, port: int, *, allow_private: bool) -> str:
+#: Resolves (host, port) to addresses; :func:`resolve_checked` takes one in place of the system's
+#: DNS (and its cache), so a test can play a name that answers public and then loopback.
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def resolve_checked(
+    host: str, port: int, *, allow_private: bool, resolver: Resolver | None = None
+) -> str:
     """Resolve ``host`` and return one address that may be connected to."""
     host = host.strip("[]")
     if not host:
         raise BlockedTargetError("the target has no host")
     literal = literal_address(host)
-    addresses = [literal] if literal is not None else await _resolve(host, port)
+    if literal is not None:
+        addresses = [literal]
+    elif resolver is not None:
+        addresses = list(await resolver(host, port))
+        if not addresses:
+            raise BlockedTargetError(f"cannot resolve {host}")
+    else:
+        addresses = await _resolve(host, port)
     if allow_private:
         return addresses[0]
     for address in addresses:

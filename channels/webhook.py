@@ -43,7 +43,7 @@ from channels.aiohttp_transport import AiohttpTransport
 from channels.base import Adapter, Message, Notification, Outcome
 from channels.circuit import CircuitBreaker
 from channels.registry import register
-from channels.ssrf import BlockedTargetError, resolve_checked
+from channels.ssrf import BlockedTargetError, Resolver, resolve_checked
 
 __all__ = ["WebhookAdapter", "WebhookConfig", "classify", "parse_retry_after", "sign"]
 
@@ -82,6 +82,8 @@ class WebhookConfig:
     connections: int | None = None
     #: A CA bundle to trust instead of the system's (tests use a trustme CA).
     ca_file: str | None = None
+    #: Resolves target names instead of the system's DNS (tests play rebinding names with it).
+    resolver: Resolver | None = None
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> WebhookConfig:
@@ -252,7 +254,10 @@ class WebhookAdapter(Adapter):
         """The outcome, and whether the host answered sanely (for its circuit)."""
         try:
             address = await resolve_checked(
-                target.host, target.port, allow_private=self.config.allow_private_targets
+                target.host,
+                target.port,
+                allow_private=self.config.allow_private_targets,
+                resolver=self.config.resolver,
             )
         except BlockedTargetError as exc:
             return Outcome.permanent("blocked_target", str(exc)), True

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,10 +14,21 @@ import redis
 from notifyd.runtime.embedded import EmbeddedRedis
 from notifyd.runtime.settings import Settings
 from notifyd.runtime.wiring import Runtime
-from tests.support.sink import Sink
+from tests.support.env import PREFIX
+from tests.support.sink import Sink, SinkProcess
 
 #: The machine's Redis, on a database number notifyd's tests own.
 MACHINE_REDIS = "redis://127.0.0.1:6379/9"
+#: Where the tests' Redis is: ``TEST_REDIS_URL``, outside the app's prefix. The old name
+#: ``NOTIFYD_TEST_REDIS_URL`` still works; both are read before any test clears NOTIFYD_*.
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or os.environ.get("NOTIFYD_TEST_REDIS_URL")
+
+
+@pytest.fixture(autouse=True)
+def _no_notifyd_variables_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process settings see only what the test sets: no NOTIFYD_* from the developer's shell."""
+    for name in [k for k in os.environ if k.startswith(PREFIX)]:
+        monkeypatch.delenv(name)
 
 # The suite shares one Redis that need not keep an AOF (the machine's usually does not), so its
 # tests, and the `notifyd` processes they start, accept without waiting for an fsync. The
@@ -39,7 +49,7 @@ def _answers(url: str) -> bool:
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url = os.environ.get("NOTIFYD_TEST_REDIS_URL") or MACHINE_REDIS
+    url = TEST_REDIS_URL or MACHINE_REDIS
     if _answers(url):
         yield url
         return
@@ -101,13 +111,11 @@ def sink() -> Iterator[Sink]:
     s.stop()
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 15.0, interval: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
+@pytest.fixture
+def sink_process() -> Iterator[SinkProcess]:
+    """The sink in a process of its own: real HTTP that shares no interpreter with the test."""
+    with SinkProcess() as s:
+        yield s
 
 
 @pytest.fixture

@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
+from tests.support.env import cli_env
 from tests.support.events import incident_event
 
 
 @pytest.fixture
 def cli(make_settings, runtimes):  # runtimes: deletes the namespace afterwards
     settings = make_settings()
-    env = {
-        **os.environ,
-        "NOTIFYD_REDIS_URL": settings.redis_url,
-        "NOTIFYD_NAMESPACE": settings.namespace,
-        "NOTIFYD_ALLOW_PRIVATE_TARGETS": "true",
-        "NOTIFYD_DATA_DIR": str(settings.data_dir),
-    }
+    env = cli_env(settings)
 
     def run(*args: str, stdin: str | None = None, extra_env: dict[str, str] | None = None):
         return subprocess.run(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import subprocess
@@ -10,11 +9,12 @@ import sys
 
 import pytest
 
+from tests.support.env import cli_env
+
 
 @pytest.mark.slow
 def test_the_demo_delivers_on_every_channel_and_verifies_every_signature(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFYD_")}
-    env["COLUMNS"] = "120"
+    env = {**cli_env(), "COLUMNS": "120"}
     demo = subprocess.run(
         [sys.executable, "-m", "notifyd.demo"],
         cwd=tmp_path,

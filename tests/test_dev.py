@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 
 import redis
 
-from tests.conftest import wait_until
+from tests.support.env import cli_env
 from tests.support.events import incident_event
+from tests.support.wait import wait_until
 
 
 def test_dev_runs_on_the_embedded_server_delivers_and_stops_cleanly(tmp_path, sink):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFYD_")}
-    env.update(
-        NOTIFYD_DATA_DIR=str(tmp_path / "var"),
-        NOTIFYD_ALLOW_PRIVATE_TARGETS="true",
-        NOTIFYD_NAMESPACE="devtest",
-    )
+    env = cli_env(data_dir=tmp_path / "var", allow_private_targets=True, namespace="devtest")
     port = _free_port()
     dev = subprocess.Popen(
         [sys.executable, "-m", "notifyd", "dev", "--port", str(port), "--standins"],
@@ -37,13 +32,13 @@ def test_dev_runs_on_the_embedded_server_delivers_and_stops_cleanly(tmp_path, si
             lines.append(line)
         socket_path = tmp_path / "var" / "redis" / "redis.sock"
         assert socket_path.exists()
-        cli_env = {**env, "NOTIFYD_REDIS_URL": f"unix://{socket_path}"}
+        to_dev = {**env, "NOTIFYD_REDIS_URL": f"unix://{socket_path}"}
 
         def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
                 [sys.executable, "-m", "notifyd", *args],
                 input=stdin,
-                env=cli_env,
+                env=to_dev,
                 capture_output=True,
                 text=True,
             )
@@ -62,7 +57,7 @@ def test_dev_runs_on_the_embedded_server_delivers_and_stops_cleanly(tmp_path, si
         status = cli("status", event["event_id"], "--json")
         assert wait_until(
             lambda: json.loads(cli("status", event["event_id"], "--json").stdout)["state"] == "done"
-        )
+        ), cli("status", event["event_id"], "--json").stdout
         assert status.returncode == 0
     finally:
         dev.send_signal(signal.SIGTERM)

@@ -13,9 +13,9 @@ from collections import Counter
 import pytest
 
 from notifyd.ids import delivery_id
-from tests.conftest import wait_until
 from tests.support.events import incident_event
 from tests.support.sink import Reply
+from tests.support.wait import wait_done, wait_until
 
 
 @pytest.mark.slow
@@ -26,7 +26,7 @@ def test_killed_worker_shard_reruns_without_resending_what_was_delivered(runtime
         for i in range(300)
     ]
     for i in range(300):
-        sink.defaults[f"/w/{i}"] = Reply(200, delay_s=0.1)
+        sink.replies[f"/w/{i}"] = Reply(200, delay_s=0.1)
     s = rt.settings
     env = {
         **os.environ,
@@ -61,7 +61,7 @@ def test_killed_worker_shard_reruns_without_resending_what_was_delivered(runtime
     assert 100 <= len(delivered_before) < 300
 
     start_worker(rt, threads=2)  # its maintenance requeues the dead worker's shard
-    assert wait_until(lambda: rt.tracker.summary(event["event_id"])["state"] == "done", timeout=60)
+    wait_done(rt, event["event_id"], timeout=60)
     summary = rt.tracker.summary(event["event_id"])
     assert summary["counts"]["delivered"] == 300
 
@@ -90,7 +90,7 @@ def test_fanout_survives_five_random_sigkills_with_every_delivery_final(runtime,
         for i in range(n)
     ]
     for i in range(n):
-        sink.defaults[f"/k/{i}"] = Reply(200, delay_s=0.01)
+        sink.replies[f"/k/{i}"] = Reply(200, delay_s=0.01)
     s = rt.settings
     env = {
         **os.environ,
@@ -122,7 +122,7 @@ def test_fanout_survives_five_random_sigkills_with_every_delivery_final(runtime,
         final = {ids[seq] for seq, r in rt.tracker.records(event["event_id"], seqs).items() if r.final}
         snapshots.append((final, Counter(r.headers["webhook-id"] for r in list(sink.received))))
     start_worker(rt, threads=4)
-    assert wait_until(lambda: rt.tracker.summary(event["event_id"])["state"] == "done", timeout=120)
+    wait_done(rt, event["event_id"], timeout=120)
     counts = rt.tracker.summary(event["event_id"])["counts"]
     assert counts["planned"] == n and counts["delivered"] == n, counts
 

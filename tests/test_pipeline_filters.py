@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import time
 
-from tests.conftest import wait_until
 from tests.support.events import component_event, incident_event
+from tests.support.wait import wait_done, wait_until
 
-
-def _done(rt, event_id: str) -> bool:
-    return (rt.tracker.summary(event_id) or {}).get("state") in ("done", "deduplicated")
+#: The states an event settles in here: delivered what it planned, or deduplicated.
+SETTLED = ("done", "deduplicated")
 
 
 def _add_webhooks(rt, sink, n: int, page: str = "acme", **extra):
@@ -25,7 +24,7 @@ def test_repeated_event_id_is_a_duplicate_and_delivers_nothing(runtime, sink, st
     start_worker(rt)
     event = incident_event()
     assert rt.publisher.publish(event).status == "accepted"
-    assert wait_until(lambda: _done(rt, event["event_id"]))
+    wait_done(rt, event["event_id"], states=SETTLED)
     assert rt.publisher.publish(event).status == "duplicate"
     time.sleep(0.5)
     assert len(sink.received) == 3
@@ -40,7 +39,7 @@ def test_second_event_with_same_dedup_key_within_window_delivers_nothing(runtime
     second = incident_event(dedup_key="db-primary-down")
     assert rt.publisher.publish(first).status == "accepted"
     assert rt.publisher.publish(second).status == "deduplicated"
-    assert wait_until(lambda: _done(rt, first["event_id"]))
+    wait_done(rt, first["event_id"], states=SETTLED)
     time.sleep(0.3)
     assert len(sink.received) == 2
     assert rt.tracker.summary(second["event_id"])["state"] == "deduplicated"
@@ -56,7 +55,8 @@ def test_same_dedup_key_after_the_window_delivers_again(runtime, sink, start_wor
     time.sleep(1.2)
     later = incident_event(dedup_key="flappy")
     assert rt.publisher.publish(later).status == "accepted"
-    assert wait_until(lambda: _done(rt, first["event_id"]) and _done(rt, later["event_id"]))
+    for event in (first, later):
+        wait_done(rt, event["event_id"], states=SETTLED)
     assert rt.tracker.summary(later["event_id"])["counts"]["delivered"] == 2
     assert len(sink.received) == 4
 
@@ -75,7 +75,7 @@ def test_notify_false_records_the_event_and_delivers_nothing(runtime, sink, star
     start_worker(rt)
     event = incident_event(notify=False)
     assert rt.publisher.publish(event).status == "accepted"
-    assert wait_until(lambda: _done(rt, event["event_id"]))
+    wait_done(rt, event["event_id"], states=SETTLED)
     summary = rt.tracker.summary(event["event_id"])
     assert summary["state"] == "done"
     assert summary["counts"]["planned"] == 0
@@ -142,7 +142,7 @@ def test_component_filter_limits_who_hears_about_an_event(runtime, sink, start_w
     start_worker(rt)
     event = component_event(component="api", status="partial_outage")
     rt.publisher.publish(event)
-    assert wait_until(lambda: _done(rt, event["event_id"]))
+    wait_done(rt, event["event_id"], states=SETTLED)
     paths = sorted(r.path for r in sink.received)
     assert paths == ["/all", "/api"]
     assert api_only.created and web_only.created and everything.created
@@ -158,7 +158,7 @@ def test_removed_subscriber_hears_nothing_and_disabled_one_is_suppressed(runtime
     start_worker(rt)
     event = incident_event()
     rt.publisher.publish(event)
-    assert wait_until(lambda: _done(rt, event["event_id"]))
+    wait_done(rt, event["event_id"], states=SETTLED)
     counts = rt.tracker.summary(event["event_id"])["counts"]
     assert (counts["planned"], counts["delivered"], counts["suppressed"]) == (2, 1, 1)
     assert [r.path for r in sink.received] == ["/on"]

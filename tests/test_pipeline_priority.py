@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.conftest import wait_until
 from tests.support.events import component_event, incident_event
+from tests.support.wait import wait_done, wait_until
 
 
 def test_critical_event_shards_run_before_the_remaining_low_ones(runtime, recorder, start_worker):
@@ -21,7 +21,7 @@ def test_critical_event_shards_run_before_the_remaining_low_ones(runtime, record
     critical = incident_event(page="vip", priority="critical")
     rt.publisher.publish(critical)
 
-    assert wait_until(lambda: rt.tracker.summary(low["event_id"])["state"] == "done", timeout=30)
+    wait_done(rt, low["event_id"], timeout=30)
     assert rt.tracker.summary(critical["event_id"])["counts"]["delivered"] == 5
     low_times = sorted(s.at for s in recorder.for_event(low["event_id"]))
     critical_done = max(s.at for s in recorder.for_event(critical["event_id"]))

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import random
-import time
 
 from standardwebhooks.webhooks import Webhook
 
 from notifyd.pipeline.retry import next_delay
-from tests.conftest import wait_until
 from tests.support.events import incident_event
 from tests.support.sink import Reply
+from tests.support.wait import wait_done, wait_until
 
 
 def _state(rt, event_id):
@@ -43,7 +42,7 @@ def test_target_failing_twice_is_delivered_on_the_third_attempt_with_the_same_we
     start_worker(rt)
     event = incident_event()
     rt.publisher.publish(event)
-    assert wait_until(lambda: _state(rt, event["event_id"]) == "done")
+    wait_done(rt, event["event_id"])
     got = sink.on("/flaky")
     assert len(got) == 3
     assert len({r.headers["webhook-id"] for r in got}) == 1
@@ -58,11 +57,11 @@ def test_target_failing_twice_is_delivered_on_the_third_attempt_with_the_same_we
 def test_target_that_never_succeeds_ends_failed_and_dead_lettered(runtime, sink, start_worker):
     rt = runtime(retry_schedule_webhook="0.1,0.1,0.1", retry_jitter=0.0)
     sub = rt.subscribers.add("acme", {"channel": "webhook", "target": f"{sink.url}/down"}).subscriber
-    sink.defaults["/down"] = Reply(503)
+    sink.replies["/down"] = Reply(503)
     start_worker(rt)
     event = incident_event()
     rt.publisher.publish(event)
-    assert wait_until(lambda: _state(rt, event["event_id"]) == "done")
+    wait_done(rt, event["event_id"])
     assert len(sink.on("/down")) == 4  # first attempt + 3 retries
     summary = rt.tracker.summary(event["event_id"])
     assert summary["counts"]["failed"] == 1 and summary["counts"]["retrying"] == 0
@@ -74,11 +73,11 @@ def test_target_that_never_succeeds_ends_failed_and_dead_lettered(runtime, sink,
 def test_retry_after_from_the_target_is_honoured(runtime, sink, start_worker):
     rt = runtime(retry_schedule_webhook="0.05,0.05", retry_jitter=0.0)
     rt.subscribers.add("acme", {"channel": "webhook", "target": f"{sink.url}/busy"})
-    sink.script("/busy", Reply(429, {"Retry-After": "2"}), Reply(200))
+    sink.script("/busy", Reply(429, headers={"Retry-After": "2"}), Reply(200))
     start_worker(rt)
     event = incident_event()
     rt.publisher.publish(event)
-    assert wait_until(lambda: _state(rt, event["event_id"]) == "done")
+    wait_done(rt, event["event_id"])
     first, second = sink.on("/busy")
     assert second.at - first.at >= 1.9
 
@@ -86,11 +85,11 @@ def test_retry_after_from_the_target_is_honoured(runtime, sink, start_worker):
 def test_client_error_other_than_429_is_permanent_and_not_retried(runtime, sink, start_worker):
     rt = runtime(retry_schedule_webhook="0.05,0.05", retry_jitter=0.0)
     rt.subscribers.add("acme", {"channel": "webhook", "target": f"{sink.url}/bad"})
-    sink.defaults["/bad"] = Reply(400)
+    sink.replies["/bad"] = Reply(400)
     start_worker(rt)
     event = incident_event()
     rt.publisher.publish(event)
-    assert wait_until(lambda: _state(rt, event["event_id"]) == "done")
+    wait_done(rt, event["event_id"])
     assert len(sink.on("/bad")) == 1
     assert rt.tracker.summary(event["event_id"])["counts"]["failed"] == 1
 
@@ -98,15 +97,15 @@ def test_client_error_other_than_429_is_permanent_and_not_retried(runtime, sink,
 def test_gone_endpoint_disables_its_subscriber(runtime, sink, start_worker):
     rt = runtime()
     sub = rt.subscribers.add("acme", {"channel": "webhook", "target": f"{sink.url}/gone"}).subscriber
-    sink.defaults["/gone"] = Reply(410)
+    sink.replies["/gone"] = Reply(410)
     start_worker(rt)
     event = incident_event()
     rt.publisher.publish(event)
-    assert wait_until(lambda: _state(rt, event["event_id"]) == "done")
+    wait_done(rt, event["event_id"])
     assert rt.subscribers.get_seq("acme", sub.seq).disabled == "endpoint_gone"
     second = incident_event()
     rt.publisher.publish(second)
-    assert wait_until(lambda: _state(rt, second["event_id"]) == "done")
+    wait_done(rt, second["event_id"])
     assert rt.tracker.summary(second["event_id"])["counts"]["suppressed"] == 1
     assert len(sink.on("/gone")) == 1
 
@@ -121,7 +120,7 @@ def test_redrive_resends_failed_deliveries_with_their_delivery_ids(runtime, sink
     start_worker(rt)
     event = incident_event()
     rt.publisher.publish(event)
-    assert wait_until(lambda: _state(rt, event["event_id"]) == "done")
+    wait_done(rt, event["event_id"])
     assert rt.tracker.summary(event["event_id"])["counts"]["failed"] == 1
     engine = Engine(rt, AdapterPool(rt.settings))
     assert engine.redrive(event["event_id"]) == 1
@@ -139,12 +138,12 @@ def test_endpoint_failing_ten_times_in_an_hour_is_quarantined_and_its_owner_told
     sub = rt.subscribers.add(
         "acme", {"channel": "webhook", "target": f"{sink.url}/dead", "contact_email": "owner@example.com"}
     ).subscriber
-    sink.defaults["/dead"] = Reply(500)
+    sink.replies["/dead"] = Reply(500)
     start_worker(rt)
     events = [incident_event() for _ in range(12)]
     for event in events:
         rt.publisher.publish(event)
-        assert wait_until(lambda e=event: _state(rt, e["event_id"]) == "done")
+        wait_done(rt, event["event_id"])
     assert len(sink.on("/dead")) == 10  # the tenth failure quarantines it
     assert rt.subscribers.get_seq("acme", sub.seq).disabled == "quarantined"
     assert rt.tracker.summary(events[-1]["event_id"])["counts"]["suppressed"] == 1
@@ -161,20 +160,21 @@ def test_endpoint_failing_ten_times_in_an_hour_is_quarantined_and_its_owner_told
 
 
 def test_a_slow_endpoint_does_not_hold_back_other_subscribers(runtime, sink, start_worker):
-    rt = runtime(webhook_timeout_s=3.0)
+    rt = runtime(webhook_timeout_s=30.0)
     rt.subscribers.add("acme", {"channel": "webhook", "target": f"{sink.url}/slow"})
     for i in range(30):
         rt.subscribers.add("acme", {"channel": "webhook", "target": f"{sink.url}/fast/{i}"})
-    sink.defaults["/slow"] = Reply(200, delay_s=2.5)
+    slow = sink.gate("/slow")
     start_worker(rt)
     event = incident_event()
-    published = time.time()
     rt.publisher.publish(event)
     fast = lambda: [r for r in sink.received if r.path.startswith("/fast/")]  # noqa: E731
-    assert sink.wait_for(lambda: len(fast()) == 30, timeout=10)
-    fast_done = max(r.at for r in fast())
-    assert fast_done - published < 1.5
-    assert wait_until(lambda: _state(rt, event["event_id"]) == "done")
+    # Every fast subscriber is answered while the slow one is still held at the gate.
+    assert sink.wait_for(lambda: len(fast()) == 30 and slow.waiting == 1, timeout=30)
+    assert sink.on("/slow") == []
+    slow.open()
+    summary = wait_done(rt, event["event_id"])
+    assert summary["counts"]["delivered"] == 31
 
 
 def test_gated_sink_holds_replies_until_opened(sink):

@@ -11,8 +11,8 @@ import pytest
 from notifyd.runtime.embedded import EmbeddedRedis
 from notifyd.runtime.wiring import Runtime
 from notifyd.runtime.worker import InProcessWorker
-from tests.conftest import wait_until
 from tests.support.events import incident_event
+from tests.support.wait import wait_until
 
 
 @pytest.mark.slow

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from notifyd.runtime.worker import InProcessWorker
-from tests.conftest import wait_until
 from tests.support.events import incident_event
+from tests.support.wait import wait_done
 
 
 def test_published_incident_reaches_every_webhook_subscriber(runtime, sink):
@@ -13,9 +13,7 @@ def test_published_incident_reaches_every_webhook_subscriber(runtime, sink):
     try:
         event = incident_event()
         assert rt.publisher.publish(event).status == "accepted"
-        done = wait_until(lambda: (rt.tracker.summary(event["event_id"]) or {}).get("state") == "done")
-        assert done, (rt.tracker.summary(event["event_id"]), len(sink.received))
-        summary = rt.tracker.summary(event["event_id"])
+        summary = wait_done(rt, event["event_id"])
         assert summary["counts"]["planned"] == 120
         assert summary["counts"]["delivered"] == 120
         assert len(sink.received) == 120

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 
@@ -15,9 +14,10 @@ from notifyd.api.keystore import parse_env_keys
 from notifyd.cli import keys as cli_keys
 from notifyd.client import ApiError, Client
 from tests.api.conftest import KEYS, Api
-from tests.conftest import wait_until
+from tests.support.env import cli_env
 from tests.support.events import incident_event
 from tests.support.sink import Sink
+from tests.support.wait import wait_done, wait_until
 
 
 def test_the_client_publishes_reads_and_manages_subscribers(api: Api, sink: Sink, start_worker):
@@ -50,7 +50,7 @@ def test_the_client_pages_through_all_deliveries(api: Api, sink: Sink, start_wor
         start_worker(api.runtime)
         event = incident_event()
         client.publish(event)
-        assert wait_until(lambda: client.event(event["event_id"])["state"] == "done")
+        wait_done(client, event["event_id"])
         deliveries = list(client.deliveries(event["event_id"], limit=2))
         assert sorted(d["subscriber_id"] for d in deliveries) == sorted(s["id"] for s in subs)
         assert client.subscriber_deliveries(subs[0]["id"])[0]["event_id"] == event["event_id"]
@@ -73,11 +73,7 @@ def test_keys_create_prints_a_key_once_and_stores_only_its_hash(api: Api):
     parser = argparse.ArgumentParser()
     cli_keys.register(parser.add_subparsers())
     assert parser.parse_args(["keys", "create", "--scope", "publish+operate"]).func is cli_keys.run
-    env = {
-        **os.environ,
-        "NOTIFYD_REDIS_URL": api.runtime.url,
-        "NOTIFYD_NAMESPACE": api.runtime.settings.namespace,
-    }
+    env = cli_env(redis_url=api.runtime.url, namespace=api.runtime.settings.namespace)
     code = (
         "import sys, argparse\n"
         "from notifyd.cli import keys as cli_keys\n"
@@ -123,9 +119,7 @@ def test_env_keys_parse_scopes_and_refuse_unknown_ones_without_echoing_the_key()
 
 
 def _cli(*args: str, key: str | None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFYD_")}
-    if key is not None:
-        env["NOTIFYD_API_KEY"] = key
+    env = cli_env(api_key=key)
     return subprocess.run(
         [sys.executable, "-m", "notifyd", *args], input=stdin, env=env, capture_output=True, text=True
     )

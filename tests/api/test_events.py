@@ -8,9 +8,9 @@ import httpx
 
 from notifyd.ids import delivery_id
 from tests.api.conftest import KEYS, Api
-from tests.conftest import wait_until
 from tests.support.events import component_event, incident_event
 from tests.support.sink import Reply, Sink
+from tests.support.wait import wait_done, wait_until
 
 
 def test_an_accepted_event_answers_202_and_is_in_redis_before_the_answer(api: Api, http: httpx.Client):
@@ -112,7 +112,7 @@ def test_an_event_summary_follows_the_event_to_done(api: Api, http: httpx.Client
     start_worker(api.runtime)
     event = component_event()
     http.post("/v1/events", json=event)
-    assert wait_until(lambda: http.get(f"/v1/events/{event['event_id']}").json()["state"] == "done")
+    wait_done(http, event["event_id"])
     summary = http.get(f"/v1/events/{event['event_id']}").json()
     assert summary["counts"]["planned"] == summary["counts"]["delivered"] == 3
     assert summary["page_id"] == "acme" and summary["type"] == "component_status_changed"
@@ -122,14 +122,14 @@ def test_an_event_summary_follows_the_event_to_done(api: Api, http: httpx.Client
 def test_deliveries_filter_by_status_and_channel_and_refuse_unknown_enums(
     api: Api, http: httpx.Client, sink: Sink, start_worker
 ):
-    sink.defaults["/bad"] = Reply(status=400)
+    sink.replies["/bad"] = Reply(status=400)
     http.post("/v1/pages/acme/subscribers", json={"channel": "webhook", "target": f"{sink.url}/good"})
     http.post("/v1/pages/acme/subscribers", json={"channel": "webhook", "target": f"{sink.url}/bad"})
     start_worker(api.runtime)
     event = incident_event()
     http.post("/v1/events", json=event)
     path = f"/v1/events/{event['event_id']}/deliveries"
-    assert wait_until(lambda: http.get(f"/v1/events/{event['event_id']}").json()["state"] == "done")
+    wait_done(http, event["event_id"])
     failed = http.get(path, params={"status": "failed"}).json()
     assert [d["status"] for d in failed["items"]] == ["failed"]
     assert "HTTP 400" in failed["items"][0]["last_error"]

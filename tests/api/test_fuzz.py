@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from notifyd.store import StatusStore
 from tests.api.conftest import KEYS, Api
 from tests.support.browser import ARTIFACTS
+from tests.support.env import cli_env
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -207,7 +208,7 @@ def test_schemathesis_with_every_check_finds_nothing_against_a_running_server(st
         "--header",
         f"Authorization: Bearer {KEYS['all']}",
         "--max-examples",
-        os.environ.get("NOTIFYD_SCHEMATHESIS_EXAMPLES", "10"),
+        os.environ.get("TEST_SCHEMATHESIS_EXAMPLES", "10"),
         "--seed",
         "20261202",
         "--workers",
@@ -219,7 +220,7 @@ def test_schemathesis_with_every_check_finds_nothing_against_a_running_server(st
         str(report),
         f"{api.url}/openapi.json",
     ]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = cli_env()
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=840)
     output = done.stdout + done.stderr
     (report / "output.txt").write_text(output)

@@ -5,16 +5,17 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
+from notifyd.runtime.embedded import EmbeddedRedis
 from notifyd.store import StatusStore
 from tests.api.conftest import KEYS, Api
-from tests.conftest import wait_until
 from tests.support.events import incident_event
 from tests.support.sink import Sink
+from tests.support.wait import wait_done
 
 
 def test_healthz_is_always_ok(api: Api):
@@ -40,11 +41,13 @@ def test_readyz_is_ready_with_redis_and_a_loaded_store(start_api: Callable[..., 
     assert httpx.get(f"{api.url}/readyz").status_code == 503
 
 
-def test_readyz_is_503_when_redis_does_not_answer(api: Api, monkeypatch: pytest.MonkeyPatch):
-    def down() -> bool:
-        raise redis.ConnectionError("connection refused")
-
-    monkeypatch.setattr(api.runtime.client, "ping", down)
+def test_readyz_is_503_when_redis_does_not_answer(start_api: Callable[..., Api], tmp_path: Path):
+    server = EmbeddedRedis(tmp_path / "redis")
+    try:
+        api = start_api(redis_url=server.start())
+        assert httpx.get(f"{api.url}/readyz").status_code == 200
+    finally:
+        server.stop()  # a real server, really gone
     r = httpx.get(f"{api.url}/readyz")
     assert (r.status_code, r.json()["redis"]) == (503, False)
     assert httpx.get(f"{api.url}/healthz").status_code == 200
@@ -73,7 +76,7 @@ def test_the_queue_view_shows_lanes_workers_and_recent_events(
     start_worker(api.runtime)
     event = incident_event()
     http.post("/v1/events", json=event)
-    assert wait_until(lambda: http.get(f"/v1/events/{event['event_id']}").json()["state"] == "done")
+    wait_done(http, event["event_id"])
     view = http.get("/v1/queues").json()
     assert [lane["lane"] for lane in view["lanes"]] == ["critical", "high", "normal", "low"]
     assert view["workers"] >= 1

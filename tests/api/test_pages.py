@@ -11,8 +11,8 @@ from twilio.request_validator import RequestValidator
 from notifyd import unsubscribe
 from notifyd.store import StatusStore
 from tests.api.conftest import Api
-from tests.conftest import wait_until
 from tests.support.events import component_event, incident_event
+from tests.support.wait import wait_done
 
 
 def _email_subscriber(http: httpx.Client) -> str:
@@ -150,7 +150,7 @@ def test_twilio_status_callbacks_are_verified_and_move_the_delivery(
         start_worker(rt)
         event = incident_event()
         rt.publisher.publish(event)
-        assert wait_until(lambda: (rt.tracker.summary(event["event_id"]) or {}).get("state") == "done")
+        wait_done(rt, event["event_id"])
         callbacks = {r.form["To"]: r.form["StatusCallback"] for r in twilio.received}
         assert set(callbacks) == {"+14155552671", "+14155552672"}
         first = callbacks["+14155552671"]

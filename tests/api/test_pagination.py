@@ -9,9 +9,9 @@ import pytest
 
 from notifyd.ids import delivery_id
 from tests.api.conftest import Api
-from tests.conftest import wait_until
 from tests.support.events import incident_event
 from tests.support.recording import Recorder
+from tests.support.wait import wait_done, wait_until
 
 SUBSCRIBERS = 700
 
@@ -61,9 +61,7 @@ def test_paging_deliveries_during_delivery_sees_each_exactly_once(
             if cursor is None:
                 break
         unfinished = http.get(f"/v1/events/{event['event_id']}").json()["state"] != "done"
-        assert wait_until(
-            lambda: http.get(f"/v1/events/{event['event_id']}").json()["state"] == "done", timeout=30
-        )
+        wait_done(http, event["event_id"], timeout=30)
 
     expected = {delivery_id(event["event_id"], s, "email") for s in sub_ids[:SUBSCRIBERS]}
     assert len(seen) == len(set(seen)), "a delivery was listed twice"

@@ -13,8 +13,8 @@ from notifyd.runtime.settings import Settings
 from notifyd.runtime.worker import InProcessWorker, open_store
 from notifyd.store import StatusStore
 from tests.api.conftest import KEYS, Api
-from tests.conftest import wait_until
 from tests.support.events import component_event, incident_event
+from tests.support.wait import wait_until
 
 
 def _status(api: Api, page: str = "acme") -> dict[str, Any]:

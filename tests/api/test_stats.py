@@ -12,9 +12,9 @@ import httpx
 
 from notifyd.api.auth import COOKIE, CSRF_HEADER, csrf_token
 from tests.api.conftest import KEYS, Api
-from tests.conftest import wait_until
 from tests.support.events import incident_event
 from tests.support.sink import Reply, Sink
+from tests.support.wait import wait_done, wait_until
 
 STATS = ("/v1/stats/throughput", "/v1/stats/retries", "/v1/stats/endpoints")
 
@@ -52,7 +52,7 @@ def test_throughput_counts_a_fan_out_on_its_lane_with_its_latency(api: Api, sink
     event = incident_event(priority="critical")
     with api.client("all") as http:
         http.post("/v1/events", json=event)
-        assert wait_until(lambda: _done(http, event["event_id"]))
+        wait_done(http, event["event_id"])
         view = http.get("/v1/stats/throughput").json()
     lanes = {lane["lane"]: lane for lane in view["lanes"]}
     assert sum(lanes["critical"]["delivered"]) == 20
@@ -99,7 +99,7 @@ def test_a_host_that_refuses_connections_shows_as_an_open_circuit(api: Api, star
 def test_an_endpoint_quarantined_by_the_pipeline_is_listed_until_reactivated(
     api: Api, sink: Sink, start_worker
 ):
-    sink.defaults["/rejects/secret-path"] = Reply(400)
+    sink.replies["/rejects/secret-path"] = Reply(400)
     with api.client("admin") as http:
         sub = http.post(
             "/v1/pages/acme/subscribers",
@@ -110,7 +110,7 @@ def test_an_endpoint_quarantined_by_the_pipeline_is_listed_until_reactivated(
         for _ in range(10):  # the tenth failure within the hour quarantines
             event = incident_event()
             http.post("/v1/events", json=event)
-            assert wait_until(lambda e=event: _done(http, e["event_id"]))
+            wait_done(http, event["event_id"])
         (listed,) = http.get("/v1/stats/endpoints").json()["quarantined"]
         assert (listed["subscriber_id"], listed["page_id"], listed["channel"]) == (
             sub["id"],

@@ -7,9 +7,9 @@ import json
 import httpx
 
 from tests.api.conftest import Api
-from tests.conftest import wait_until
 from tests.support.events import incident_event
 from tests.support.sink import Sink
+from tests.support.wait import wait_done
 
 
 def test_adding_a_webhook_subscriber_is_a_201_with_its_generated_secret_shown_once(http: httpx.Client):
@@ -164,7 +164,7 @@ def test_a_subscribers_recent_deliveries_are_listed_newest_first(
     events = [incident_event() for _ in range(3)]
     for event in events:
         http.post("/v1/events", json=event)
-        assert wait_until(lambda e=event: http.get(f"/v1/events/{e['event_id']}").json()["state"] == "done")
+        wait_done(http, event["event_id"])
     r = http.get(f"/v1/subscribers/{sub['id']}/deliveries")
     assert r.status_code == 200
     items = r.json()["items"]

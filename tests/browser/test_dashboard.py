@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from tests.api.conftest import KEYS, Api
-from tests.conftest import wait_until
 from tests.support.browser import Screenshots
 from tests.support.events import incident_event
 from tests.support.sink import Reply, Sink
+from tests.support.wait import wait_until
 
 # The generous timeout covers a first run on a fresh machine, whose setup installs chromium with apt.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -35,11 +35,11 @@ def _import(api: Api, sink: Sink) -> None:
     lines += [{"channel": "webhook", "target": f"{sink.url}/gone/{i}"} for i in range(GONE)]
     for i in range(DELIVERED):
         # Slow enough, with few send slots, that the fan-out takes a few of the page's polls.
-        sink.defaults[f"/ok/{i}"] = Reply(200, delay_s=0.1)
+        sink.replies[f"/ok/{i}"] = Reply(200, delay_s=0.1)
     for i in range(REJECTED):
         sink.script(f"/bad/{i}", Reply(400))
     for i in range(GONE):
-        sink.defaults[f"/gone/{i}"] = Reply(410)
+        sink.replies[f"/gone/{i}"] = Reply(410)
     body = "\n".join(json.dumps(line) for line in lines).encode()
     with api.client("admin") as http:
         answer = http.post(

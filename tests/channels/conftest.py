@@ -14,7 +14,8 @@ import pytest
 import trustme
 
 from channels.base import Message, Notification
-from notifyd.standins.servers import HTTPReceiver, ReceivedRequest, SlackServer, SMTPSink, TwilioServer
+from notifyd.standins.servers import SlackServer, SMTPSink, TwilioServer
+from tests.support.sink import ReceivedRequest, Sink
 
 T = TypeVar("T")
 
@@ -123,8 +124,8 @@ def standard_webhooks_check(request: ReceivedRequest) -> bool:
 
 
 @pytest.fixture
-def receiver() -> Iterator[HTTPReceiver]:
-    server = HTTPReceiver(verify=standard_webhooks_check).start()
+def receiver() -> Iterator[Sink]:
+    server = Sink(verify=standard_webhooks_check).start()
     yield server
     server.stop()
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from channels.base import OutcomeKind
 from channels.circuit import CircuitBreaker, CircuitState
 from channels.webhook import WebhookAdapter, WebhookConfig
-from notifyd.standins.servers import HTTPReceiver, Reply
 from tests.channels.conftest import message, run
+from tests.support.sink import Reply, Sink
 
 
 class Clock:
@@ -68,7 +68,7 @@ def test_circuits_are_per_host() -> None:
 
 
 def test_a_webhook_host_that_times_out_opens_its_circuit_then_half_opens_and_closes(
-    receiver: HTTPReceiver,
+    receiver: Sink,
 ) -> None:
     clock = Clock()
     breaker = CircuitBreaker(failure_threshold=3, open_s=30, clock=clock)
@@ -91,7 +91,7 @@ def test_a_webhook_host_that_times_out_opens_its_circuit_then_half_opens_and_clo
     assert len(receiver.wait_for(5)) == 5  # 3 timed out, the probe, one more: none while open
 
 
-def test_a_host_answering_5xx_keeps_its_circuit_closed(receiver: HTTPReceiver) -> None:
+def test_a_host_answering_5xx_keeps_its_circuit_closed(receiver: Sink) -> None:
     receiver.replies["/hook"] = Reply(500)
 
     async def go() -> list:

@@ -7,8 +7,8 @@ import pytest
 from channels.base import OutcomeKind
 from channels.ssrf import BlockedTargetError, is_public_address, resolve_checked
 from channels.webhook import WebhookAdapter, WebhookConfig
-from notifyd.standins.servers import HTTPReceiver
 from tests.channels.conftest import message, run
+from tests.support.sink import Sink
 
 
 @pytest.mark.parametrize(
@@ -35,7 +35,7 @@ def test_webhook_targets_on_non_public_addresses_are_refused_when_private_target
     assert outcome.kind is OutcomeKind.permanent and outcome.permanent_reason == "blocked_target"
 
 
-def test_a_loopback_receiver_is_never_contacted_when_private_targets_are_off(receiver: HTTPReceiver) -> None:
+def test_a_loopback_receiver_is_never_contacted_when_private_targets_are_off(receiver: Sink) -> None:
     target = receiver.url.replace("http://", "https://") + "/hook"
 
     async def go() -> list:
@@ -78,3 +78,54 @@ def test_a_name_that_resolves_to_loopback_is_refused_and_allowed_only_when_priva
     with pytest.raises(BlockedTargetError):
         run(resolve_checked("localhost", 443, allow_private=False))
     assert run(resolve_checked("localhost", 443, allow_private=True)) in ("127.0.0.1", "::1")
+
+
+class RebindingName:
+    """A DNS name under the test's control: each lookup gets the next answer (the last one repeats).
+
+    Answering a public address first and loopback next is DNS rebinding: the name passes a check
+    made at subscribe time, then points at the inside of the network when the webhook is sent.
+    """
+
+    def __init__(self, *answers: str) -> None:
+        self.answers = list(answers)
+        self.lookups = 0
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        self.lookups += 1
+        return [self.answers[min(self.lookups, len(self.answers)) - 1]]
+
+
+def _send_with(resolver: RebindingName, target: str, *, allow_private: bool) -> list:
+    async def go() -> list:
+        config = WebhookConfig(allow_private_targets=allow_private, resolver=resolver)
+        async with WebhookAdapter(config) as adapter:
+            return await adapter.send([message(target)])
+
+    return run(go())
+
+
+def test_a_name_that_answered_public_and_then_rebinds_to_loopback_is_refused_at_send_time(
+    receiver: Sink,
+) -> None:
+    name = RebindingName("93.184.215.14", "127.0.0.1")
+    # Subscribe time: the name answers a public address, so the target passes the check...
+    subscribed = run(resolve_checked("rebind.example", receiver.port, allow_private=False, resolver=name))
+    assert subscribed == "93.184.215.14"
+    # ...send time: the same name now answers loopback, where a receiver listens.
+    [outcome] = _send_with(name, f"https://rebind.example:{receiver.port}/hook", allow_private=False)
+    assert outcome.kind is OutcomeKind.permanent and outcome.permanent_reason == "blocked_target"
+    assert "non-public" in outcome.reason
+    assert name.lookups == 2  # the check ran on the answer given at send time
+    assert receiver.arrived == []  # the receiver was never contacted
+
+
+def test_the_injected_resolver_is_the_one_the_webhook_connects_by() -> None:
+    """The control for the test above: with private targets allowed, the same loopback answer
+    reaches the receiver, so the refusal there came from the check and not from a failed lookup."""
+    with Sink() as receiver:
+        name = RebindingName("127.0.0.1")
+        [outcome] = _send_with(name, f"http://rebind.example:{receiver.port}/hook", allow_private=True)
+        assert outcome.kind is OutcomeKind.delivered
+        (request,) = receiver.received
+        assert request.headers["host"] == f"rebind.example:{receiver.port}"

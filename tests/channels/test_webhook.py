@@ -13,8 +13,8 @@ import trustme
 
 from channels.base import OutcomeKind
 from channels.webhook import WebhookAdapter, WebhookConfig
-from notifyd.standins.servers import HTTPReceiver, Reply
 from tests.channels.conftest import SECRET, message, notification, run, server_context
+from tests.support.sink import Reply, Sink
 
 
 def _adapter(**overrides: object) -> WebhookAdapter:
@@ -33,7 +33,7 @@ def _send(adapter: WebhookAdapter, *targets: str) -> list:
 
 
 def test_a_delivery_is_signed_per_standard_webhooks_and_carries_the_delivery_id(
-    receiver: HTTPReceiver,
+    receiver: Sink,
 ) -> None:
     [outcome] = _send(_adapter(), f"{receiver.url}/hook")
     assert outcome.kind is OutcomeKind.delivered
@@ -46,27 +46,27 @@ def test_a_delivery_is_signed_per_standard_webhooks_and_carries_the_delivery_id(
     assert json.loads(request.body) == dict(notification().payload)
 
 
-def test_every_message_of_a_batch_is_signed_with_its_own_id(receiver: HTTPReceiver) -> None:
+def test_every_message_of_a_batch_is_signed_with_its_own_id(receiver: Sink) -> None:
     outcomes = _send(_adapter(), *(f"{receiver.url}/hook/{i}" for i in range(20)))
     assert all(o.kind is OutcomeKind.delivered for o in outcomes)
     assert receiver.verified == [True] * 20
     assert len({r.headers["webhook-id"] for r in receiver.received}) == 20
 
 
-def test_a_410_is_a_permanent_endpoint_gone(receiver: HTTPReceiver) -> None:
+def test_a_410_is_a_permanent_endpoint_gone(receiver: Sink) -> None:
     receiver.replies["/gone"] = Reply(410)
     [outcome] = _send(_adapter(), f"{receiver.url}/gone")
     assert outcome.kind is OutcomeKind.permanent and outcome.permanent_reason == "endpoint_gone"
 
 
 @pytest.mark.parametrize("status", [429, 503])
-def test_429_and_503_are_transient_and_honour_retry_after(receiver: HTTPReceiver, status: int) -> None:
+def test_429_and_503_are_transient_and_honour_retry_after(receiver: Sink, status: int) -> None:
     receiver.replies["/busy"] = Reply(status, headers={"Retry-After": "120"})
     [outcome] = _send(_adapter(), f"{receiver.url}/busy")
     assert outcome.kind is OutcomeKind.transient and outcome.retry_after == 120.0
 
 
-def test_other_4xx_are_permanent_and_5xx_transient(receiver: HTTPReceiver) -> None:
+def test_other_4xx_are_permanent_and_5xx_transient(receiver: Sink) -> None:
     receiver.replies["/bad"] = Reply(400)
     receiver.replies["/auth"] = Reply(401)
     receiver.replies["/err"] = Reply(500)
@@ -76,7 +76,7 @@ def test_other_4xx_are_permanent_and_5xx_transient(receiver: HTTPReceiver) -> No
     assert err.kind is OutcomeKind.transient
 
 
-def test_a_redirect_is_not_followed(receiver: HTTPReceiver) -> None:
+def test_a_redirect_is_not_followed(receiver: Sink) -> None:
     receiver.replies["/moved"] = Reply(302, headers={"Location": f"{receiver.url}/elsewhere"})
     [outcome] = _send(_adapter(), f"{receiver.url}/moved")
     assert outcome.kind is OutcomeKind.permanent and "redirect" in outcome.reason
@@ -84,48 +84,48 @@ def test_a_redirect_is_not_followed(receiver: HTTPReceiver) -> None:
     assert [r.path for r in receiver.received] == ["/moved"]
 
 
-def test_a_huge_response_body_is_not_read_in_full(receiver: HTTPReceiver) -> None:
+def test_a_huge_response_body_is_not_read_in_full(receiver: Sink) -> None:
     receiver.replies["/chatty"] = Reply(200, b"x" * 5_000_000)
     [outcome] = _send(_adapter(), f"{receiver.url}/chatty")
     assert outcome.kind is OutcomeKind.delivered
 
 
-def test_a_slow_endpoint_times_out_without_holding_the_rest_of_the_batch(receiver: HTTPReceiver) -> None:
-    receiver.replies["/slow"] = Reply(200, delay_s=3.0)
+def test_a_slow_endpoint_times_out_without_holding_the_rest_of_the_batch(receiver: Sink) -> None:
+    slow = receiver.gate("/slow")  # answers nothing until opened: slower than any timeout
     targets = [f"{receiver.url}/slow"] + [f"{receiver.url}/fast/{i}" for i in range(10)]
-    started = time.monotonic()
     outcomes = _send(_adapter(timeout_s=0.5), *targets)
-    elapsed = time.monotonic() - started
     assert outcomes[0].kind is OutcomeKind.transient and outcomes[0].reason == "timeout"
     assert all(o.kind is OutcomeKind.delivered for o in outcomes[1:])
-    assert elapsed < 2.0
+    # Every fast endpoint was answered while the slow request was still held at its gate.
+    assert slow.waiting == 1 and len(receiver.received) == 10
+    slow.open()
 
 
 @pytest.fixture
-def slow_host() -> Iterator[HTTPReceiver]:
-    server = HTTPReceiver().start()
-    server.replies["/"] = Reply(200, delay_s=3.0)
+def slow_host() -> Iterator[Sink]:
+    server = Sink().start()
+    server.gate("/")  # a host that never answers while the test runs
     yield server
     server.stop()
 
 
-def test_a_dead_slow_host_cannot_take_every_slot_from_other_hosts(
-    slow_host: HTTPReceiver, receiver: HTTPReceiver
-) -> None:
+def test_a_dead_slow_host_cannot_take_every_slot_from_other_hosts(slow_host: Sink, receiver: Sink) -> None:
     targets = [f"{slow_host.url}/" for _ in range(12)] + [f"{receiver.url}/ok/{i}" for i in range(6)]
-    started = time.time()
     outcomes = _send(_adapter(timeout_s=0.5, concurrency=4), *targets)
     assert all(o.kind is OutcomeKind.delivered for o in outcomes[12:])
     assert all(o.kind is OutcomeKind.transient for o in outcomes[:12])
-    # The healthy host was served while the slow one held its share of slots (2 of 4)...
-    assert max(r.at for r in receiver.received) - started < 1.0
+    # The healthy host was served while the slow one held its share of slots (2 of 4): its
+    # requests are still held at the gate, none was ever answered...
+    (gate,) = slow_host.gates
+    assert gate.waiting >= 1 and slow_host.received == []
     # ...and after 5 timeouts the slow host's circuit opened: the rest never touched the network.
     assert sum(o.reason == "circuit open" for o in outcomes[:12]) >= 5
+    assert len(slow_host.arrived) <= 12 - 5
 
 
 @pytest.fixture
-def tls_receiver(ca: trustme.CA) -> Iterator[HTTPReceiver]:
-    server = HTTPReceiver(tls_context=server_context(ca, "localhost")).start()
+def tls_receiver(ca: trustme.CA) -> Iterator[Sink]:
+    server = Sink(tls_context=server_context(ca, "localhost")).start()
     yield server
     server.stop()
 
@@ -136,7 +136,7 @@ def _httpx_transport(ca_file: str) -> httpx.AsyncBaseTransport:
 
 @pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
 def test_https_to_a_pinned_address_still_verifies_the_certificate_for_the_host_name(
-    tls_receiver: HTTPReceiver, ca_file: str, transport: str
+    tls_receiver: Sink, ca_file: str, transport: str
 ) -> None:
     # The certificate names only "localhost": the adapter connects to 127.0.0.1 (the address it
     # checked), so this works only if SNI and verification use the name, and Host keeps it.
@@ -153,15 +153,13 @@ def test_https_to_a_pinned_address_still_verifies_the_certificate_for_the_host_n
     assert tls_receiver.received[0].headers["host"] == f"localhost:{tls_receiver.port}"
 
 
-def test_https_to_a_host_the_certificate_does_not_name_fails(
-    tls_receiver: HTTPReceiver, ca_file: str
-) -> None:
+def test_https_to_a_host_the_certificate_does_not_name_fails(tls_receiver: Sink, ca_file: str) -> None:
     [outcome] = _send(_adapter(ca_file=ca_file), f"https://127.0.0.1:{tls_receiver.port}/secure")
     assert outcome.kind is OutcomeKind.transient and "connection error" in outcome.reason
     assert tls_receiver.received == []
 
 
-def test_https_with_an_untrusted_ca_fails(tls_receiver: HTTPReceiver) -> None:
+def test_https_with_an_untrusted_ca_fails(tls_receiver: Sink) -> None:
     [outcome] = _send(_adapter(), f"https://localhost:{tls_receiver.port}/secure")
     assert outcome.kind is OutcomeKind.transient
     assert tls_receiver.received == []

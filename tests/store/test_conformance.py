@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from notifyd.store import ApplyResult, InvalidEventError, StatusStore
+from tests.support.events import T0, component_event, incident_event
 
-from ._support import T0, FakeClock, component_event, incident_event
+from ._support import FakeClock
 
 
 class Harness:
@@ -71,7 +72,7 @@ class TestConcreteStores:
         assert _status(harness.reopened()) == "operational"
 
     def test_second_event_with_same_event_id_is_a_duplicate(self, harness: Harness) -> None:
-        harness.store.apply_event(component_event("e1", "major_outage"))
+        harness.store.apply_event(component_event("e1", "major_outage", seconds=0))
         store = harness.reopened()
         assert store.seen("e1")
         again = store.apply_event(component_event("e1", "operational", seconds=50))
@@ -79,7 +80,7 @@ class TestConcreteStores:
         assert _status(store) == "major_outage"
 
     def test_event_ids_are_forgotten_after_their_ttl(self, harness: Harness) -> None:
-        harness.store.apply_event(component_event("e1", "major_outage"))
+        harness.store.apply_event(component_event("e1", "major_outage", seconds=0))
         harness.clock.advance(604_800 + 1)
         store = harness.reopened()
         assert not store.seen("e1")
@@ -87,8 +88,8 @@ class TestConcreteStores:
         assert store.stats["seen_ids"] == 0
 
     def test_events_in_the_same_millisecond_apply_in_arrival_order(self, harness: Harness) -> None:
-        harness.store.apply_event(incident_event("i1", "investigating", kind="incident_created"))
-        second = harness.store.apply_event(incident_event("i2", "identified"))
+        harness.store.apply_event(incident_event("i1", "investigating", kind="incident_created", seconds=0))
+        second = harness.store.apply_event(incident_event("i2", "identified", seconds=0))
         assert second.changed and not second.stale
         [inc] = harness.reopened().page_status("acme")["open_incidents"]
         assert inc["status"] == "identified"
@@ -112,12 +113,12 @@ class TestConcreteStores:
         }
 
     def test_resolved_incidents_are_not_open(self, harness: Harness) -> None:
-        harness.store.apply_event(incident_event("i1", "investigating", kind="incident_created"))
+        harness.store.apply_event(incident_event("i1", "investigating", kind="incident_created", seconds=0))
         harness.store.apply_event(incident_event("i2", "resolved", seconds=5))
         assert harness.reopened().page_status("acme")["open_incidents"] == []
 
     def test_incident_events_do_not_touch_component_registers(self, harness: Harness) -> None:
-        harness.store.apply_event(incident_event("i1", "investigating", kind="incident_created"))
+        harness.store.apply_event(incident_event("i1", "investigating", kind="incident_created", seconds=0))
         status = harness.reopened().page_status("acme")
         assert status["components"] == []
         assert status["open_incidents"][0]["components"] == ["api", "db"]
@@ -129,7 +130,7 @@ class TestConcreteStores:
         assert int(comp["hlc"]) >> 16 == int(harness.clock() * 1000) + 500
 
     def test_a_removed_timeline_entry_stays_removed(self, harness: Harness) -> None:
-        harness.store.apply_event(incident_event("i1", "investigating", kind="incident_created"))
+        harness.store.apply_event(incident_event("i1", "investigating", kind="incident_created", seconds=0))
         harness.store.apply_event(incident_event("i2", "identified", seconds=1))
         assert harness.store.remove_timeline_entry("acme", "inc-42", "i1")
         [inc] = harness.reopened().page_status("acme")["open_incidents"]
@@ -143,7 +144,7 @@ class TestConcreteStores:
         }
 
     def test_an_event_without_a_page_id_is_refused_with_the_field_named(self, harness: Harness) -> None:
-        event = component_event("e1", "operational")
+        event = component_event("e1", "operational", seconds=0)
         del event["page_id"]
         with pytest.raises(InvalidEventError, match="page_id"):
             harness.store.apply_event(event)

@@ -10,8 +10,9 @@ import pytest
 
 from notifyd.store import CorruptFileError, StatusStore, StoreError
 from notifyd.store.store import LOG_FILE, SNAPSHOT_FILE
+from tests.support.events import component_event, incident_event
 
-from ._support import FakeClock, component_event, incident_event
+from ._support import FakeClock
 
 
 def _fill(path: Path, clock: FakeClock, events: int) -> list[object]:
@@ -122,4 +123,4 @@ def test_a_closed_store_refuses_writes(tmp_path: Path) -> None:
     store = StatusStore.open(tmp_path, "region-a")
     store.close()
     with pytest.raises(StoreError, match="closed"):
-        store.apply_event(component_event("e1", "operational"))
+        store.apply_event(component_event("e1", "operational", seconds=0))

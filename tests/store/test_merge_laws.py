@@ -10,8 +10,7 @@ from hypothesis import strategies as st
 from notifyd.store.events import plan_event
 from notifyd.store.state import StoreState
 from notifyd.store.types import LWW, ExpiringSet, ORSet, VersionVector, lww_merge, value_key
-
-from ._support import component_event, incident_event
+from tests.support.events import component_event, incident_event
 
 NODES = ("a", "b", "c")
 

@@ -9,15 +9,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from notifyd.store import StatusStore
 from notifyd.store.state import CLOSED_STATUSES
 from notifyd.store.types import LWW, lww_merge
+from tests.support.events import component_event, incident_event
 
-from ._support import FakeClock, component_event, incident_event
+from ._support import FakeClock
 
 REPLICAS = ("r0", "r1", "r2", "r3")
 COMPONENTS = ("api", "db", "cdn")
@@ -69,6 +71,7 @@ class ReplicaMachine(RuleBasedStateMachine):
         self.model = Model()
         self.next_id = 0
         self.applied: list[str] = []
+        self.wrote: dict[str, list[str]] = {r: [] for r in REPLICAS}
 
     def _open(self, name: str) -> StatusStore:
         store = StatusStore.open(
@@ -93,6 +96,7 @@ class ReplicaMachine(RuleBasedStateMachine):
         )
         assert not result.duplicate
         self.applied.append(eid)
+        self.wrote[r].append(eid)
         self.model.write(self.model.components, cid, LWW(result.hlc, r, (cid.upper(), status)))
 
     @rule(r=st.sampled_from(REPLICAS), status=st.sampled_from(INCIDENT_STATUSES), dt=st.integers(-3, 3),
@@ -102,6 +106,7 @@ class ReplicaMachine(RuleBasedStateMachine):
         event = incident_event(eid, status, seconds=dt, incident="inc-1", title=title, message=f"m{eid}")
         result = self.stores[r].apply_event(event)
         self.applied.append(eid)
+        self.wrote[r].append(eid)
         inc = event["incident"]
         for name in ("title", "status", "impact"):
             self.model.write(self.model.fields, name, LWW(result.hlc, r, inc[name]))
@@ -177,8 +182,17 @@ class ReplicaMachine(RuleBasedStateMachine):
 
     # -- convergence -------------------------------------------------------------
 
+    @invariant()
+    def each_replica_has_seen_what_it_applied_itself(self) -> None:
+        for r in REPLICAS:
+            assert all(self.stores[r].seen(eid) for eid in self.wrote[r])
+
     @rule()
     def exchange_everything(self) -> None:
+        self._converge()
+
+    def _converge(self) -> None:
+        """Exchange everything in flight and more; then every replica equals the model."""
         for _ in range(20):
             for r in REPLICAS:
                 self.send(r)
@@ -196,6 +210,13 @@ class ReplicaMachine(RuleBasedStateMachine):
                 assert self.stores[r].seen(eid)
 
     def teardown(self) -> None:
+        try:
+            # Whatever steps were drawn, every run ends with the convergence check.
+            self._converge()
+        finally:
+            self._close()
+
+    def _close(self) -> None:
         for store in self.stores.values():
             store.close()
         shutil.rmtree(self.root, ignore_errors=True)
@@ -206,4 +227,4 @@ def _iso(value: str) -> str:
 
 
 ReplicaMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
-test_replicas_converge_to_the_sequential_model = ReplicaMachine.TestCase
+test_replicas_converge_to_the_sequential_model = pytest.mark.slow(ReplicaMachine.TestCase)

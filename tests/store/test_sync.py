@@ -8,8 +8,9 @@ import pytest
 
 from notifyd.store import ClockSkewError, LossyNetwork, Replicator, StatusStore, SyncProtocolError
 from notifyd.store.sync import KIND_DELTA, KIND_FULL, unpack_message
+from tests.support.events import component_event
 
-from ._support import FakeClock, component_event
+from ._support import FakeClock
 
 COMPONENTS = [("api", "API"), ("db", "Database"), ("cdn", "CDN"), ("web", "Website"), ("auth", "Login")]
 STATUSES = ["operational", "degraded_performance", "partial_outage", "major_outage", "under_maintenance"]

@@ -1,25 +1,67 @@
-"""Event builders for tests."""
+"""The one event builder for every test: API, pipeline, CLI and store.
+
+``incident_event()`` and ``component_event()`` give a valid event with a fresh id,
+occurring now. Store tests pin ids and times: ``component_event("e1", "operational",
+seconds=5)`` occurs 5 s after :data:`T0`. Any other top-level field is an override.
+"""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+#: The fixed origin of the store tests' event times (see :func:`at`).
+T0 = datetime(2026, 11, 28, 13, 0, 0, tzinfo=UTC)
 
-def incident_event(page: str = "acme", **overrides: Any) -> dict[str, Any]:
+
+def at(seconds: float) -> str:
+    """ISO time ``seconds`` after :data:`T0`."""
+    return (T0 + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+
+def _occurred_at(seconds: float | None) -> str:
+    if seconds is None:
+        return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return at(seconds)
+
+
+def _new_id() -> str:
+    return f"ev-{uuid.uuid4().hex[:12]}"
+
+
+def incident_event(
+    event_id: str | None = None,
+    status: str = "investigating",
+    *,
+    page: str = "acme",
+    seconds: float | None = None,
+    incident: str = "inc-42",
+    kind: str | None = None,
+    title: str = "Database outage",
+    impact: str = "major",
+    message: str = "",
+    components: tuple[str, ...] = ("api", "db"),
+    **overrides: Any,
+) -> dict[str, Any]:
+    """An incident event; ``kind`` defaults to created, updated or resolved after ``status``."""
+    if kind is None:
+        if status in ("resolved", "postmortem"):
+            kind = "incident_resolved"
+        else:
+            kind = "incident_created" if status == "investigating" else "incident_updated"
     event: dict[str, Any] = {
-        "event_id": f"ev-{uuid.uuid4().hex[:12]}",
-        "type": "incident_created",
+        "event_id": event_id or _new_id(),
+        "type": kind,
         "page_id": page,
-        "occurred_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "occurred_at": _occurred_at(seconds),
         "incident": {
-            "id": "inc-1",
-            "title": "Database outage",
-            "status": "investigating",
-            "impact": "major",
-            "message": "We are looking into it",
-            "components": ["api", "db"],
+            "id": incident,
+            "title": title,
+            "status": status,
+            "impact": impact,
+            "message": message or f"{status} update",
+            "components": list(components),
         },
     }
     event.update(overrides)
@@ -27,14 +69,22 @@ def incident_event(page: str = "acme", **overrides: Any) -> dict[str, Any]:
 
 
 def component_event(
-    page: str = "acme", component: str = "api", status: str = "major_outage", **overrides: Any
+    event_id: str | None = None,
+    status: str = "major_outage",
+    *,
+    page: str = "acme",
+    seconds: float | None = None,
+    component: str = "api",
+    name: str | None = None,
+    **overrides: Any,
 ) -> dict[str, Any]:
+    """A ``component_status_changed`` event; the name defaults to the upper-cased id."""
     event: dict[str, Any] = {
-        "event_id": f"ev-{uuid.uuid4().hex[:12]}",
+        "event_id": event_id or _new_id(),
         "type": "component_status_changed",
         "page_id": page,
-        "occurred_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-        "component": {"id": component, "name": component.upper(), "status": status},
+        "occurred_at": _occurred_at(seconds),
+        "component": {"id": component, "name": name or component.upper(), "status": status},
     }
     event.update(overrides)
     return event

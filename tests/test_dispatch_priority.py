@@ -8,9 +8,9 @@ requests reached the sink; never how long anything took.
 from __future__ import annotations
 
 from notifyd.ids import delivery_id
-from tests.conftest import wait_until
 from tests.support.events import incident_event
 from tests.support.sink import Sink
+from tests.support.wait import wait_until
 
 
 def _add(rt, page, url, n):
@@ -29,12 +29,12 @@ def test_freed_send_slots_go_to_a_critical_event_before_queued_low_deliveries(ru
     _add(rt, "ops", f"{sink.url}/crit", 5)
     gate = sink.gate("/low")
     worker = start_worker(rt, threads=2)
-    low = incident_event("bulk", priority="low")
+    low = incident_event(page="bulk", priority="low")
     rt.publisher.publish(low)
     assert sink.wait_for(lambda: gate.waiting == 6)  # every slot is held by a low delivery
     dispatcher = worker.holder.get().dispatcher
     assert wait_until(lambda: dispatcher.waiting == 44)
-    critical = incident_event("ops", priority="critical")
+    critical = incident_event(page="ops", priority="critical")
     rt.publisher.publish(critical)
     assert wait_until(lambda: dispatcher.waiting == 49)  # queued behind the held slots, too
     assert not [p for p in sink.arrivals if p.startswith("/crit/")]
@@ -57,10 +57,10 @@ def test_a_critical_event_is_delivered_while_low_deliveries_hold_every_ordinary_
     _add(rt, "ops", f"{sink.url}/crit", 3)
     gate = sink.gate("/low")
     start_worker(rt, threads=2)
-    low = incident_event("bulk", priority="low")
+    low = incident_event(page="bulk", priority="low")
     rt.publisher.publish(low)
     assert sink.wait_for(lambda: gate.waiting == 5)  # the window less the reserve
-    critical = incident_event("ops", priority="critical")
+    critical = incident_event(page="ops", priority="critical")
     rt.publisher.publish(critical)
     assert wait_until(lambda: _done(rt, critical["event_id"]))
     assert rt.tracker.summary(critical["event_id"])["counts"]["delivered"] == 3
@@ -78,7 +78,7 @@ def test_one_slow_host_cannot_hold_the_slots_other_hosts_need(runtime, sink, sta
         fast = _add(rt, "acme", f"{other.url}/fast", 20)
         gate = sink.gate("/slow")
         start_worker(rt, threads=2)
-        event = incident_event("acme", priority="normal")
+        event = incident_event(page="acme", priority="normal")
         rt.publisher.publish(event)
 
         def fast_recorded() -> bool:

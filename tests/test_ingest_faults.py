@@ -10,8 +10,8 @@ import redis
 from notifyd.pipeline.adapters import AdapterPool
 from notifyd.pipeline.engine import Engine
 from notifyd.store import StatusStore
-from tests.conftest import wait_until
 from tests.support.events import incident_event
+from tests.support.wait import wait_until
 
 #: More than redis-py's retries of one command, so the fault reaches the step.
 PAST_RETRIES = 20

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from notifyd.state.keys import Keys, escape
-from tests.conftest import wait_until
 from tests.support.events import incident_event
+from tests.support.wait import wait_until
 
 
 def _summary(rt, event_id: str) -> dict:

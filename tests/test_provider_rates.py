@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from notifyd.standins.servers import SMTPSink
-from tests.conftest import wait_until
 from tests.support.events import incident_event
+from tests.support.wait import wait_until
 
 
 def _most_in_one_second(times: list[float]) -> int:

@@ -9,8 +9,8 @@ from notifyd.models import Event
 from notifyd.pipeline.filters import EventView, subscriber_reason
 from notifyd.preferences import NO_PREFERENCES, Preferences
 from notifyd.state.subscribers import SubscriberError
-from tests.conftest import wait_until
 from tests.support.events import component_event, incident_event
+from tests.support.wait import wait_until
 
 
 def _view(event: dict) -> EventView:

@@ -16,8 +16,8 @@ from notifyd import unsubscribe
 from notifyd.state import audit
 from notifyd.state.subscribers import ConsentError
 from tests.api.conftest import Api
-from tests.conftest import wait_until
 from tests.support.events import incident_event
+from tests.support.wait import wait_until
 from tests.test_cli import cli  # noqa: F401 - the fixture
 
 OPT_OUTS = ["unsubscribed", "endpoint_gone"]

@@ -183,9 +183,9 @@ def test_ids_are_per_page_and_the_page_route_finds_each_ones_deliveries(
         )
         assert r.status_code == 201, r.text
     start_worker(api.runtime)
-    event = incident_event("page-b")
+    event = incident_event(page="page-b")
     http.post("/v1/events", json=event)
-    assert wait_until(lambda: http.get(f"/v1/events/{event['event_id']}").json()["state"] == "done")
+    wait_done(http, event["event_id"])
     b = http.get("/v1/pages/page-b/subscribers/x1/deliveries").json()
     assert b["page_id"] == "page-b" and [d["event_id"] for d in b["items"]] == [event["event_id"]]
     assert http.get("/v1/pages/page-a/subscribers/x1/deliveries").json()["items"] == []

@@ -47,7 +47,7 @@ def _status(store: StatusStore, component: str = "api") -> str:
 
 class TestConcreteStores:
     def test_a_component_event_sets_the_component_status(self, harness: Harness) -> None:
-        result = harness.store.apply_event(component_event("e1", "major_outage", seconds=1))
+        result = harness.store.apply_event(component_event(event_id="e1", status="major_outage", seconds=1))
         assert result == ApplyResult(duplicate=False, stale=False, changed=True, hlc=result.hlc)
         store = harness.reopened()
         [comp] = store.page_status("acme")["components"]
@@ -55,8 +55,10 @@ class TestConcreteStores:
         assert comp["node"] == "region-a" and int(comp["hlc"]) == result.hlc
 
     def test_late_event_older_than_state_changes_nothing(self, harness: Harness) -> None:
-        harness.store.apply_event(component_event("e-new", "operational", seconds=10))
-        late = harness.store.apply_event(component_event("e-old", "degraded_performance", seconds=5))
+        harness.store.apply_event(component_event(event_id="e-new", status="operational", seconds=10))
+        late = harness.store.apply_event(
+            component_event(event_id="e-old", status="degraded_performance", seconds=5)
+        )
         assert late.stale and not late.changed and not late.duplicate
         assert _status(harness.reopened()) == "operational"
 
@@ -64,23 +66,25 @@ class TestConcreteStores:
         self, harness: Harness
     ) -> None:
         results = [
-            harness.store.apply_event(component_event("e2", "operational", seconds=2)),
-            harness.store.apply_event(component_event("e1", "degraded_performance", seconds=1)),
+            harness.store.apply_event(component_event(event_id="e2", status="operational", seconds=2)),
+            harness.store.apply_event(
+                component_event(event_id="e1", status="degraded_performance", seconds=1)
+            ),
         ]
         notified = [r for r in results if r.changed and not r.stale]
         assert len(notified) == 1
         assert _status(harness.reopened()) == "operational"
 
     def test_second_event_with_same_event_id_is_a_duplicate(self, harness: Harness) -> None:
-        harness.store.apply_event(component_event("e1", "major_outage", seconds=0))
+        harness.store.apply_event(component_event(event_id="e1", status="major_outage", seconds=0))
         store = harness.reopened()
         assert store.seen("e1")
-        again = store.apply_event(component_event("e1", "operational", seconds=50))
+        again = store.apply_event(component_event(event_id="e1", status="operational", seconds=50))
         assert again.duplicate and not again.changed
         assert _status(store) == "major_outage"
 
     def test_event_ids_are_forgotten_after_their_ttl(self, harness: Harness) -> None:
-        harness.store.apply_event(component_event("e1", "major_outage", seconds=0))
+        harness.store.apply_event(component_event(event_id="e1", status="major_outage", seconds=0))
         harness.clock.advance(604_800 + 1)
         store = harness.reopened()
         assert not store.seen("e1")
@@ -88,8 +92,10 @@ class TestConcreteStores:
         assert store.stats["seen_ids"] == 0
 
     def test_events_in_the_same_millisecond_apply_in_arrival_order(self, harness: Harness) -> None:
-        harness.store.apply_event(incident_event("i1", "investigating", kind="incident_created", seconds=0))
-        second = harness.store.apply_event(incident_event("i2", "identified", seconds=0))
+        harness.store.apply_event(
+            incident_event(event_id="i1", status="investigating", kind="incident_created", seconds=0)
+        )
+        second = harness.store.apply_event(incident_event(event_id="i2", status="identified", seconds=0))
         assert second.changed and not second.stale
         [inc] = harness.reopened().page_status("acme")["open_incidents"]
         assert inc["status"] == "identified"
@@ -98,9 +104,13 @@ class TestConcreteStores:
     def test_incident_timeline_records_a_late_update_without_changing_the_status(
         self, harness: Harness
     ) -> None:
-        harness.store.apply_event(incident_event("i1", "investigating", seconds=0, kind="incident_created"))
-        harness.store.apply_event(incident_event("i3", "monitoring", seconds=20))
-        late = harness.store.apply_event(incident_event("i2", "identified", seconds=10, message="found it"))
+        harness.store.apply_event(
+            incident_event(event_id="i1", status="investigating", seconds=0, kind="incident_created")
+        )
+        harness.store.apply_event(incident_event(event_id="i3", status="monitoring", seconds=20))
+        late = harness.store.apply_event(
+            incident_event(event_id="i2", status="identified", seconds=10, message="found it")
+        )
         assert late.stale and not late.changed
         [inc] = harness.reopened().page_status("acme")["open_incidents"]
         assert inc["status"] == "monitoring"
@@ -113,25 +123,31 @@ class TestConcreteStores:
         }
 
     def test_resolved_incidents_are_not_open(self, harness: Harness) -> None:
-        harness.store.apply_event(incident_event("i1", "investigating", kind="incident_created", seconds=0))
-        harness.store.apply_event(incident_event("i2", "resolved", seconds=5))
+        harness.store.apply_event(
+            incident_event(event_id="i1", status="investigating", kind="incident_created", seconds=0)
+        )
+        harness.store.apply_event(incident_event(event_id="i2", status="resolved", seconds=5))
         assert harness.reopened().page_status("acme")["open_incidents"] == []
 
     def test_incident_events_do_not_touch_component_registers(self, harness: Harness) -> None:
-        harness.store.apply_event(incident_event("i1", "investigating", kind="incident_created", seconds=0))
+        harness.store.apply_event(
+            incident_event(event_id="i1", status="investigating", kind="incident_created", seconds=0)
+        )
         status = harness.reopened().page_status("acme")
         assert status["components"] == []
         assert status["open_incidents"][0]["components"] == ["api", "db"]
 
     def test_an_event_from_the_future_is_clamped_to_the_allowed_offset(self, harness: Harness) -> None:
         far = harness.clock() - T0.timestamp() + 3600  # an hour ahead of the store's clock
-        harness.store.apply_event(component_event("e1", "major_outage", seconds=far))
+        harness.store.apply_event(component_event(event_id="e1", status="major_outage", seconds=far))
         [comp] = harness.reopened().page_status("acme")["components"]
         assert int(comp["hlc"]) >> 16 == int(harness.clock() * 1000) + 500
 
     def test_a_removed_timeline_entry_stays_removed(self, harness: Harness) -> None:
-        harness.store.apply_event(incident_event("i1", "investigating", kind="incident_created", seconds=0))
-        harness.store.apply_event(incident_event("i2", "identified", seconds=1))
+        harness.store.apply_event(
+            incident_event(event_id="i1", status="investigating", kind="incident_created", seconds=0)
+        )
+        harness.store.apply_event(incident_event(event_id="i2", status="identified", seconds=1))
         assert harness.store.remove_timeline_entry("acme", "inc-42", "i1")
         [inc] = harness.reopened().page_status("acme")["open_incidents"]
         assert [t["event_id"] for t in inc["timeline"]] == ["i2"]
@@ -144,14 +160,16 @@ class TestConcreteStores:
         }
 
     def test_an_event_without_a_page_id_is_refused_with_the_field_named(self, harness: Harness) -> None:
-        event = component_event("e1", "operational", seconds=0)
+        event = component_event(event_id="e1", status="operational", seconds=0)
         del event["page_id"]
         with pytest.raises(InvalidEventError, match="page_id"):
             harness.store.apply_event(event)
 
     def test_a_snapshot_then_more_events_reload_to_the_same_state(self, harness: Harness) -> None:
-        harness.store.apply_event(component_event("e1", "major_outage", seconds=1))
+        harness.store.apply_event(component_event(event_id="e1", status="major_outage", seconds=1))
         harness.store.snapshot()
-        harness.store.apply_event(component_event("e2", "operational", seconds=2, component="db", name="DB"))
+        harness.store.apply_event(
+            component_event(event_id="e2", status="operational", seconds=2, component="db", name="DB")
+        )
         before = harness.store.export_state()
         assert harness.reopened().export_state() == before

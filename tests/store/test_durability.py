@@ -21,9 +21,13 @@ def _fill(path: Path, clock: FakeClock, events: int) -> list[object]:
     with StatusStore.open(path, "region-a", clock=clock, fsync=False) as store:
         for i in range(events):
             if i % 3 == 2:
-                store.apply_event(incident_event(f"i{i}", "identified", seconds=i))
+                store.apply_event(incident_event(event_id=f"i{i}", status="identified", seconds=i))
             else:
-                store.apply_event(component_event(f"e{i}", ["operational", "major_outage"][i % 2], seconds=i))
+                store.apply_event(
+                    component_event(
+                        event_id=f"e{i}", status=["operational", "major_outage"][i % 2], seconds=i
+                    )
+                )
             states.append(store.export_state())
     return states
 
@@ -53,7 +57,9 @@ def test_truncating_the_log_anywhere_in_its_last_record_loses_at_most_that_recor
             assert store.loaded_records == (6 if cut == len(log) else 5)
         # The torn tail was cut off, so a new record appends cleanly and survives the next load.
         with StatusStore.open(target, "region-a", clock=clock, fsync=False) as store:
-            store.apply_event(component_event("after", "under_maintenance", seconds=99, component="cdn"))
+            store.apply_event(
+                component_event(event_id="after", status="under_maintenance", seconds=99, component="cdn")
+            )
         with StatusStore.open(target, "region-a", clock=clock, fsync=False) as store:
             assert store.seen("after")
         shutil.rmtree(target)
@@ -123,4 +129,4 @@ def test_a_closed_store_refuses_writes(tmp_path: Path) -> None:
     store = StatusStore.open(tmp_path, "region-a")
     store.close()
     with pytest.raises(StoreError, match="closed"):
-        store.apply_event(component_event("e1", "operational", seconds=0))
+        store.apply_event(component_event(event_id="e1", status="operational", seconds=0))

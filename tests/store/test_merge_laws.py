@@ -61,10 +61,14 @@ def store_states(draw: st.DrawFn) -> list[StoreState]:
             replicas[node].merge_in(replicas[other])
             continue
         if kind in (1, 2):
-            event = component_event(f"e{i}", ["operational", "major_outage"][kind - 1], seconds=seconds)
+            event = component_event(
+                event_id=f"e{i}", status=["operational", "major_outage"][kind - 1], seconds=seconds
+            )
         else:
             event = incident_event(
-                f"e{i}", ["investigating", "identified", "resolved"][kind - 3], seconds=seconds
+                event_id=f"e{i}",
+                status=["investigating", "identified", "resolved"][kind - 3],
+                seconds=seconds,
             )
         plan = plan_event(replicas[node], event, node=node, now_ms=10**13, max_offset_ms=500, ttl_s=60)
         replicas[node].merge_in(plan.delta)

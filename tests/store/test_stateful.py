@@ -92,7 +92,7 @@ class ReplicaMachine(RuleBasedStateMachine):
     def write_component(self, r: str, cid: str, status: str, dt: int) -> None:
         eid = self._event_id()
         result = self.stores[r].apply_event(
-            component_event(eid, status, seconds=dt, component=cid, name=cid.upper())
+            component_event(event_id=eid, status=status, seconds=dt, component=cid, name=cid.upper())
         )
         assert not result.duplicate
         self.applied.append(eid)
@@ -103,7 +103,9 @@ class ReplicaMachine(RuleBasedStateMachine):
           title=st.sampled_from(["DB down", "Slow API"]))  # fmt: skip
     def write_incident(self, r: str, status: str, dt: int, title: str) -> None:
         eid = self._event_id()
-        event = incident_event(eid, status, seconds=dt, incident="inc-1", title=title, message=f"m{eid}")
+        event = incident_event(
+            event_id=eid, status=status, seconds=dt, incident="inc-1", title=title, message=f"m{eid}"
+        )
         result = self.stores[r].apply_event(event)
         self.applied.append(eid)
         self.wrote[r].append(eid)

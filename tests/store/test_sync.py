@@ -35,8 +35,8 @@ def _stores(clock: FakeClock, *names: str) -> list[StatusStore]:
 def test_two_stores_that_exchange_deltas_converge() -> None:
     clock = FakeClock()
     a, b = _stores(clock, "a", "b")
-    a.apply_event(component_event("e1", "major_outage", seconds=1))
-    b.apply_event(component_event("e2", "operational", seconds=2, component="db"))
+    a.apply_event(component_event(event_id="e1", status="major_outage", seconds=1))
+    b.apply_event(component_event(event_id="e2", status="operational", seconds=2, component="db"))
     _exchange(a, b)
     assert a.export_state() == b.export_state()
     assert b.seen("e1") and a.seen("e2")
@@ -47,7 +47,7 @@ def test_a_delta_is_never_echoed_back_to_the_peer_it_came_from() -> None:
     a, b, c = _stores(clock, "a", "b", "c")
     for x, y in ((a, b), (b, c), (a, c)):
         _exchange(x, y)
-    a.apply_event(component_event("e1", "major_outage", seconds=1))
+    a.apply_event(component_event(event_id="e1", status="major_outage", seconds=1))
     payload = a.sync_payload_for("b")
     assert payload is not None and unpack_message(payload)[0] == KIND_DELTA
     a.receive_ack("b", b.receive_sync("a", payload))
@@ -62,7 +62,7 @@ def test_a_peer_behind_the_trimmed_delta_buffer_gets_the_full_state() -> None:
     _exchange(a, b)
     a._buffer.max_buffered = 4
     for i in range(10):
-        a.apply_event(component_event(f"e{i}", STATUSES[i % 5], seconds=i))
+        a.apply_event(component_event(event_id=f"e{i}", status=STATUSES[i % 5], seconds=i))
     payload = a.sync_payload_for("b")
     assert payload is not None and unpack_message(payload)[0] == KIND_FULL
     _exchange(a, b)
@@ -75,7 +75,7 @@ def test_a_restarted_replica_resends_its_full_state_and_ignores_old_acks(tmp_pat
     a = StatusStore.open(tmp_path, "a", clock=clock, fsync=False)
     (b,) = _stores(clock, "b")
     a.add_peer("b")
-    a.apply_event(component_event("e1", "major_outage", seconds=1))
+    a.apply_event(component_event(event_id="e1", status="major_outage", seconds=1))
     stale_ack = b.receive_sync("a", a.sync_payload_for("b") or b"")
     a.close()
     a = StatusStore.open(tmp_path, "a", clock=clock, fsync=False)
@@ -91,12 +91,12 @@ def test_a_removed_member_is_refused_and_no_longer_holds_back_gc() -> None:
     a, b, c = _stores(clock, "a", "b", "c")
     _exchange(a, b)
     _exchange(a, c)
-    a.apply_event(component_event("e1", "major_outage", seconds=1))
+    a.apply_event(component_event(event_id="e1", status="major_outage", seconds=1))
     _exchange(a, b)
     assert a.stats["delta_buffer"] == 1  # c has not acknowledged it yet
     a.remove_member("c")
     assert a.stats["delta_buffer"] == 0
-    c.apply_event(component_event("e2", "operational", seconds=2))
+    c.apply_event(component_event(event_id="e2", status="operational", seconds=2))
     with pytest.raises(SyncProtocolError, match="removed"):
         a.receive_sync("c", c.sync_payload_for("a") or b"")
 
@@ -107,7 +107,7 @@ def test_a_payload_from_a_clock_too_far_ahead_is_refused_without_an_ack() -> Non
     a = StatusStore.memory("a", clock=fast)
     b = StatusStore.memory("b", clock=slow, max_clock_offset_ms=500)
     a.add_peer("b")
-    a.apply_event(component_event("e1", "major_outage", seconds=1))
+    a.apply_event(component_event(event_id="e1", status="major_outage", seconds=1))
     payload = a.sync_payload_for("b")
     assert payload is not None
     with pytest.raises(ClockSkewError):
@@ -134,7 +134,12 @@ def test_a_typical_component_update_costs_at_most_24_bytes_on_the_wire() -> None
         cid, name = rng.choice(COMPONENTS)
         page = f"page-{rng.randrange(50):02d}"
         event = component_event(
-            f"evt-{i:06d}", rng.choice(STATUSES), seconds=i / 1000, page=page, component=cid, name=name
+            event_id=f"evt-{i:06d}",
+            status=rng.choice(STATUSES),
+            seconds=i / 1000,
+            page=page,
+            component=cid,
+            name=name,
         )
         a.apply_event(event)
     payload = a.sync_payload_for("b")
@@ -151,7 +156,7 @@ def test_replicators_over_a_lossy_network_converge() -> None:
     reps = [Replicator(s, net.endpoint(s.node_id), peers=["a", "b", "c"]) for s in stores]
     for i in range(30):
         stores[i % 3].apply_event(
-            component_event(f"e{i}", STATUSES[i % 5], seconds=i % 7, component=f"c{i % 4}")
+            component_event(event_id=f"e{i}", status=STATUSES[i % 5], seconds=i % 7, component=f"c{i % 4}")
         )
     for _ in range(60):
         for r in reps:

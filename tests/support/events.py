@@ -1,8 +1,9 @@
 """The one event builder for every test: API, pipeline, CLI and store.
 
 ``incident_event()`` and ``component_event()`` give a valid event with a fresh id,
-occurring now. Store tests pin ids and times: ``component_event("e1", "operational",
-seconds=5)`` occurs 5 s after :data:`T0`. Any other top-level field is an override.
+occurring now. Store tests pin ids and times: ``component_event(event_id="e1",
+status="operational", seconds=5)`` occurs 5 s after :data:`T0`. Every argument is a keyword,
+and any other top-level field is an override.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ def _new_id() -> str:
 
 
 def incident_event(
+    *,
     event_id: str | None = None,
     status: str = "investigating",
-    *,
     page: str = "acme",
     seconds: float | None = None,
     incident: str = "inc-42",
@@ -69,9 +70,9 @@ def incident_event(
 
 
 def component_event(
+    *,
     event_id: str | None = None,
     status: str = "major_outage",
-    *,
     page: str = "acme",
     seconds: float | None = None,
     component: str = "api",

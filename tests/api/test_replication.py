@@ -14,7 +14,7 @@ from notifyd.runtime.worker import InProcessWorker, open_store
 from notifyd.store import StatusStore
 from tests.api.conftest import KEYS, Api
 from tests.support.events import component_event, incident_event
-from tests.support.wait import wait_until
+from tests.support.wait import wait_done, wait_until
 
 
 def _status(api: Api, page: str = "acme") -> dict[str, Any]:
@@ -135,3 +135,88 @@ def test_a_silent_peer_region_does_not_hold_up_the_replicas_of_this_region(
         for replication in started:
             replication.stop()
         silent.close()
+
+
+def test_two_regions_end_to_end_region_b_delivers_nothing_for_what_region_a_took_nor_for_stale_events(
+    start_api: Callable[..., Api],
+    make_settings: Callable[..., Settings],
+    namespace: str,
+    sink: Any,
+    tmp_path: Any,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from notifyd.ids import delivery_id
+
+    regions = ("eu", "us")
+    base = {r: make_settings(node_id=r, namespace=f"{namespace}-{r}", data_dir=tmp_path / r) for r in regions}
+    workers_store = {r: open_store(base[r], "worker") for r in regions}
+    api_store = {r: open_store(base[r], "api") for r in regions}
+    apis = {
+        r: start_api(store=api_store[r], node_id=r, namespace=f"{namespace}-{r}", data_dir=tmp_path / r)
+        for r in regions
+    }
+    started, workers = [], []
+    for r, other in (("eu", "us"), ("us", "eu")):
+        settings = make_settings(
+            node_id=r,
+            namespace=f"{namespace}-{r}",
+            data_dir=tmp_path / r,
+            peers=f"{other}={apis[other].url}",
+            sync_key=KEYS["sync"],
+            sync_interval_ms=50,
+        )
+        url = apis[r].runtime.url
+        started.append(start_replication(settings, url, workers_store[r], with_regions=False))
+        started.append(start_replication(settings, url, api_store[r], with_regions=True))
+    subs = {
+        r: apis[r]
+        .runtime.subscribers.add("acme", {"channel": "webhook", "target": f"{sink.url}/{r}"})
+        .subscriber
+        for r in regions
+    }
+    try:
+        for r in regions:
+            workers.append(InProcessWorker.start(apis[r].runtime, threads=2, store=workers_store[r]))
+        eu, us = apis["eu"].runtime, apis["us"].runtime
+        # Region A (eu) takes the event and delivers it.
+        taken = incident_event()
+        assert eu.publisher.publish(taken).status == "accepted"
+        assert wait_done(eu, taken["event_id"])["counts"]["delivered"] == 1
+        # Its seen-set reaches region B's worker; B gets the same event (a publisher retrying there).
+        assert wait_until(lambda: workers_store["us"].seen(taken["event_id"]), timeout=15)
+        assert us.publisher.publish(taken).status == "accepted"
+        summary = wait_done(us, taken["event_id"])
+        assert summary["counts"]["planned"] == 0
+        assert us.tracker.event_hash(taken["event_id"])["filtered"].startswith("replicated_duplicate")
+        # A newer status taken in A; an older one arriving at B afterwards is stale there.
+        now = datetime.now(UTC)
+        newer = component_event(component="db", status="major_outage", occurred_at=_iso(now))
+        older = component_event(
+            component="db", status="operational", occurred_at=_iso(now - timedelta(minutes=1))
+        )
+        assert eu.publisher.publish(newer).status == "accepted"
+        wait_done(eu, newer["event_id"])
+        assert wait_until(lambda: workers_store["us"].seen(newer["event_id"]), timeout=15)
+        assert us.publisher.publish(older).status == "accepted"
+        assert wait_done(us, older["event_id"])["counts"]["planned"] == 0
+        assert us.tracker.event_hash(older["event_id"])["filtered"].startswith("stale")
+        # The control: region B does deliver an event nobody took before.
+        fresh = incident_event()
+        assert us.publisher.publish(fresh).status == "accepted"
+        assert wait_done(us, fresh["event_id"])["counts"]["delivered"] == 1
+    finally:
+        for worker in workers:
+            worker.stop()
+        for replication in started:
+            assert replication is not None
+            replication.stop()
+        for store in (*workers_store.values(), *api_store.values()):
+            store.close()
+    seen_by_us = {r.headers["webhook-id"] for r in sink.on("/us")}
+    assert seen_by_us == {delivery_id(fresh["event_id"], subs["us"].id, "webhook")}
+    assert len(sink.on("/eu")) == 2  # the taken event and the newer status
+
+
+def _iso(moment: Any) -> str:
+    return str(moment.isoformat().replace("+00:00", "Z"))

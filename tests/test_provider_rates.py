@@ -47,7 +47,7 @@ def test_slack_gets_at_most_one_message_a_second_per_incoming_webhook(runtime, s
         rt.subscribers.add(page, {"channel": "slack", "target": hook})
     rt.subscribers.add("page0", {"channel": "slack", "target": f"{sink.url}/services/T0/B1/y"})
     start_worker(rt, threads=2)
-    events = [incident_event(page) for page in pages]
+    events = [incident_event(page=page) for page in pages]
     for event in events:
         rt.publisher.publish(event)
     for event in events:

@@ -94,6 +94,10 @@ MATRIX: dict[tuple[str, str], tuple[str, Builder]] = {
         "operate",
         lambda api, h: (f"/v1/subscribers/{_subscriber(h)}/deliveries", {}),
     ),
+    ("GET", "/v1/pages/{page_id}/subscribers/{subscriber_id}/deliveries"): (
+        "operate",
+        lambda api, h: (f"/v1/pages/acme/subscribers/{_subscriber(h)}/deliveries", {}),
+    ),
     ("GET", "/v1/pages/{page_id}/status"): ("operate", lambda api, h: ("/v1/pages/acme/status", {})),
     ("GET", "/v1/queues"): ("operate", lambda api, h: ("/v1/queues", {})),
     ("GET", "/v1/stats/throughput"): ("operate", lambda api, h: ("/v1/stats/throughput", {})),

@@ -104,7 +104,7 @@ class ReplicaMachine(RuleBasedStateMachine):
     def write_incident(self, r: str, status: str, dt: int, title: str) -> None:
         eid = self._event_id()
         event = incident_event(
-            event_id=eid, status=status, seconds=dt, incident="inc-1", title=title, message=f"m{eid}"
+            event_id=eid, status=status, seconds=dt, incident_id="inc-1", title=title, message=f"m{eid}"
         )
         result = self.stores[r].apply_event(event)
         self.applied.append(eid)

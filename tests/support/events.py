@@ -37,7 +37,7 @@ def incident_event(
     status: str = "investigating",
     page: str = "acme",
     seconds: float | None = None,
-    incident: str = "inc-42",
+    incident_id: str = "inc-42",
     kind: str | None = None,
     title: str = "Database outage",
     impact: str = "major",
@@ -57,7 +57,7 @@ def incident_event(
         "page_id": page,
         "occurred_at": _occurred_at(seconds),
         "incident": {
-            "id": incident,
+            "id": incident_id,
             "title": title,
             "status": status,
             "impact": impact,

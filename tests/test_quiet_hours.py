@@ -10,7 +10,7 @@ import pytest
 
 from notifyd.preferences import QuietWindow
 from notifyd.state.subscribers import SubscriberError
-from tests.conftest import wait_until
+from tests.support.wait import wait_until
 from tests.support.events import incident_event
 from tests.test_digest import Clock
 

@@ -16,6 +16,7 @@ from notifyd.runtime.settings import Settings
 from notifyd.runtime.wiring import Runtime
 from tests.support.env import PREFIX
 from tests.support.sink import Sink, SinkProcess
+from tests.support.wait import wait_until  # noqa: F401 - tests of other branches still import it from here
 
 #: The machine's Redis, on a database number notifyd's tests own.
 MACHINE_REDIS = "redis://127.0.0.1:6379/9"

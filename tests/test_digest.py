@@ -8,9 +8,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from notifyd.state.limiter import PackedLimiter
-from tests.conftest import wait_until
 from tests.support.events import incident_event
 from tests.support.sink import Reply
+from tests.support.wait import wait_until
 
 PAGE = "acme"
 

@@ -17,8 +17,8 @@ from notifyd.models import Event
 from notifyd.pipeline.adapters import AdapterPool
 from notifyd.pipeline.engine import Engine
 from notifyd.store import StatusStore
-from tests.conftest import wait_until
 from tests.support.events import component_event
+from tests.support.wait import wait_until
 
 PAGE = "acme"
 

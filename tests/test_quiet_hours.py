@@ -10,8 +10,8 @@ import pytest
 
 from notifyd.preferences import QuietWindow
 from notifyd.state.subscribers import SubscriberError
-from tests.support.wait import wait_until
 from tests.support.events import incident_event
+from tests.support.wait import wait_until
 from tests.test_digest import Clock
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -110,6 +110,7 @@ MATRIX: dict[tuple[str, str], tuple[str, Builder]] = {
 #: Routes that take no API key, each with the reason.
 OPEN: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): "liveness, for load balancers",
+    ("GET", "/status/{page_id}"): "the public status page that notifications link to",
     ("GET", "/readyz"): "readiness, for load balancers",
     ("GET", "/metrics"): "Prometheus scrapes without a key; no key or secret is exported",
     ("GET", "/openapi.json"): "the public API description",

@@ -160,7 +160,7 @@ def test_a_webhook_that_answered_410_stays_disabled_through_a_reimport_and_gets_
 ):
     from tests.support.sink import Reply
 
-    sink.defaults["/gone"] = Reply(410)
+    sink.replies["/gone"] = Reply(410)
     line = {"channel": "webhook", "target": f"{sink.url}/gone"}
     sub_id = http.post("/v1/pages/acme/subscribers", json=line).json()["id"]
     start_worker(api.runtime)
@@ -169,7 +169,7 @@ def test_a_webhook_that_answered_410_stays_disabled_through_a_reimport_and_gets_
     assert wait_until(lambda: http.get(f"/v1/events/{first['event_id']}").json()["state"] == "done")
     assert api.runtime.subscribers.get("acme", sub_id).disabled == "endpoint_gone"
 
-    sink.defaults["/gone"] = Reply(200)  # the endpoint is back, but its owner said it was gone
+    sink.replies["/gone"] = Reply(200)  # the endpoint is back, but its owner said it was gone
     summary = http.post("/v1/pages/acme/subscribers:import", content=json.dumps(line).encode()).json()
     assert summary["kept_unsubscribed"] == 1
     hits = len([r for r in sink.received if r.path == "/gone"])

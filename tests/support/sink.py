@@ -80,6 +80,11 @@ class Sink(HTTPReceiver):
         self.arrived: list[ReceivedRequest] = []
 
     @property
+    def defaults(self) -> dict[str, Reply]:
+        """The old name of ``replies`` (tests of branches in flight still use it)."""
+        return self.replies
+
+    @property
     def arrivals(self) -> list[str]:
         """The paths of ``arrived``, in the order the requests came in."""
         with self._lock:

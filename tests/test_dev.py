@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 
+import pytest
 import redis
 
 from tests.support.env import cli_env
@@ -14,6 +15,7 @@ from tests.support.events import incident_event
 from tests.support.wait import wait_until
 
 
+@pytest.mark.slow
 def test_dev_runs_on_the_embedded_server_delivers_and_stops_cleanly(tmp_path, sink):
     env = cli_env(data_dir=tmp_path / "var", allow_private_targets=True, namespace="devtest")
     port = _free_port()

@@ -44,3 +44,25 @@ def test_priority_comes_from_impact_when_the_event_does_not_name_one():
     critical = incident_event()
     critical["incident"]["impact"] = "critical"
     assert parse_event(critical).priority.value == "critical"
+
+
+def test_a_critical_event_is_delivered_while_low_work_holds_every_ordinary_worker_thread(
+    runtime, sink, start_worker
+):
+    rt = runtime(shard_size=5, rate_limit="1000/hour")
+    for i in range(100):
+        rt.subscribers.add("bulk", {"channel": "webhook", "target": f"{sink.url}/low/{i}"})
+    for i in range(5):
+        rt.subscribers.add("vip", {"channel": "webhook", "target": f"{sink.url}/crit/{i}"})
+    low_gate = sink.gate("/low/")
+    start_worker(rt, threads=2)
+    low = component_event(page="bulk", status="under_maintenance", priority="low")
+    rt.publisher.publish(low)
+    assert sink.wait_for(lambda: low_gate.waiting >= 5, timeout=30)  # low sends are stuck
+    critical = incident_event(page="vip", priority="critical")
+    rt.publisher.publish(critical)
+    # Every critical delivery arrives while the low ones are still held at their gate.
+    assert sink.wait_for(lambda: len(sink.on_prefix("/crit/")) == 5, timeout=30), low_gate.waiting
+    assert not [r for r in sink.received if r.path.startswith("/low/")]
+    low_gate.open()
+    assert wait_done(rt, low["event_id"], timeout=60)["counts"]["delivered"] == 100

@@ -154,6 +154,11 @@ class Sink(HTTPReceiver):
         with self._lock:
             return [r for r in self.received if urlsplit(r.path).path == path]
 
+    def on_prefix(self, prefix: str) -> list[ReceivedRequest]:
+        """The answered requests to every path under ``prefix``."""
+        with self._lock:
+            return [r for r in self.received if urlsplit(r.path).path.startswith(prefix)]
+
     def wait_for(  # type: ignore[override]
         self, what: int | Callable[[], bool], timeout: float = 10.0
     ) -> Any:

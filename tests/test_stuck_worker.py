@@ -13,8 +13,8 @@ import time
 import pytest
 
 from notifyd.pipeline.asyncrunner import EXIT_STUCK, AsyncRunner, LoopStalled
-from tests.conftest import wait_until
 from tests.support.events import incident_event
+from tests.support.wait import wait_until
 
 
 def _runner(**kwargs) -> tuple[AsyncRunner, list[str]]:

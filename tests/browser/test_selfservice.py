@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from notifyd.store import StatusStore
-from tests.conftest import wait_until
 from tests.selfservice.support import links_in, local
 from tests.support.browser import Screenshots
 from tests.support.events import incident_event
+from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

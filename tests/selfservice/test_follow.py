@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 
-from tests.conftest import wait_until
 from tests.selfservice.support import PUBLIC, links_in, local
 from tests.support.events import incident_event
+from tests.support.wait import wait_until
 
 
 def update(incident_id: str, etype: str = "incident_updated", status: str = "identified") -> dict:

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 
 from notifyd.standins.servers import HTTPReceiver, ReceivedRequest, Reply
-from tests.conftest import wait_until
 from tests.selfservice.support import PUBLIC, links_in, local
 from tests.support.events import incident_event
+from tests.support.wait import wait_until
 
 
 def subscribe(stack: Any, page: str, body: dict[str, Any]) -> httpx.Response:

@@ -12,8 +12,8 @@ import pytest
 from notifyd.models import Event
 from notifyd.selfservice import signing
 from notifyd.selfservice.prefs import PersonalPrefs
-from tests.conftest import wait_until
 from tests.support.events import incident_event
+from tests.support.wait import wait_until
 
 
 def event(etype: str, **incident: Any) -> Event:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import wait_until
 from tests.support.events import incident_event
+from tests.support.wait import wait_until
 
 EVIL = {
     "a loop that never ends": "{% for i in range(100000) %}{% for j in range(100000) %}x"

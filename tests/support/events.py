@@ -2,8 +2,8 @@
 
 ``incident_event()`` and ``component_event()`` give a valid event with a fresh id,
 occurring now. Store tests pin ids and times: ``component_event(event_id="e1",
-status="operational", seconds=5)`` occurs 5 s after :data:`T0`. Every argument is a keyword,
-and any other top-level field is an override.
+status="operational", seconds=5)`` occurs 5 s after :data:`T0`. Only the page (and, for a
+component, its id and status) may be given by position; any other top-level field is an override.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ def _new_id() -> str:
 
 
 def incident_event(
+    page: str = "acme",
     *,
     event_id: str | None = None,
     status: str = "investigating",
-    page: str = "acme",
     seconds: float | None = None,
     incident_id: str = "inc-42",
     kind: str | None = None,
@@ -70,12 +70,12 @@ def incident_event(
 
 
 def component_event(
+    page: str = "acme",
+    component: str = "api",
+    status: str = "major_outage",
     *,
     event_id: str | None = None,
-    status: str = "major_outage",
-    page: str = "acme",
     seconds: float | None = None,
-    component: str = "api",
     name: str | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:

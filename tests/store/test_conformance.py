@@ -148,7 +148,7 @@ class TestConcreteStores:
             incident_event(event_id="i1", status="investigating", kind="incident_created", seconds=0)
         )
         harness.store.apply_event(incident_event(event_id="i2", status="identified", seconds=1))
-        assert harness.store.remove_timeline_entry("acme", "inc-42", "i1")
+        assert harness.store.remove_timeline_entry("acme", "inc-1", "i1")
         [inc] = harness.reopened().page_status("acme")["open_incidents"]
         assert [t["event_id"] for t in inc["timeline"]] == ["i2"]
 

@@ -37,7 +37,7 @@ def incident_event(
     event_id: str | None = None,
     status: str = "investigating",
     seconds: float | None = None,
-    incident_id: str = "inc-42",
+    incident_id: str = "inc-1",
     kind: str | None = None,
     title: str = "Database outage",
     impact: str = "major",

@@ -14,7 +14,7 @@ import redis
 from notifyd.runtime.embedded import EmbeddedRedis
 from notifyd.runtime.settings import Settings
 from notifyd.runtime.wiring import Runtime
-from tests.support.env import PREFIX
+from tests.support.env import PREFIX, SUITE_DEFAULTS
 from tests.support.sink import Sink, SinkProcess
 from tests.support.wait import wait_until  # noqa: F401 - tests of other branches still import it from here
 
@@ -25,16 +25,21 @@ MACHINE_REDIS = "redis://127.0.0.1:6379/9"
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or os.environ.get("NOTIFYD_TEST_REDIS_URL")
 
 
+# Nothing under NOTIFYD_* from the developer's shell or the CI reaches the suite: cleared here,
+# before any fixture builds settings, and again around each test; the suite's own defaults
+# (tests/support/env.py) take their place.
+for _name in [k for k in os.environ if k.startswith(PREFIX)]:
+    del os.environ[_name]
+os.environ.update(SUITE_DEFAULTS)
+
+
 @pytest.fixture(autouse=True)
 def _no_notifyd_variables_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
-    """In-process settings see only what the test sets: no NOTIFYD_* from the developer's shell."""
-    for name in [k for k in os.environ if k.startswith(PREFIX)]:
+    """In-process settings see only what the test sets: no NOTIFYD_* but the suite's defaults."""
+    for name in [k for k in os.environ if k.startswith(PREFIX) and k not in SUITE_DEFAULTS]:
         monkeypatch.delenv(name)
-
-# The suite shares one Redis that need not keep an AOF (the machine's usually does not), so its
-# tests, and the `notifyd` processes they start, accept without waiting for an fsync. The
-# durability tests (tests/test_durability.py) set NOTIFYD_DURABILITY against servers they start.
-os.environ.setdefault("NOTIFYD_DURABILITY", "none")
+    for name, value in SUITE_DEFAULTS.items():
+        monkeypatch.setenv(name, value)
 
 
 def _answers(url: str) -> bool:

@@ -16,13 +16,17 @@ from typing import Any
 from notifyd.runtime.settings import Settings
 
 PREFIX = "NOTIFYD_"
+#: What every test and every process a test starts runs with, unless the test says otherwise.
+#: The suite shares one Redis that need not keep an AOF (the machine's usually does not), so
+#: it accepts without waiting for an fsync; tests/test_durability.py sets its own policy.
+SUITE_DEFAULTS = {"NOTIFYD_DURABILITY": "none"}
 #: The repository's root: a child process imports ``notifyd`` and ``tests`` from here.
 REPO = Path(__file__).resolve().parents[2]
 
 
 def scrubbed_environ() -> dict[str, str]:
-    """os.environ without any ``NOTIFYD_*`` variable."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
+    """os.environ without any ``NOTIFYD_*`` variable, plus the suite's defaults."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}, **SUITE_DEFAULTS}
 
 
 def _value(value: Any) -> str:
@@ -34,10 +38,10 @@ def _value(value: Any) -> str:
 def cli_env(settings: Settings | None = None, **overrides: Any) -> dict[str, str]:
     """The environment for a ``notifyd`` process: nothing inherited under ``NOTIFYD_*``.
 
-    ``settings`` carries over the Redis URL, namespace, data directory, private targets and
-    poll timeout of a test's own settings; each keyword adds ``NOTIFYD_<NAME>`` (``None``
-    removes it). Other variables (``PATH``, ``HOME``) pass through; ``PYTHONPATH`` gains the
-    repository, so a child can import ``tests.support`` too.
+    ``settings`` carries over the Redis URL, namespace, data directory, private targets, poll
+    timeout and durability of a test's own settings (else :data:`SUITE_DEFAULTS` apply); each
+    keyword adds ``NOTIFYD_<NAME>`` (``None`` removes it). Other variables (``PATH``, ``HOME``)
+    pass through; ``PYTHONPATH`` gains the repository, so a child can import ``tests.support``.
     """
     env = scrubbed_environ()
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
@@ -49,6 +53,7 @@ def cli_env(settings: Settings | None = None, **overrides: Any) -> dict[str, str
             data_dir=settings.data_dir,
             allow_private_targets=settings.allow_private_targets,
             poll_timeout_ms=settings.poll_timeout_ms,
+            durability=settings.durability,
         )
     values.update(overrides)
     for name, value in values.items():

@@ -43,9 +43,18 @@ def _event(http: httpx.Client) -> str:
 
 
 def _subscriber(http: httpx.Client) -> str:
-    r = http.post("/v1/pages/acme/subscribers", json={"channel": "webhook", "target": "https://example.com/h"})
+    r = http.post(
+        "/v1/pages/acme/subscribers", json={"channel": "webhook", "target": "https://example.com/h"}
+    )
     assert r.status_code in (200, 201), r.text
     return str(r.json()["id"])
+
+
+def _slack_template(http: httpx.Client) -> str:
+    """Give the page Slack templates, so that deleting them can succeed; returns ""."""
+    r = http.put("/v1/pages/acme/templates/slack", json={"slack": '{"text": {{ title | tojson }}}'})
+    assert r.status_code == 200, r.text
+    return ""
 
 
 def _sync_payload(api: Any) -> dict[str, Any]:
@@ -105,6 +114,31 @@ MATRIX: dict[tuple[str, str], tuple[str, Builder]] = {
     ("GET", "/v1/stats/endpoints"): ("operate", lambda api, h: ("/v1/stats/endpoints", {})),
     ("GET", "/dashboard"): ("operate", lambda api, h: ("/dashboard", {})),
     ("POST", "/v1/sync"): ("sync", lambda api, h: ("/v1/sync", _sync_payload(api))),
+    ("GET", "/v1/pages/{page_id}/self-service"): (
+        "admin",
+        lambda api, h: ("/v1/pages/acme/self-service", {}),
+    ),
+    ("PUT", "/v1/pages/{page_id}/self-service"): (
+        "admin",
+        lambda api, h: ("/v1/pages/acme/self-service", {"json": {"default_locale": "de"}}),
+    ),
+    ("GET", "/v1/pages/{page_id}/audit"): ("admin", lambda api, h: ("/v1/pages/acme/audit", {})),
+    ("PUT", "/v1/pages/{page_id}/templates/{channel}"): (
+        "admin",
+        lambda api, h: ("/v1/pages/acme/templates/sms", {"json": {"sms": "{{ title }}"}}),
+    ),
+    ("GET", "/v1/pages/{page_id}/templates/{channel}"): (
+        "admin",
+        lambda api, h: ("/v1/pages/acme/templates/sms", {}),
+    ),
+    ("DELETE", "/v1/pages/{page_id}/templates/{channel}"): (
+        "admin",
+        lambda api, h: (f"/v1/pages/acme/templates/slack{_slack_template(h)}", {}),
+    ),
+    ("POST", "/v1/pages/{page_id}/templates/{channel}:preview"): (
+        "admin",
+        lambda api, h: ("/v1/pages/acme/templates/email:preview", {"json": {"locale": "fr"}}),
+    ),
 }
 
 #: Routes that take no API key, each with the reason.
@@ -120,6 +154,15 @@ OPEN: dict[tuple[str, str], str] = {
     ("GET", "/v1/pages/{page_id}/unsubscribe"): "a subscriber's signed one-click link is its own key",
     ("POST", "/v1/pages/{page_id}/unsubscribe"): "a subscriber's signed one-click link is its own key",
     ("POST", "/v1/callbacks/twilio/{delivery_id}"): "Twilio signs its callbacks (X-Twilio-Signature)",
+    ("POST", "/v1/inbound/twilio/sms"): "Twilio signs its inbound webhooks (X-Twilio-Signature)",
+    ("POST", "/v1/pages/{page_id}/subscribe"): "self-service sign-up (rate-limited, double opt-in)",
+    ("GET", "/status/{page_id}/subscribe"): "the self-service sign-up form",
+    ("POST", "/status/{page_id}/subscribe"): "the self-service sign-up form",
+    ("GET", "/v1/pages/{page_id}/confirm"): "a signed confirmation link is its own key",
+    ("POST", "/v1/pages/{page_id}/confirm"): "a signed confirmation link is its own key",
+    ("GET", "/status/{page_id}/preferences"): "a signed preference link is its own key",
+    ("POST", "/status/{page_id}/preferences"): "a signed preference link is its own key",
+    ("POST", "/status/{page_id}/preferences/unsubscribe"): "a signed preference link is its own key",
 }
 
 

@@ -50,9 +50,17 @@ def _subscriber(http: httpx.Client) -> str:
     return str(r.json()["id"])
 
 
-def _slack_template(http: httpx.Client) -> str:
-    """Give the page Slack templates, so that deleting them can succeed; returns ""."""
-    r = http.put("/v1/pages/acme/templates/slack", json={"slack": '{"text": {{ title | tojson }}}'})
+def _template_body(channel: str) -> dict[str, str]:
+    return {
+        "email": {"subject": "{{ title }}", "text": "{{ title }}", "html": "<p>{{ title }}</p>"},
+        "slack": {"slack": '{"text": {{ title | tojson }}}'},
+        "sms": {"sms": "{{ title }}"},
+    }[channel]
+
+
+def _put_template(http: httpx.Client, channel: str) -> str:
+    """Give the page templates for ``channel``, so that deleting them can succeed; returns ""."""
+    r = http.put(f"/v1/pages/acme/templates/{channel}", json=_template_body(channel))
     assert r.status_code == 200, r.text
     return ""
 
@@ -123,23 +131,24 @@ MATRIX: dict[tuple[str, str], tuple[str, Builder]] = {
         lambda api, h: ("/v1/pages/acme/self-service", {"json": {"default_locale": "de"}}),
     ),
     ("GET", "/v1/pages/{page_id}/audit"): ("admin", lambda api, h: ("/v1/pages/acme/audit", {})),
-    ("PUT", "/v1/pages/{page_id}/templates/{channel}"): (
-        "admin",
-        lambda api, h: ("/v1/pages/acme/templates/sms", {"json": {"sms": "{{ title }}"}}),
-    ),
-    ("GET", "/v1/pages/{page_id}/templates/{channel}"): (
-        "admin",
-        lambda api, h: ("/v1/pages/acme/templates/sms", {}),
-    ),
-    ("DELETE", "/v1/pages/{page_id}/templates/{channel}"): (
-        "admin",
-        lambda api, h: (f"/v1/pages/acme/templates/slack{_slack_template(h)}", {}),
-    ),
-    ("POST", "/v1/pages/{page_id}/templates/{channel}:preview"): (
-        "admin",
-        lambda api, h: ("/v1/pages/acme/templates/email:preview", {"json": {"locale": "fr"}}),
-    ),
 }
+
+#: Page templates: one route per channel that has templates.
+for _channel in ("email", "slack", "sms"):
+    _base = f"/v1/pages/acme/templates/{_channel}"
+    MATRIX[("GET", "/v1/pages/{page_id}/templates/" + _channel)] = ("admin", lambda api, h, b=_base: (b, {}))
+    MATRIX[("PUT", "/v1/pages/{page_id}/templates/" + _channel)] = (
+        "admin",
+        lambda api, h, b=_base, c=_channel: (b, {"json": _template_body(c)}),
+    )
+    MATRIX[("DELETE", "/v1/pages/{page_id}/templates/" + _channel)] = (
+        "admin",
+        lambda api, h, b=_base, c=_channel: (b + _put_template(h, c), {}),
+    )
+    MATRIX[("POST", "/v1/pages/{page_id}/templates/" + _channel + ":preview")] = (
+        "admin",
+        lambda api, h, b=_base: (b + ":preview", {"json": {"locale": "fr"}}),
+    )
 
 #: Routes that take no API key, each with the reason.
 OPEN: dict[tuple[str, str], str] = {

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.api.conftest import start_api  # noqa: F401 - a real API server, as the API tests have
 from tests.selfservice.conftest import stack  # noqa: F401 - API, worker and stand-ins for self-service
@@ -27,6 +28,7 @@ def page(chromium: Path, tmp_path: Path) -> Iterator[Any]:
     with chromium_context(tmp_path / "chromium-profile") as context:
         page = context.pages[0] if context.pages else context.new_page()
         page.set_default_timeout(20_000)
+        expect.set_options(timeout=20_000)
         yield page
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.api.conftest import KEYS, Api
 from tests.support.browser import Screenshots
@@ -57,12 +58,12 @@ def test_the_dashboard_shows_a_fan_out_moving_and_redrives_its_failed_deliveries
     page: Any,
     screenshots: Screenshots,
 ):
-    api = start_api(webhook_concurrency=8)
+    api = start_api(webhook_concurrency=8, host_concurrency=8)
     _import(api, sink)
     start_worker(api.runtime)
 
     page.goto(f"{api.url}/dashboard?key={KEYS['operate']}")
-    page.wait_for_function("document.getElementById('state').textContent.startsWith('updated')")
+    expect(page.locator("#state")).to_have_text(re.compile(r"^updated"))
     assert page.url == f"{api.url}/dashboard"  # the key left the address bar for the cookie
     assert _number(page.inner_text("#t-delivered")) == 0
     screenshots.take(page, "idle")
@@ -89,7 +90,7 @@ def test_the_dashboard_shows_a_fan_out_moving_and_redrives_its_failed_deliveries
     assert seen == sorted(seen), "the delivered tile went backwards"
     assert max(rates) > 0, "the delivered / s tile never moved"
     assert page.locator("#chart-throughput polyline[data-series=normal]").count() == 1
-    page.wait_for_function("document.getElementById('t-p50').textContent !== '–'")
+    expect(page.locator("#t-p50")).not_to_have_text("–")
     screenshots.take(page, "fan-out-done")
 
     # The event's failed deliveries, opened from the recent-events table.
@@ -100,9 +101,7 @@ def test_the_dashboard_shows_a_fan_out_moving_and_redrives_its_failed_deliveries
         )
     page.locator(f'#events tr[data-event-id="{event["event_id"]}"]').click()
     rows = page.locator("#drill-failed tr[data-delivery-id]")
-    page.wait_for_function(
-        f"document.querySelectorAll('#drill-failed tr[data-delivery-id]').length === {failed_count}"
-    )
+    expect(rows).to_have_count(failed_count)
     reasons = page.inner_text("#drill-failed")
     assert reasons.count("HTTP 400") == REJECTED and reasons.count("HTTP 410") == GONE
     shown_ids = {rows.nth(i).get_attribute("data-delivery-id") for i in range(failed_count)}
@@ -114,14 +113,12 @@ def test_the_dashboard_shows_a_fan_out_moving_and_redrives_its_failed_deliveries
     button = page.locator("#redrive")
     assert button.is_visible()
     button.click()
-    page.wait_for_function(
-        f"document.getElementById('redrive-result').textContent === 'redriven: {failed_count}'"
-    )
+    expect(page.locator("#redrive-result")).to_have_text(f"redriven: {failed_count}")
     assert sink.wait_for(lambda: all(len(sink.on(f"/bad/{i}")) == 2 for i in range(REJECTED)), timeout=30)
     resent = {sink.on(f"/bad/{i}")[1].headers["webhook-id"] for i in range(REJECTED)}
     assert resent == first_ids
     assert all(len(sink.on(f"/gone/{i}")) == 1 for i in range(GONE))  # disabled by its 410: not re-sent
-    page.wait_for_function("document.querySelector('#drill-failed .empty') !== null")
+    expect(page.locator("#drill-failed .empty")).to_have_count(1)
     screenshots.take(page, "after-redrive")
     assert [p.name for p in screenshots.taken] == [
         "01-idle.png",
@@ -147,7 +144,7 @@ def test_the_dashboard_shows_open_circuits_and_how_long_a_lane_has_waited(
     circuits.publish(rt.client, rt.keys, "worker-b", [down], at=time.time())
 
     page.goto(f"{api.url}/dashboard?key={KEYS['operate']}")
-    page.wait_for_function("document.getElementById('state').textContent.startsWith('updated')")
+    expect(page.locator("#state")).to_have_text(re.compile(r"^updated"))
     row = page.locator("#circuits tr").filter(has_text="https://down.example.com:443")
     row.wait_for()
     cells = [row.locator("td").nth(i).inner_text() for i in range(5)]

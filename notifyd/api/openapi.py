@@ -241,10 +241,11 @@ def describe_signup(components: dict[str, Any]) -> None:
     """``SignUp``: a subscriber of each channel (no ``id``: notifyd chooses it), plus the
     preferences a person may choose, plus a CAPTCHA token. Call after the channel variants exist."""
     from notifyd.selfservice.prefs import PersonalPrefs
+    from notifyd.selfservice.signup import CAPTCHA_TOKEN_MAX
 
     prefs = PersonalPrefs.model_json_schema(ref_template="#/components/schemas/{model}")
     components.update(prefs.pop("$defs", {}))
-    captcha = {"anyOf": [{"type": "string", "maxLength": 2048}, {"type": "null"}]}
+    captcha = {"anyOf": [{"type": "string", "maxLength": CAPTCHA_TOKEN_MAX}, {"type": "null"}]}
     mapping = {}
     for channel in ("email", "sms", "slack", "webhook"):
         variant = components[f"{channel.title()}Subscriber"]

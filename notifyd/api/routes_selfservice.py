@@ -97,6 +97,9 @@ async def subscribe(page_id: PageIdPath, request: Request) -> JSONResponse:
     data = parse_json_body(await request.body())
     if not isinstance(data, dict):
         raise ProblemError(422, "body: a sign-up is a JSON object", errors=[("body", "a JSON object")])
+    if data.get("incident") == "":
+        # The HTML form sends an empty field for "no incident"; a JSON body must leave it out.
+        raise ProblemError(422, "incident: an incident id, or no field", errors=[("incident", "empty")])
     await run_in_threadpool(_admit, ctx, request, data.get("captcha_token"))
     try:
         checked = await run_in_threadpool(_start, ctx, page_id, data, "public-api")

@@ -27,6 +27,8 @@ SUBSCRIBER_FIELDS = (
 PREF_FIELDS = ("locale", "incident")
 #: Fields a sign-up may carry beside those (read by the route, never stored).
 ROUTE_FIELDS = ("captcha_token",)
+#: The longest CAPTCHA token a sign-up may carry (the OpenAPI document says the same).
+CAPTCHA_TOKEN_MAX = 2048
 
 
 class SignupError(ValueError):
@@ -48,6 +50,9 @@ def check(data: dict[str, Any], *, allow_private: bool) -> Signup:
     unknown = sorted(set(data) - set(SUBSCRIBER_FIELDS) - set(PREF_FIELDS) - set(ROUTE_FIELDS))
     if unknown:
         raise SignupError(f"{unknown[0]}: not a sign-up field")
+    token = data.get("captcha_token")
+    if token is not None and not (isinstance(token, str) and len(token) <= CAPTCHA_TOKEN_MAX):
+        raise SignupError(f"captcha_token: a string of at most {CAPTCHA_TOKEN_MAX} characters")
     sub_data = {k: data[k] for k in SUBSCRIBER_FIELDS if data.get(k) not in (None, "", [])}
     try:
         sub = Subscriber.model_validate(sub_data, context={"allow_private": allow_private})

@@ -173,6 +173,12 @@ def test_invalid_sign_ups_are_refused_with_the_field_named(stack) -> None:
         subscribe(s, "acme", {"channel": "email", "target": "a@example.com", "admin": True}).status_code
         == 422
     )
+    too_long = {"channel": "email", "target": "a@example.com", "captcha_token": "x" * 2049}
+    answer = subscribe(s, "acme", too_long)
+    assert answer.status_code == 422 and "captcha_token" in answer.text
+    empty_incident = {"channel": "email", "target": "a@example.com", "incident": ""}
+    answer = subscribe(s, "acme", empty_incident)
+    assert answer.status_code == 422 and "incident" in answer.text
 
 
 def test_a_page_may_turn_double_opt_in_off_per_channel(stack) -> None:

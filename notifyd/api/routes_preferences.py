@@ -179,12 +179,11 @@ async def unsubscribe_everything(page_id: PageIdPath, request: Request) -> HTMLR
     )
     config = ctx.selfservice.pages.get(page_id)
     locale = ctx.selfservice.prefs.get(page_id, sub.id).locale
-    html = web.render(
-        "message.html",
+    html = web.message(
         page_id=page_id,
         config=config,
         locale=locale,
-        heading=web.gettext(locale, "Unsubscribed"),
-        text=web.gettext(locale, "You will receive no more notifications from this page."),
+        heading="Unsubscribed",
+        text="You will receive no more notifications from this page.",
     )
     return HTMLResponse(html)

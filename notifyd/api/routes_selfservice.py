@@ -177,13 +177,12 @@ async def subscribe_form_post(page_id: PageIdPath, request: Request) -> HTMLResp
         return _form_page(ctx, page_id, config, data, web.gettext(locale, exc.detail), exc.status)
     except signup.SignupError as exc:
         return _form_page(ctx, page_id, config, data, str(exc), 422)
-    html = web.render(
-        "message.html",
+    html = web.message(
         page_id=page_id,
         config=config,
         locale=locale,
-        heading=web.gettext(locale, "Check your inbox"),
-        text=web.gettext(locale, ACCEPTED_TEXT),
+        heading="Check your inbox",
+        text=ACCEPTED_TEXT,
     )
     return HTMLResponse(html, status_code=202)
 
@@ -211,13 +210,12 @@ def confirm_page(page_id: PageIdPath, request: Request, token: TokenQuery) -> HT
     pending = ctx.selfservice.optin.get(_pending_id(ctx, page_id, token))
     locale = pending.prefs.get("locale") if pending else None
     action = f"/v1/pages/{quote(page_id, safe='')}/confirm?token={quote(token, safe='')}"
-    html = web.render(
-        "message.html",
+    html = web.message(
         page_id=page_id,
         config=config,
         locale=locale,
-        heading=web.gettext(locale, "Confirm your subscription"),
-        text=web.gettext(locale, "Press the button to start receiving status updates."),
+        heading="Confirm your subscription",
+        text="Press the button to start receiving status updates.",
         form_action=action,
         button=web.gettext(locale, "Confirm"),
     )
@@ -240,13 +238,12 @@ def confirm_now(page_id: PageIdPath, request: Request, token: TokenQuery) -> Res
         return JSONResponse({"page_id": page_id, "subscriber_id": sub.id, "status": "active"})
     config = ctx.selfservice.pages.get(page_id)
     locale = ctx.selfservice.prefs.get(page_id, sub.id).locale
-    html = web.render(
-        "message.html",
+    html = web.message(
         page_id=page_id,
         config=config,
         locale=locale,
-        heading=web.gettext(locale, "Subscribed"),
-        text=web.gettext(locale, "You will now receive status updates."),
+        heading="Subscribed",
+        text="You will now receive status updates.",
         link=ctx.selfservice.links.manage_url(page_id, sub.id),
         link_text=web.gettext(locale, "Manage your subscription"),
     )

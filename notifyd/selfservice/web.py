@@ -42,3 +42,25 @@ def render(name: str, *, page_id: str, config: PageConfig, locale: str | None = 
 
 def gettext(locale: str | None, text: str) -> str:
     return i18n.translations(i18n.normalize(locale)).gettext(text)
+
+
+def message(
+    *,
+    page_id: str,
+    config: PageConfig,
+    locale: str | None,
+    heading: str,
+    text: str,
+    **values: Any,
+) -> str:
+    """The one-message page that ends each self-service step; ``heading`` and ``text`` are
+    catalogue msgids, translated here so every caller gets the same treatment."""
+    return render(
+        "message.html",
+        page_id=page_id,
+        config=config,
+        locale=locale,
+        heading=gettext(locale, heading),
+        text=gettext(locale, text),
+        **values,
+    )

@@ -35,7 +35,7 @@ def template_ids() -> set[str]:
 
 
 def python_ids() -> set[str]:
-    """Strings passed to web.gettext / _ in the self-service routes and messages."""
+    """Strings passed to web.gettext / _ / web.message in the self-service routes and messages."""
     found: set[str] = set()
     for path in [*ROOT.joinpath("api").glob("routes_*.py"), *ROOT.joinpath("selfservice").glob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text())):
@@ -44,6 +44,12 @@ def python_ids() -> set[str]:
                 if name in ("gettext", "_"):
                     found.update(
                         a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)
+                    )
+                if name == "message":  # web.message translates its heading and text itself
+                    found.update(
+                        k.value.value
+                        for k in node.keywords
+                        if k.arg in ("heading", "text") and isinstance(k.value, ast.Constant)
                     )
     from notifyd.api.routes_selfservice import ACCEPTED_TEXT
 

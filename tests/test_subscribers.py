@@ -129,7 +129,7 @@ def test_an_update_replaces_what_the_line_owns_and_carries_other_record_fields_o
 
 def test_every_field_a_line_can_set_is_one_an_update_replaces():
     from notifyd.models import Subscriber
-    from notifyd.state.subscribers import LINE_FIELDS, _rest
+    from notifyd.state.subscribers import LINE_FIELDS, _rest, line_of
 
     full = Subscriber.model_validate(
         {
@@ -143,4 +143,4 @@ def test_every_field_a_line_can_set_is_one_an_update_replaces():
             "quiet_hours": {"tz": "Europe/Berlin", "start": "22:00", "end": "07:00"},
         }
     )
-    assert set(json.loads(_rest(full))) <= set(LINE_FIELDS.split(","))
+    assert set(json.loads(_rest(line_of(full)))) <= set(LINE_FIELDS.split(","))

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from notifyd.models import Subscriber
+from notifyd.models import Subscriber, SubscriberLine
 from notifyd.selfservice import signup
 from notifyd.selfservice.optin import OptIn
 from notifyd.state.subscribers import AddResult, SubscriberError
 
-Row = tuple[int, dict[str, Any] | Subscriber | Exception]
+Row = tuple[int, dict[str, Any] | Subscriber | SubscriberLine | Exception]
 
 
 class ImportConsent:
@@ -33,7 +33,7 @@ class ImportConsent:
     def rows(self, rows: Iterable[Row]) -> Iterator[Row]:
         """The rows to add, ``confirmed`` taken out; ``confirmed: false`` rows start an opt-in."""
         for line, row in rows:
-            if isinstance(row, (Exception, Subscriber)) or "confirmed" not in row:
+            if isinstance(row, (Exception, Subscriber, SubscriberLine)) or "confirmed" not in row:
                 yield line, row
                 continue
             row = dict(row)

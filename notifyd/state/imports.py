@@ -42,18 +42,17 @@ class ImportTally:
         self.counts = dict.fromkeys(COUNTED.values(), 0)
         self.rejected: list[dict[str, Any]] = []
         self.rejected_total = 0
+        #: Lines counted so far.
+        self.lines = 0
 
     def add(self, line: int, result: AddResult | SubscriberError) -> None:
+        self.lines += 1
         if isinstance(result, AddResult):
             self.counts[COUNTED[result.outcome]] += 1
             return
         self.rejected_total += 1
         if len(self.rejected) < self.LISTED:
             self.rejected.append({"line": line, "error": str(result)})
-
-    @property
-    def lines(self) -> int:
-        return sum(self.counts.values()) + self.rejected_total
 
     def summary(self) -> dict[str, Any]:
         return {**self.counts, "rejected": self.rejected, "rejected_total": self.rejected_total}

@@ -22,7 +22,7 @@ import redis
 from pydantic import ValidationError
 
 from notifyd.ids import new_subscriber_id
-from notifyd.models import Subscriber, generate_webhook_secret
+from notifyd.models import Subscriber, SubscriberLine, generate_webhook_secret, quick_line
 from notifyd.preferences import NO_PREFERENCES, Preferences
 from notifyd.state import audit
 from notifyd.state.keys import BUCKET, Keys, bucket_of
@@ -122,20 +122,49 @@ CREATED, UPDATED, KEPT_UNSUBSCRIBED = "created", "updated", "kept_unsubscribed"
 COUNTED = {CREATED: "imported", UPDATED: "updated", KEPT_UNSUBSCRIBED: "kept_unsubscribed"}
 
 
-@dataclass(frozen=True, slots=True)
 class AddResult:
-    subscriber: StoredSubscriber
-    created: bool
-    #: The webhook secret, returned once when notifyd generated it.
-    generated_secret: str | None = None
-    #: ``created``, ``updated`` or ``kept_unsubscribed`` (an opted-out subscriber left as it was).
-    outcome: str = UPDATED
-    #: Accepted, but worth saying: a host name that did not resolve.
-    warnings: tuple[str, ...] = ()
+    """What an add or an import line did.
+
+    An import makes a million of these and most are only counted, so an import line's
+    ``subscriber`` (ids and target only: records are not read back) is built when first asked.
+    """
+
+    __slots__ = ("_line", "_subscriber", "created", "generated_secret", "outcome", "warnings")
+
+    def __init__(
+        self,
+        subscriber: StoredSubscriber | None,
+        created: bool,
+        generated_secret: str | None = None,
+        outcome: str = UPDATED,
+        warnings: tuple[str, ...] = (),
+        *,
+        line: tuple[str, int, str, SubscriberLine] | None = None,
+    ) -> None:
+        self._subscriber = subscriber
+        #: (page, seq, id, line): what builds ``subscriber`` when it was not given.
+        self._line = line
+        self.created = created
+        #: The webhook secret, returned once when notifyd generated it.
+        self.generated_secret = generated_secret
+        #: ``created``, ``updated`` or ``kept_unsubscribed`` (an opted-out subscriber left as it was).
+        self.outcome = outcome
+        #: Accepted, but worth saying: a host name that did not resolve.
+        self.warnings = warnings
+
+    @property
+    def subscriber(self) -> StoredSubscriber:
+        if self._subscriber is None:
+            assert self._line is not None
+            self._subscriber = _from_line(*self._line)
+        return self._subscriber
 
     @property
     def kept(self) -> bool:
         return self.outcome == KEPT_UNSUBSCRIBED
+
+    def __repr__(self) -> str:  # never show a generated secret
+        return f"AddResult(outcome={self.outcome!r}, subscriber={self.subscriber!r})"
 
 
 class ConsentError(SubscriberError):
@@ -143,16 +172,16 @@ class ConsentError(SubscriberError):
 
 
 #: A row to import: (line number, the subscriber's fields, or why the line could not be read).
-Row = tuple[int, "dict[str, Any] | Subscriber | Exception"]
+Row = tuple[int, "dict[str, Any] | Subscriber | SubscriberLine | Exception"]
 
 
 def _target_key(channel: str, target: str) -> str:
     return f"{channel}\x1f{target}"
 
 
-def _rest(sub: Subscriber) -> str:
+def _rest(sub: SubscriberLine) -> str:
     """The record's fields other than id, secret and disabled state, as upsert.lua takes them."""
-    prefs = preferences_of(sub)
+    prefs = sub.prefs
     if sub.components is None and not sub.contact_email and prefs is NO_PREFERENCES:
         # The common line, without building a dict: json's C string encoder does the escaping.
         return f'{{"ch":"{sub.channel}","t":{_string(sub.target)}}}'
@@ -185,7 +214,9 @@ class _Batch:
     #: Results known without Redis (unreadable or invalid lines), by index in the batch.
     results: dict[int, AddResult | SubscriberError] = dataclasses.field(default_factory=dict)
     #: (index, subscriber, generated secret, warnings) of each line sent, in blob order.
-    sent: list[tuple[int, Subscriber, str | None, tuple[str, ...]]] = dataclasses.field(default_factory=list)
+    sent: list[tuple[int, SubscriberLine, str | None, tuple[str, ...]]] = dataclasses.field(
+        default_factory=list
+    )
     blob: str = ""
 
 
@@ -213,13 +244,22 @@ class SubscriberRepo:
 
     # -- validation -----------------------------------------------------------------
 
-    def validate(self, data: dict[str, Any] | Subscriber) -> Subscriber:
-        if isinstance(data, Subscriber):
+    def validate(self, data: dict[str, Any] | Subscriber | SubscriberLine) -> SubscriberLine:
+        """The line as the write path takes it; :class:`SubscriberError` with the model's words
+        when :class:`Subscriber` refuses it. Common lines skip pydantic (see ``quick_line``)."""
+        if type(data) is dict:
+            quick = quick_line(data, allow_private=self.allow_private_targets)
+            if quick is not None:
+                return quick
+        if isinstance(data, SubscriberLine):
             return data
+        if isinstance(data, Subscriber):
+            return line_of(data)
         try:
-            return Subscriber.model_validate(data, context={"allow_private": self.allow_private_targets})
+            sub = Subscriber.model_validate(data, context={"allow_private": self.allow_private_targets})
         except ValidationError as exc:
             raise SubscriberError(describe_validation_error(exc)) from None
+        return line_of(sub)
 
     # -- writes ---------------------------------------------------------------------
 
@@ -281,7 +321,7 @@ class SubscriberRepo:
     def _prepare(self, page_id: str, batch: list[Row], *, records: bool) -> _Batch:
         """Validate and vet a batch's rows, and encode the valid ones as upsert.lua takes them."""
         prepared = _Batch(lines=[line for line, _ in batch], records=records)
-        checked: list[tuple[int, Subscriber]] = []
+        checked: list[tuple[int, SubscriberLine]] = []
         for i, (_, row) in enumerate(batch):
             if isinstance(row, Exception):
                 prepared.results[i] = SubscriberError(str(row))
@@ -299,7 +339,7 @@ class SubscriberRepo:
             except SubscriberError as exc:
                 prepared.results[i] = exc
                 continue
-            given = sub.secret.get_secret_value() if sub.secret else ""
+            given = sub.secret or ""
             gen = generate_webhook_secret() if sub.channel == "webhook" and not given else ""
             made_id = "" if sub.id else new_subscriber_id()
             parts.append(
@@ -340,12 +380,13 @@ class SubscriberRepo:
         for (i, sub, made, warned), line in zip(prepared.sent, answers, strict=False):
             code, seq, detail, *record = line.split("\x1e")
             if code in (CREATED, UPDATED, KEPT_UNSUBSCRIBED):
+                created = code == CREATED
                 if prepared.records:
                     stored = StoredSubscriber.decode(page_id, int(seq), record[0])
+                    results[i] = AddResult(stored, created, made if created else None, code, warned)
                 else:
-                    stored = _from_line(page_id, int(seq), detail if code != KEPT_UNSUBSCRIBED else "", sub)
-                created = code == CREATED
-                results[i] = AddResult(stored, created, made if created else None, code, warned)
+                    given = (page_id, int(seq), detail if code != KEPT_UNSUBSCRIBED else "", sub)
+                    results[i] = AddResult(None, created, made if created else None, code, warned, line=given)
             elif code == "target_taken":
                 results[i] = SubscriberError(
                     f"target is already subscribed as {detail!r}; the same (page, channel, target) "
@@ -543,6 +584,19 @@ class SubscriberRepo:
         return int(self.client.hlen(self.keys.subscriber_targets(page_id)))
 
 
+def line_of(sub: Subscriber) -> SubscriberLine:
+    """What the model accepted, as the write path takes it."""
+    return SubscriberLine(
+        sub.channel,
+        sub.target,
+        sub.id,
+        sub.secret.get_secret_value() if sub.secret is not None else None,
+        sub.components,
+        sub.contact_email,
+        preferences_of(sub),
+    )
+
+
 def preferences_of(sub: Subscriber) -> Preferences:
     if (
         sub.event_types is None
@@ -559,7 +613,7 @@ def preferences_of(sub: Subscriber) -> Preferences:
     )
 
 
-def _from_line(page_id: str, seq: int, sub_id: str, sub: Subscriber) -> StoredSubscriber:
+def _from_line(page_id: str, seq: int, sub_id: str, sub: SubscriberLine) -> StoredSubscriber:
     """What an import line wrote, without reading the record back: ids and target only (no
     secret, state, filters or preferences; an import answers counts, not records)."""
     return StoredSubscriber(page_id, seq, sub_id or sub.id or "", sub.channel, sub.target, None, None, None)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from channels.addresses import host_refusal, literal_address, non_public_range, resolve_host
-from notifyd.models import Subscriber
+from notifyd.models import SubscriberLine
 from notifyd.state.subscriber_errors import TargetRefused
 from notifyd.targets import PRIVATE_HINT, url_host
 
@@ -26,7 +26,7 @@ DNS_CACHE_TTL_S = 60.0
 _DNS_CACHE_MAX = 10_000
 
 
-def host_of(sub: Subscriber) -> str | None:
+def host_of(sub: SubscriberLine) -> str | None:
     """The host a webhook or Slack subscriber's URL names (None for other targets)."""
     if sub.channel not in ("webhook", "slack") or "://" not in sub.target:
         return None
@@ -44,7 +44,7 @@ class HostCheck:
         self.resolver: Resolver = resolver or functools.partial(resolve_host, timeout=timeout_s)
         self._dns: dict[str, tuple[float, str | None, str | None]] = {}
 
-    def vet(self, sub: Subscriber, host: str | None = None) -> tuple[str, ...]:
+    def vet(self, sub: SubscriberLine, host: str | None = None) -> tuple[str, ...]:
         """Resolve a webhook or Slack URL's host name, unless private targets are allowed.
 
         A name that resolves only to non-public addresses raises :class:`TargetRefused`

@@ -18,6 +18,9 @@
 --           replaces those, keeps id, sec (unless the line gives one) and dis, and carries every
 --           other field over (state that other features keep in the record)
 --
+-- The lines are read with one HMGET per index and written with one HSET per hash at the end
+-- (a command per line costs more than the rest of the line's work in Lua).
+--
 -- Consent is sticky: a subscriber disabled by an opt-out (the "dis" reasons in OPT_OUT)
 -- is left exactly as it is. Any other disabled state (quarantined, invalid_target) is kept
 -- too: only an operator's reactivate clears it. A record's "id" never changes.
@@ -81,9 +84,20 @@ local function string_end(raw, i)
     end
 end
 
-local function carried(raw)
+local function carried(raw, rec)
     -- The record's top-level fields that no line owns, as their exact JSON text (",k:v" each):
     -- decoding and re-encoding would turn an empty list into {} (cjson cannot tell them apart).
+    -- rec is raw decoded: when it has no such field (the usual record), there is nothing to scan.
+    local other = false
+    for name in pairs(rec) do
+        if not OWNED[name] then
+            other = true
+            break
+        end
+    end
+    if not other then
+        return ""
+    end
     local out = {}
     local i = string.find(raw, "{", 1, true)
     if i == nil then
@@ -143,21 +157,97 @@ end
 local RS = "\30"
 local blob = ARGV[6]
 local pos = 1
-local f = {}
+-- The lines, field by field (parallel arrays: no table per line).
+local chs, tgs, gids, mids, gsecs, msecs, rests, tkeys = {}, {}, {}, {}, {}, {}, {}, {}
+local n = 0
 while pos <= #blob do
-    for k = 1, 7 do
-        local stop = string.find(blob, RS, pos, true)
-        f[k] = string.sub(blob, pos, stop - 1)
-        pos = stop + 1
+    n = n + 1
+    local stop = string.find(blob, RS, pos, true)
+    chs[n] = string.sub(blob, pos, stop - 1)
+    pos = stop + 1
+    stop = string.find(blob, RS, pos, true)
+    tgs[n] = string.sub(blob, pos, stop - 1)
+    pos = stop + 1
+    stop = string.find(blob, RS, pos, true)
+    gids[n] = string.sub(blob, pos, stop - 1)
+    pos = stop + 1
+    stop = string.find(blob, RS, pos, true)
+    mids[n] = string.sub(blob, pos, stop - 1)
+    pos = stop + 1
+    stop = string.find(blob, RS, pos, true)
+    gsecs[n] = string.sub(blob, pos, stop - 1)
+    pos = stop + 1
+    stop = string.find(blob, RS, pos, true)
+    msecs[n] = string.sub(blob, pos, stop - 1)
+    pos = stop + 1
+    stop = string.find(blob, RS, pos, true)
+    rests[n] = string.sub(blob, pos, stop - 1)
+    pos = stop + 2 -- and the line's "\n"
+    tkeys[n] = chs[n] .. "\31" .. tgs[n]
+end
+
+-- Reads and writes in bulk: one HMGET per index for the whole batch, and the writes gathered
+-- and sent once at the end. What this batch wrote is looked up here first, so a target or an
+-- id given twice in one batch behaves as it would line by line.
+local CHUNK = 1000 -- unpack() is bounded by Lua's C stack
+
+local function hmget(key, fields)
+    local found = {}
+    for first = 1, #fields, CHUNK do
+        local last = math.min(first + CHUNK - 1, #fields)
+        local got = redis.call("hmget", key, unpack(fields, first, last))
+        for k = 1, #got do
+            found[first + k - 1] = got[k]
+        end
     end
-    pos = pos + 1 -- the line's "\n"
-    local tkey = f[1] .. "\31" .. f[2]
-    local given_id, gen_id, given_sec, gen_sec, rest = f[3], f[4], f[5], f[6], f[7]
+    return found
+end
+
+local function hset_all(key, pairs)
+    for first = 1, #pairs, 2 * CHUNK do
+        redis.call("hset", key, unpack(pairs, first, math.min(first + 2 * CHUNK - 1, #pairs)))
+    end
+end
+
+local line_ids = {}
+for i = 1, n do
+    local id = gids[i]
+    if id == "" then
+        id = mids[i]
+    end
+    line_ids[i] = id
+end
+local stored_seq = hmget(targets, tkeys)
+local stored_id = hmget(ids, line_ids)
+
+local new_target, new_id = {}, {} -- written by this batch: tkey -> seq, id -> seq
+local records = {} -- seq (string) -> record written by this batch
+local target_writes, id_writes = {}, {}
+local bucket_writes, bucket_order = {}, {}
+
+local function write_record(seq, rec)
+    local key = bucket(tonumber(seq))
+    local w = bucket_writes[key]
+    if w == nil then
+        w = {}
+        bucket_writes[key] = w
+        bucket_order[#bucket_order + 1] = key
+    end
+    w[#w + 1] = seq
+    w[#w + 1] = rec
+    records[seq] = rec
+end
+
+for i = 1, n do
+    local tkey = tkeys[i]
+    local given_id, given_sec, rest = gids[i], gsecs[i], rests[i]
     local result
-    local seq = redis.call("hget", targets, tkey)
+    local seq = new_target[tkey] or stored_seq[i]
     if seq then
-        local key = bucket(tonumber(seq))
-        local raw = redis.call("hget", key, seq)
+        local raw = records[seq]
+        if raw == nil then
+            raw = redis.call("hget", bucket(tonumber(seq)), seq)
+        end
         local cur = raw and decode(raw) or {}
         local cur_id = text(cur.id) or given_id
         if given_id ~= "" and given_id ~= cur_id then
@@ -176,8 +266,8 @@ while pos <= #blob do
                 if sec == "" then
                     sec = text(cur.sec)
                 end
-                local rec = join(cur_id, sec, dis, rest, carried(raw))
-                redis.call("hset", key, seq, rec)
+                local rec = join(cur_id, sec, dis, rest, carried(raw, cur))
+                write_record(seq, rec)
                 result = {"updated", seq, cur_id}
                 if want_records then
                     result[4] = rec
@@ -185,36 +275,42 @@ while pos <= #blob do
             end
         end
     else
-        local id = given_id
-        if id == "" then
-            id = gen_id
-        end
-        if redis.call("hexists", ids, id) == 1 then
+        local id = line_ids[i]
+        if new_id[id] or stored_id[i] then
             result = {"id_taken", "-", id}
         elseif cap > 0 and live >= cap then
             result = {"page_full", "-", tostring(cap)}
         else
-            local n = next_seq
+            local s = tostring(next_seq)
             next_seq = next_seq + 1
             live = live + 1
             local sec = given_sec
             if sec == "" then
-                sec = gen_sec
+                sec = msecs[i]
             end
             local rec = join(id, sec, nil, rest, "")
-            redis.call("hset", targets, tkey, n)
-            redis.call("hset", ids, id, n)
-            redis.call("hset", bucket(n), n, rec)
+            new_target[tkey] = s
+            new_id[id] = s
+            target_writes[#target_writes + 1] = tkey
+            target_writes[#target_writes + 1] = s
+            id_writes[#id_writes + 1] = id
+            id_writes[#id_writes + 1] = s
+            write_record(s, rec)
             created_any = true
-            result = {"created", tostring(n), id}
+            result = {"created", s, id}
             if want_records then
                 result[4] = rec
             end
         end
     end
-    out[#out + 1] = table.concat(result, RS) .. RS
+    out[i] = table.concat(result, RS) .. RS
 end
 
+hset_all(targets, target_writes)
+hset_all(ids, id_writes)
+for _, key in ipairs(bucket_order) do
+    hset_all(key, bucket_writes[key])
+end
 if created_any then
     redis.call("set", seqkey, next_seq)
     redis.call("sadd", pages, page_id)

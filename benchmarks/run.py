@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/run.py                 # default sizes (< 10 min on 2 cores)
     .venv/bin/python benchmarks/run.py --quick         # small N, a smoke run (< 60 s)
     .venv/bin/python benchmarks/run.py --full          # the figures of record (1M subscribers)
-    .venv/bin/python benchmarks/run.py --only pipeline # one module (pipeline, delivery, store, channels);
-                                                       # pipeline.latency,critical picks benchmarks in it
+    .venv/bin/python benchmarks/run.py --only pipeline # one module (pipeline, delivery, store, channels,
+                                                       # subscribers); pipeline.latency,critical picks
+                                                       # benchmarks in it
 
 Each module is ``benchmarks/bench_<name>.py`` with a ``main()``. ``main`` may take ``quick``,
 ``full`` and ``only`` keyword arguments (those it declares are passed) and may return its rows;
@@ -30,7 +31,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-MODULES = ("pipeline", "delivery", "store", "channels")
+MODULES = ("pipeline", "delivery", "store", "channels", "subscribers")
 
 
 def normalise(raw: Any) -> dict[str, Any]:

@@ -1,0 +1,56 @@
+"""The CLI's NDJSON reader reads each line exactly as json.loads would, error wording included."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from notifyd.cli.subscribers import ndjson_rows
+
+LINES = [
+    b'{"a":1}\n',
+    b'{"a":1}  \r\n',
+    b'{"a": {"b": [1, 2.5, null, true]}, "c": "\\u00e9"}\n',
+    b'{"a":1} x\n',
+    b'{"a":\n',
+    b'{"a":1}{"b":2}\n',
+    b' {"a":1}\n',
+    b"[1]\n",
+    b'"text"\n',
+    b'\x0b{"a":1}\n',
+    b'{"a":1}\x0b\n',
+    b'{"a":NaN}\n',
+    b'{"a":"\\ud800"}\n',
+    b'{"a":1,"a":2}\n',
+    b"{\n",
+    b"{",
+    b"{}",
+]
+
+
+def _reference(raw: bytes) -> object:
+    """What the reader did before it scanned lines itself: json.loads of the decoded line."""
+    try:
+        parsed = json.loads(raw.decode())
+    except json.JSONDecodeError as exc:
+        return f"not valid JSON: {exc.msg}"
+    return parsed if isinstance(parsed, dict) else "each line is a JSON object"
+
+
+@pytest.mark.parametrize("raw", LINES, ids=repr)
+def test_a_line_reads_as_json_loads_reads_it(raw):
+    ((number, got),) = list(ndjson_rows(io.BytesIO(raw)))
+    want = _reference(raw)
+    assert number == 1
+    if isinstance(want, str):
+        assert isinstance(got, ValueError) and str(got) == want
+    else:
+        assert got == want or json.dumps(got) == json.dumps(want)  # NaN != NaN
+
+
+def test_blank_lines_are_skipped_and_numbering_counts_them():
+    rows = list(ndjson_rows(io.BytesIO(b'{"a":1}\n\n  \n{"b":2}\n\xff\n')))
+    assert [(n, r) for n, r in rows[:2]] == [(1, {"a": 1}), (4, {"b": 2})]
+    assert rows[2][0] == 5 and str(rows[2][1]) == "not valid JSON: not UTF-8"

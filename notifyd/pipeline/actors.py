@@ -21,6 +21,10 @@ from notifyd.state.keys import Keys
 
 #: A shard that takes longer than this is killed and retried by dramatiq.
 SHARD_TIME_LIMIT_MS = 5 * 60 * 1000
+#: Within a lane, among the messages a worker has prefetched: an event's ingest first (a small
+#: page's event does not wait behind a fan-out's shards), then the continuations of started
+#: work, then new shards. Offsets to the lane's priority; they never reach the next lane's.
+STEP_PRIORITY = {INGEST: 0, RESUME: 1, RETRY: 1, CONFIRM: 1, DELIVER_SHARD: 2}
 
 EngineFactory = Callable[[], Engine]
 
@@ -60,7 +64,7 @@ def declare_actors(broker: dramatiq.Broker, holder: EngineHolder, keys: Keys) ->
             broker=broker,
             actor_name=name,
             queue_name=keys.queue_name(lane),
-            priority=LANE_PRIORITY[lane],
+            priority=LANE_PRIORITY[lane] + STEP_PRIORITY[step],
             options={"time_limit": SHARD_TIME_LIMIT_MS},
         )
 

@@ -11,8 +11,7 @@ from typing import Any
 import redis
 
 from notifyd import __version__
-from notifyd.cli.common import EXIT_INVALID, EXIT_UNAVAILABLE, CliError
-from notifyd.cli.remote import RemoteError
+from notifyd.cli.common import EXIT_INVALID, EXIT_UNAVAILABLE, CliError, RemoteError
 from notifyd.runtime import logs
 from notifyd.runtime.connection import RedisUnavailable
 from notifyd.runtime.durability import DurabilityUnavailable

@@ -10,13 +10,10 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from notifyd.cli.common import RemoteError
 from notifyd.client import ApiError, Client
 from notifyd.publish import EventError
 from notifyd.runtime.durability import NotDurable
-
-
-class RemoteError(Exception):
-    """The API could not be used (unreachable, bad key, server error); printed, exit 2."""
 
 
 def connect(url: str) -> Client:

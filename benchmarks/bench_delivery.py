@@ -207,7 +207,7 @@ class Bench:
         return event["event_id"], t0
 
     def summary(self, event_id: str) -> dict[str, Any]:
-        return self.rt.tracker.summary(event_id) or {"state": "missing", "counts": {}}
+        return self.rt.tracker.summary_by_id(event_id) or {"state": "missing", "counts": {}}
 
     def wait_done(self, event_id: str, timeout: float, poll: float = 0.05) -> tuple[float, dict[str, Any]]:
         deadline = time.monotonic() + timeout
@@ -452,9 +452,7 @@ def bench_critical(b: Bench) -> None:
 
 def bench_fairness(b: Bench) -> None:
     s = b.size
-    print(
-        f"\n[fairness] a 100-subscriber normal page during a normal fan-out of {s.low_n:,} (instant)"
-    )
+    print(f"\n[fairness] a 100-subscriber normal page during a normal fan-out of {s.low_n:,} (instant)")
     b.seed("bignormal", "instant", s.low_n)
     b.seed("small", "instant", 100)
 

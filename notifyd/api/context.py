@@ -26,13 +26,13 @@ class ApiContext:
     _unsubscribe_key: bytes | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def redrive(self, event_id: str) -> int:
+    def redrive(self, ref: str) -> int:
         """Move the event's failed deliveries back to retrying and enqueue them; never sends here."""
         from notifyd.pipeline.retry import redrive
         from notifyd.pipeline.steps import StepQueue
 
         queue = StepQueue(self.runtime.broker, self.runtime.keys)
-        return redrive(self.runtime.tracker, queue, event_id, batch=self.runtime.settings.shard_size)
+        return redrive(self.runtime.tracker, queue, ref, batch=self.runtime.settings.shard_size)
 
     def unsubscribe_key(self) -> bytes:
         with self._lock:

@@ -37,10 +37,10 @@ def publisher(client: Client) -> Callable[[str], dict[str, Any]]:
     return publish
 
 
-def event_lookup(client: Client) -> Callable[[str], dict[str, Any] | None]:
+def event_lookup(client: Client, *, page: str | None = None) -> Callable[[str], dict[str, Any] | None]:
     def lookup(event_id: str) -> dict[str, Any] | None:
         try:
-            return client.event(event_id)
+            return client.event(event_id, page=page)
         except ApiError as exc:
             if exc.status == 404:
                 return None

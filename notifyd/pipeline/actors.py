@@ -17,7 +17,7 @@ from notifyd.pipeline.steps import CONFIRM, DELIVER_SHARD, INGEST, RESUME, RETRY
 from notifyd.runtime.broker import LANE_PRIORITY
 from notifyd.runtime.logs import log_context
 from notifyd.runtime.settings import PRIORITIES
-from notifyd.state.keys import Keys
+from notifyd.state.keys import Keys, split_ref
 
 #: A shard that takes longer than this is killed and retried by dramatiq.
 SHARD_TIME_LIMIT_MS = 5 * 60 * 1000
@@ -54,9 +54,13 @@ def declare_actors(broker: dramatiq.Broker, holder: EngineHolder, keys: Keys) ->
     def bind(step: str, lane: str, fn: Callable[..., Any]) -> None:
         name = actor_name(step, lane)
 
-        def run(event_id: str, *args: Any) -> Any:
-            with log_context(event_id=event_id, lane=lane, step=step):
-                return fn(event_id, *args)
+        def run(handle: str, *args: Any) -> Any:
+            # An event step's handle is the event's ref (its page and id); a confirmation's, an id.
+            page_id, event_id = split_ref(handle)
+            with log_context(
+                event_id=event_id, lane=lane, step=step, **({"page_id": page_id} if page_id else {})
+            ):
+                return fn(handle, *args)
 
         run.__name__ = name
         actors[name] = dramatiq.Actor(

@@ -78,11 +78,11 @@ class Sender:
 
     def messages(self, loaded: LoadedEvent, subs: Sequence[StoredSubscriber], attempt: int) -> list[Message]:
         event = loaded.event
-        notification = self.events.notification(event.event_id)
+        notification = self.events.notification(loaded.ref)
         manage = self.manage_url
         batch = [
             Message(
-                delivery_id=delivery_id(event.event_id, s.id, s.channel),
+                delivery_id=delivery_id(loaded.ref, s.id, s.channel),
                 subscriber_id=s.id,
                 target=s.target,
                 notification=notification,

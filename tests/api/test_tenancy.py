@@ -93,7 +93,7 @@ PUBLIC = {
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
-    ("GET", "/docs/oauth2-redirect"),
+    ("GET", "/docs/assets/{name}"),
     ("GET", "/redoc"),
     ("GET", "/v1/pages/{page_id}/unsubscribe"),
     ("POST", "/v1/pages/{page_id}/unsubscribe"),

@@ -268,7 +268,7 @@ class Dispatcher:
         ticket.queued += len(items)
         if rank <= URGENT_RANK:
             self.urgent += len(items)
-        key = ticket.loaded.event.event_id
+        key = ticket.loaded.ref  # one page's event (another page may use the same id)
         events = self._events[rank]
         group = events.get(key)
         if group is None:

@@ -41,8 +41,8 @@ lock:
 # test always runs; docker compose and promtool add their own checks where they are installed.
 compose-check: $(STAMP)
 	$(BIN)/python -m pytest -q tests/test_deploy_config.py
-	@if docker compose version >/dev/null 2>&1; then NOTIFYD_API_KEYS=x docker compose config -q && echo "docker compose config: ok"; \
-	elif command -v docker-compose >/dev/null 2>&1; then NOTIFYD_API_KEYS=x docker-compose config -q && echo "docker-compose config: ok"; \
+	@if docker compose version >/dev/null 2>&1; then NOTIFYD_API_KEYS=x NOTIFYD_SECRET_KEY=x docker compose config -q && echo "docker compose config: ok"; \
+	elif command -v docker-compose >/dev/null 2>&1; then NOTIFYD_API_KEYS=x NOTIFYD_SECRET_KEY=x docker-compose config -q && echo "docker-compose config: ok"; \
 	else echo "compose-check: no docker compose here; the parse-based test above checked the file"; fi
 	@if command -v promtool >/dev/null 2>&1; then promtool check rules config/alerts.yml && promtool test rules config/alerts.test.yml; \
 	else echo "compose-check: no promtool here; the parse-based test above checked the rules"; fi

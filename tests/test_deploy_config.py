@@ -81,6 +81,12 @@ def test_the_api_key_hint_asks_for_strong_keys():
     assert "rand" in hint and not re.search(r"\b\w{1,8}:(publish|operate)", hint)
 
 
+@pytest.mark.parametrize("name", NOTIFYD_SERVICES)
+def test_every_notifyd_service_needs_the_same_secret_key_and_has_no_default(name):
+    # The API seals webhook secrets that the workers open: one key for all, never a default.
+    assert SERVICES[name]["environment"]["NOTIFYD_SECRET_KEY"].startswith("${NOTIFYD_SECRET_KEY:?")
+
+
 # -- Prometheus -------------------------------------------------------------------------------
 
 

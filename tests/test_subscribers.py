@@ -124,7 +124,7 @@ def test_an_update_replaces_what_the_line_owns_and_carries_other_record_fields_o
     assert after["zz"] == {"state": "kept by another feature", "list": []}
     assert after["tricky"] == record["tricky"]
     assert "comp" not in after and "mi" not in after  # the line's own fields are replaced
-    assert after["sec"] == sub.secret and after["id"] == sub.id
+    assert after["sec"] == sub.sealed_secret and after["id"] == sub.id
 
 
 def test_every_field_a_line_can_set_is_one_an_update_replaces():

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
@@ -23,29 +22,14 @@ class ApiContext:
     sessions: DashboardSessions
     #: notifyd.selfservice.wiring.SelfService: sign-up, confirmation, preferences.
     selfservice: Any = None
-    _unsubscribe_key: bytes | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def redrive(self, ref: str) -> int:
+    def redrive(self, event_id: str) -> int:
         """Move the event's failed deliveries back to retrying and enqueue them; never sends here."""
         from notifyd.pipeline.retry import redrive
         from notifyd.pipeline.steps import StepQueue
 
         queue = StepQueue(self.runtime.broker, self.runtime.keys)
-        return redrive(self.runtime.tracker, queue, ref, batch=self.runtime.settings.shard_size)
-
-    def unsubscribe_key(self) -> bytes:
-        with self._lock:
-            if self._unsubscribe_key is None:
-                from notifyd import unsubscribe
-
-                configured = self.runtime.settings.unsubscribe_secret
-                self._unsubscribe_key = unsubscribe.signing_key(
-                    self.runtime.client,
-                    self.runtime.keys,
-                    configured.get_secret_value() if configured else None,
-                )
-            return self._unsubscribe_key
+        return redrive(self.runtime.tracker, queue, event_id, batch=self.runtime.settings.shard_size)
 
 
 def context_of(request: Request) -> ApiContext:

@@ -15,6 +15,7 @@ from notifyd.api.auth import Principal, require
 from notifyd.api.context import ApiContext, context_of
 from notifyd.api.problems import ProblemError, documented
 from notifyd.api.schemas import PageStatus, Unsubscribed
+from notifyd.state.subscribers import StoredSubscriber
 
 router = APIRouter()
 
@@ -46,19 +47,27 @@ def page_status(page_id: PageIdPath, request: Request) -> Any:
 # -- one-click unsubscribe (RFC 8058) ---------------------------------------------------------
 
 
-def _check_token(ctx: ApiContext, page_id: str, subscriber_id: str, token: str) -> None:
-    # Tokens are URL-safe base64; compare_digest raises on non-ASCII text, so refuse that first.
-    if not token.isascii() or not unsubscribe.verify(ctx.unsubscribe_key(), page_id, subscriber_id, token):
+def _subscriber(ctx: ApiContext, page_id: str, subscriber_id: str, token: str) -> StoredSubscriber:
+    """The subscriber the link names, once the token checks out for it and its current target.
+
+    A removed subscriber has no target left to check a token against: its link is refused,
+    as is a link sent to an address the subscriber has since left.
+    """
+    sub = ctx.runtime.subscribers.get(page_id, subscriber_id)
+    target = sub.target if sub is not None and not sub.removed else ""
+    try:
+        unsubscribe.verify(ctx.runtime.link_keys, page_id, subscriber_id, target, token)
+    except unsubscribe.BadLink as exc:
+        raise ProblemError(403, str(exc), kind="bad-token") from None
+    if sub is None or sub.removed:
         raise ProblemError(403, "this unsubscribe link is not valid", kind="bad-token")
+    return sub
 
 
 def _unsubscribe(ctx: ApiContext, page_id: str, subscriber_id: str, token: str) -> None:
-    _check_token(ctx, page_id, subscriber_id, token)
-    repo = ctx.runtime.subscribers
-    sub = repo.get(page_id, subscriber_id)
-    # Already removed or disabled: the link still answers success, so it can be clicked twice.
-    if sub is not None and not sub.removed:
-        repo.disable(page_id, sub.seq, "unsubscribed")
+    sub = _subscriber(ctx, page_id, subscriber_id, token)
+    # Already disabled: the link still answers success, so it can be clicked twice.
+    ctx.runtime.subscribers.disable(page_id, sub.seq, "unsubscribed")
 
 
 CONFIRM_PAGE = """<!doctype html><meta charset="utf-8"><title>Unsubscribe</title>
@@ -81,7 +90,7 @@ def unsubscribe_page(
     page_id: PageIdPath, request: Request, subscriber: SubscriberQuery, token: TokenQuery
 ) -> HTMLResponse:
     """Shows a button that POSTs; a GET never unsubscribes, because mail scanners open links."""
-    _check_token(context_of(request), page_id, subscriber, token)
+    _subscriber(context_of(request), page_id, subscriber, token)
     action = (
         f"/v1/pages/{quote(page_id, safe='')}/unsubscribe"
         f"?subscriber={quote(subscriber, safe='')}&token={quote(token, safe='')}"
@@ -196,20 +205,17 @@ async def twilio_callback(
 
     # The signature covers the query, so these ids are the ones the SMS adapter put there.
     event_id, subscriber_id = request.query_params.get("event"), request.query_params.get("subscriber")
-    rt = context_of(request).runtime
     try:
         if not event_id or not subscriber_id:
             raise provider_reports.UnknownDelivery("the callback URL has no event and subscriber")
-        ref = await run_in_threadpool(
-            provider_reports.locate_delivery, rt, event_id, subscriber_id, "sms", delivery_id
-        )
+        provider_reports.check_delivery(event_id, subscriber_id, "sms", delivery_id)
         outcome = callback_outcome(params)
         if outcome is None or outcome.kind is not OutcomeKind.permanent:
             return {"delivery_id": delivery_id, "status": "received"}
         await run_in_threadpool(
             provider_reports.provider_failed,
-            rt,
-            ref,
+            context_of(request).runtime,
+            event_id,
             subscriber_id,
             reason=outcome.permanent_reason,
             error=outcome.reason or "undelivered",

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from notifyd.api.app import create_app
 from notifyd.api.keystore import SCOPES, Grant, generate_key
+from notifyd.runtime.secret_key import warn_if_unshared
 from notifyd.runtime.settings import Settings
 from notifyd.runtime.wiring import Runtime
 
@@ -173,6 +174,7 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080) -> i
     except BaseException:
         runtime.close()
         raise
+    warn_if_unshared(settings, runtime.keyring)
     store = open_store(settings, "api")
     replication = start_replication(settings, runtime.url, store, with_regions=True)
     keys = generated_keys(settings)

@@ -10,10 +10,13 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from notifyd.cli.common import RemoteError
 from notifyd.client import ApiError, Client
 from notifyd.publish import EventError
 from notifyd.runtime.durability import NotDurable
+
+
+class RemoteError(Exception):
+    """The API could not be used (unreachable, bad key, server error); printed, exit 2."""
 
 
 def connect(url: str) -> Client:
@@ -37,10 +40,10 @@ def publisher(client: Client) -> Callable[[str], dict[str, Any]]:
     return publish
 
 
-def event_lookup(client: Client, *, page: str | None = None) -> Callable[[str], dict[str, Any] | None]:
+def event_lookup(client: Client) -> Callable[[str], dict[str, Any] | None]:
     def lookup(event_id: str) -> dict[str, Any] | None:
         try:
-            return client.event(event_id, page=page)
+            return client.event(event_id)
         except ApiError as exc:
             if exc.status == 404:
                 return None

@@ -1,42 +1,36 @@
 """Hand a step's deliveries to the dispatcher, and wait until they are recorded or handed on.
 
-A step (a shard, a retry) waits for its deliveries' outcomes to be recorded,
-for at most ``handoff_after_ms`` (its time slice). Then it does not hold its
-worker thread any longer, whether its deliveries wait for slow endpoints or
-for a busy dispatcher:
-
-- those that have not started are withdrawn from the dispatcher and continued
-  at once by a new message at the back of the lane's queue, so other events'
-  steps (a small page's ingest) get a thread in between;
-- those in flight are continued by a delayed message that comes due after the
-  longest a send can take, plus a margin; by then the process has recorded
-  their outcomes, and the continuation finds nothing to do. If the process
-  died meanwhile, the continuation sends them again: at-least-once holds
-  across a crash, as it does for a shard that is re-run.
-
-The continuations are enqueued before the step's message is acked. A step that
-fails or is interrupted (dramatiq's time limit) withdraws what has not started
-before it raises, so its next run does not send those twice.
+A step (a shard, a retry) waits for its deliveries' outcomes to be recorded.
+When some are still in flight after ``handoff_after_ms`` (a slow endpoint),
+the step does not hold its worker thread for them: once every delivery has
+*started*, it enqueues a delayed continuation for the unrecorded ones and
+returns, so its queue message is acked. The continuation comes due after the
+longest a send can take, plus a margin; by then the process has recorded
+those outcomes, and the continuation finds nothing to do. If the process died
+meanwhile, the continuation sends them again: at-least-once holds across a
+crash, as it does for a shard that is re-run.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from channels.base import Message
 from notifyd.ids import delivery_id
-from notifyd.pipeline.asyncrunner import WAIT_SLICE_S
 from notifyd.pipeline.dispatcher import Dispatcher, Ticket
 from notifyd.pipeline.events import EventCache, LoadedEvent
 from notifyd.pipeline.shaping import Shaper
 from notifyd.pipeline.steps import StepQueue
 from notifyd.state.subscribers import StoredSubscriber
 
-#: (page_id, subscriber_id) -> the one-click unsubscribe URL that emails carry.
-UnsubscribeLinks = Callable[[str, str], str]
+#: (page_id, subscriber_id, target) -> the one-click unsubscribe URL that emails carry.
+UnsubscribeLinks = Callable[[str, str, str], str]
+#: (page_id, subscriber_id) -> the signed preference-page link every message carries.
+ManageLinks = Callable[[str, str], str]
+#: A stored subscriber -> its webhook secret in clear (SubscriberRepo.secret_of).
+SecretOf = Callable[[StoredSubscriber], "str | None"]
 #: (seqs to continue later, whether their provider send times are reserved already)
 #: -> the step and arguments that continue them.
 Continuation = Callable[[list[int], bool], tuple[str, tuple[Any, ...]]]
@@ -61,10 +55,13 @@ class Sender:
         handoff_after_s: float,
         continuation_delay_ms: int,
         shaper: Shaper | None = None,
-        manage_url: UnsubscribeLinks | None = None,
+        manage_url: ManageLinks | None = None,
         personalize: Personalize | None = None,
+        secret_of: SecretOf | None = None,
     ) -> None:
         self.shaper = shaper
+        #: Opens each webhook subscriber's sealed secret, at the last moment (never stored open).
+        self.secret_of = secret_of
         self.dispatcher = dispatcher
         self.events = events
         self.queue = queue
@@ -78,17 +75,20 @@ class Sender:
 
     def messages(self, loaded: LoadedEvent, subs: Sequence[StoredSubscriber], attempt: int) -> list[Message]:
         event = loaded.event
-        notification = self.events.notification(loaded.ref)
+        notification = self.events.notification(event.event_id)
         manage = self.manage_url
+        secret_of = self.secret_of
         batch = [
             Message(
-                delivery_id=delivery_id(loaded.ref, s.id, s.channel),
+                delivery_id=delivery_id(event.event_id, s.id, s.channel),
                 subscriber_id=s.id,
                 target=s.target,
                 notification=notification,
                 attempt=attempt,
-                secret=s.secret,
-                unsubscribe_url=self.unsubscribe_url(s.page_id, s.id) if s.channel == "email" else None,
+                secret=secret_of(s) if secret_of is not None and s.sealed_secret else None,
+                unsubscribe_url=(
+                    self.unsubscribe_url(s.page_id, s.id, s.target) if s.channel == "email" else None
+                ),
                 manage_url=manage(s.page_id, s.id) if manage is not None and s.channel != "webhook" else None,
             )
             for s in subs
@@ -146,49 +146,16 @@ class Sender:
         # Every wait below has a deadline, and the loop must keep answering while it runs:
         # a worker whose loop is stuck fences itself (see AsyncRunner.wait).
         runner = self.dispatcher.runner
-        try:
-            if not _wait(ticket, self.handoff_after_s) and continuation is not None:
-                # The step's time is up. It keeps its thread only until one of its deliveries
-                # has started (progress, however busy the dispatcher), then hands the rest on.
-                runner.wait(lambda t: ticket.wait(t, started=1))
-                if not ticket.finished:
-                    self._hand_on(loaded, ticket, continuation)
+        if not ticket.wait(self.handoff_after_s) and continuation is not None:
+            # Hand on only what has started: a delivery still queued here could otherwise
+            # be sent by this process and by the continuation.
+            runner.wait(lambda t: ticket.wait(t, started=True))
+            if not ticket.finished:
+                seqs = [s.seq for s in ticket.unrecorded()]
+                if seqs:
+                    step, args = continuation(seqs, True)
+                    self.queue.enqueue(step, loaded.event.lane, args, delay_ms=self.continuation_delay_ms)
                     return
-            runner.wait(ticket.wait)
-        except BaseException:
-            # The step failed or was interrupted (dramatiq's time limit, a shutdown): what has
-            # not started is not sent by this process, so the step's next run, which sends what
-            # is not recorded, sends it once. Only what is in flight now can go twice.
-            with contextlib.suppress(Exception):
-                self.dispatcher.withdraw(ticket)
-            raise
+        runner.wait(ticket.wait)
         if ticket.error is not None:
             raise RecordingFailedError("outcomes could not be recorded") from ticket.error
-
-    def _hand_on(self, loaded: LoadedEvent, ticket: Ticket, continuation: Continuation) -> None:
-        """Free the step's thread: durable continuations for what is not recorded yet.
-
-        What has not started is withdrawn from the dispatcher (this process will not send it)
-        and continued at once, at the back of the lane's queue, so that other events' steps
-        get a thread in between. What is in flight is continued after the longest a send may
-        take: by then this process has recorded it, unless it died.
-        """
-        lane = loaded.event.lane
-        unstarted = self.dispatcher.withdraw(ticket)
-        if unstarted:
-            step, args = continuation([ticket.subs[i].seq for i in unstarted], True)
-            self.queue.enqueue(step, lane, args)
-        in_flight = [s.seq for s in ticket.unrecorded(started_only=True)]
-        if in_flight:
-            step, args = continuation(in_flight, True)
-            self.queue.enqueue(step, lane, args, delay_ms=self.continuation_delay_ms)
-
-
-def _wait(ticket: Ticket, seconds: float) -> bool:
-    """Wait up to ``seconds`` for every outcome to be recorded, in slices: an exception raised
-    into this thread (dramatiq's time limit) is only raised between blocking calls."""
-    deadline = time.monotonic() + seconds
-    while not ticket.wait(min(WAIT_SLICE_S, max(0.0, deadline - time.monotonic()))):
-        if time.monotonic() >= deadline:
-            return False
-    return True

@@ -1,32 +1,29 @@
-"""The one-click unsubscribe URL every email carries, signed with the deployment's key."""
+"""The one-click unsubscribe URL every email carries, signed with the deployment's link key."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
 from notifyd import unsubscribe
 from notifyd.runtime.wiring import Runtime
 
+#: (page_id, subscriber_id, target) -> the one-click unsubscribe URL that emails carry.
+UnsubscribeLinks = Callable[[str, str, str], str]
 
-def for_runtime(runtime: Runtime) -> Callable[[str, str], str]:
-    """``url(page_id, subscriber_id)``; the signing key is read (or created) on first use."""
-    key: list[bytes] = []
-    lock = threading.Lock()
+
+def for_runtime(runtime: Runtime) -> UnsubscribeLinks:
+    """``url(page_id, subscriber_id, target)``, signed with the newest link key."""
     settings = runtime.settings
+    source = runtime.link_keys
 
-    def url(page_id: str, subscriber_id: str) -> str:
-        if not key:
-            with lock:
-                if not key:
-                    configured = settings.unsubscribe_secret
-                    key.append(
-                        unsubscribe.signing_key(
-                            runtime.client,
-                            runtime.keys,
-                            configured.get_secret_value() if configured else None,
-                        )
-                    )
-        return unsubscribe.url(settings.public_url, key[0], page_id, subscriber_id)
+    def url(page_id: str, subscriber_id: str, target: str) -> str:
+        return unsubscribe.url(
+            settings.public_url,
+            source.current().signing,
+            page_id,
+            subscriber_id,
+            target,
+            settings.unsubscribe_link_ttl_s,
+        )
 
     return url

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 PRIORITIES: tuple[str, ...] = ("critical", "high", "normal", "low")
@@ -116,7 +116,17 @@ class Settings(BaseSettings):
     import_max_lines: int = Field(default=2_000_000, ge=1)
     #: Live subscribers one page may have; adds past it are refused. 0: no cap.
     page_max_subscribers: int = Field(default=5_000_000, ge=0)
+    #: Keys that seal secrets kept in Redis (webhook secrets, link keys): comma-separated, newest
+    #: first; the newest seals, all open. Unset (and no file): a key generated in ``data_dir``.
+    #: See notifyd/runtime/secret_key.py and the README's security section for rotation.
+    secret_key: SecretStr | None = None
+    #: ... or a file holding them, one a line, newest first (a mounted secret, say).
+    secret_key_file: Path | None = None
+    #: The keys that sign unsubscribe, preference and confirmation links, comma-separated, newest
+    #: first (at most two: links are accepted for one rotation back). Unset: kept in Redis, sealed.
     unsubscribe_secret: SecretStr | None = None
+    #: How long a one-click unsubscribe link keeps working (CAN-SPAM asks for 30 days at least).
+    unsubscribe_link_ttl_s: int = Field(default=180 * 86400, ge=30 * 86400)
     #: Self-service: how long an unconfirmed sign-up waits for its confirmation before it expires.
     confirm_ttl_s: int = Field(default=172800, ge=1)
     #: Public sign-ups per client address (POST /v1/pages/{page}/subscribe and the HTML form).
@@ -191,6 +201,27 @@ class Settings(BaseSettings):
             parse_env_keys(value.get_secret_value())  # KeySpecError names the entry, never the key
         return value
 
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_keys_parse(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().strip():
+            split_keys(value.get_secret_value(), what="key")  # the message never shows a key
+        return value
+
+    @field_validator("unsubscribe_secret")
+    @classmethod
+    def _link_keys_parse(cls, value: SecretStr | None) -> SecretStr | None:
+        raw = value.get_secret_value() if value is not None else ""
+        if raw.strip() and len(split_keys(raw, what="link key", min_length=1)) > 2:
+            raise ValueError("at most two link keys: the one that signs, and the one before it")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source_of_secret_keys(self) -> Settings:
+        if self.secret_key is not None and self.secret_key_file is not None:
+            raise ValueError("set NOTIFYD_SECRET_KEY or NOTIFYD_SECRET_KEY_FILE, not both")
+        return self
+
     @field_validator("peers")
     @classmethod
     def _peers_parse(cls, value: str) -> str:
@@ -248,6 +279,28 @@ class Settings(BaseSettings):
     def peer_urls(self) -> dict[str, str]:
         """Peer regions by node id: the base URL of each one's API."""
         return _parse_peers(self.peers)
+
+
+#: A secret key shorter than this is refused (it is a password, not a key).
+MIN_SECRET_KEY_LENGTH = 32
+
+
+def split_keys(raw: str, *, what: str = "key", min_length: int = MIN_SECRET_KEY_LENGTH) -> list[str]:
+    """Comma- or newline-separated keys, newest first; a short or repeated one is refused by
+    its position, never shown."""
+    keys = [k.strip() for k in raw.replace("\n", ",").split(",")]
+    keys = [k for k in keys if k and not k.startswith("#")]
+    if not keys:
+        raise ValueError(f"no {what} given")
+    for n, key in enumerate(keys, 1):
+        if len(key) < min_length:
+            raise ValueError(
+                f"{what} {n} has fewer than {min_length} characters; generate one with "
+                "`notifyd secrets generate-key`"
+            )
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"the same {what} is listed twice")
+    return keys
 
 
 def _parse_peers(raw: str) -> dict[str, str]:

@@ -13,10 +13,13 @@ from notifyd.publish import Publisher
 from notifyd.runtime.broker import make_broker
 from notifyd.runtime.connection import client_for, resolve_redis
 from notifyd.runtime.embedded import EmbeddedRedis
+from notifyd.runtime.secret_key import keyring_for
 from notifyd.runtime.settings import Settings, load_settings
 from notifyd.state.keys import Keys
+from notifyd.state.sealing import Keyring
 from notifyd.state.subscribers import SubscriberRepo, migrate_ids
 from notifyd.state.tracking import Tracker
+from notifyd.unsubscribe import LinkKeySource
 
 
 @dataclass
@@ -29,6 +32,10 @@ class Runtime:
     subscribers: SubscriberRepo
     tracker: Tracker
     publisher: Publisher
+    #: Seals the secrets kept in Redis (notifyd/state/sealing.py).
+    keyring: Keyring
+    #: The keys that sign unsubscribe, preference and confirmation links.
+    link_keys: LinkKeySource
     embedded: EmbeddedRedis | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -37,6 +44,13 @@ class Runtime:
         settings = settings or load_settings()
         url, embedded = resolve_redis(settings)
         client = client_for(url)
+        try:
+            keyring = keyring_for(settings)
+        except BaseException:
+            client.close()
+            if embedded is not None:
+                embedded.stop()
+            raise
         keys = Keys(settings.namespace)
         with contextlib.suppress(redis.ConnectionError):  # Redis down: the first use says so
             migrate_ids(client, keys)
@@ -52,9 +66,17 @@ class Runtime:
                 allow_private_targets=settings.allow_private_targets,
                 page_max_subscribers=settings.page_max_subscribers,
                 dns_timeout_s=settings.subscribe_dns_timeout_s,
+                keyring=keyring,
             ),
             tracker=Tracker(client, keys, ttl_s=settings.event_id_ttl_s),
             publisher=Publisher(client, keys, settings),
+            keyring=keyring,
+            link_keys=LinkKeySource(
+                client,
+                keys,
+                keyring,
+                settings.unsubscribe_secret.get_secret_value() if settings.unsubscribe_secret else None,
+            ),
             embedded=embedded,
         )
 

@@ -23,6 +23,7 @@ from notifyd.pipeline.adapters import AdapterPool
 from notifyd.pipeline.engine import Engine
 from notifyd.runtime.replication import start_replication
 from notifyd.runtime.scheduler import SchedulerLoop
+from notifyd.runtime.secret_key import warn_if_unshared
 from notifyd.runtime.settings import PRIORITIES, Settings
 from notifyd.runtime.wiring import Runtime
 from notifyd.state import circuits
@@ -160,6 +161,7 @@ def run_forever(settings: Settings, *, lanes: Sequence[str], threads: int) -> in
     except BaseException:
         runtime.close()
         raise
+    warn_if_unshared(settings, runtime.keyring)
     store = open_store(settings, "worker")
     replication = start_replication(settings, runtime.url, store, with_regions=False)
     worker = InProcessWorker.start(runtime, lanes=lanes, threads=threads, store=store)

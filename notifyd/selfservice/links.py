@@ -1,40 +1,33 @@
 """The signed links a subscriber receives: confirm, manage subscription, follow an incident.
 
-One owner for their URLs and for the key that signs them (the deployment's link key,
-shared with one-click unsubscribe links).
+One owner for their URLs; the keys that sign them are the deployment's link keys
+(notifyd/unsubscribe.py), shared with one-click unsubscribe links: the newest signs,
+and a link signed before the last rotation still verifies.
 """
 
 from __future__ import annotations
 
-import threading
 from urllib.parse import quote
 
 import redis
 
-from notifyd import unsubscribe
 from notifyd.runtime.settings import Settings
 from notifyd.selfservice import signing
 from notifyd.state.keys import Keys
+from notifyd.unsubscribe import LinkKeySource
 
 
 class Links:
-    def __init__(self, client: redis.Redis, keys: Keys, settings: Settings) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, settings: Settings, link_keys: LinkKeySource) -> None:
         self.client = client
         self.keys = keys
         self.settings = settings
-        self._key: bytes | None = None
-        self._lock = threading.Lock()
+        self.link_keys = link_keys
 
     @property
     def key(self) -> bytes:
-        if self._key is None:
-            with self._lock:
-                if self._key is None:
-                    configured = self.settings.unsubscribe_secret
-                    self._key = unsubscribe.signing_key(
-                        self.client, self.keys, configured.get_secret_value() if configured else None
-                    )
-        return self._key
+        """The link key that signs now (the newest)."""
+        return self.link_keys.current().signing.key
 
     @property
     def base(self) -> str:
@@ -60,4 +53,11 @@ class Links:
         )
 
     def verify(self, token: str, purpose: str, page_id: str) -> signing.Claims:
-        return signing.verify(self.key, token, purpose, page_id)
+        """Claims of a token signed with the newest link key or the one before it."""
+        keys = self.link_keys.current().keys
+        for key in keys[:-1]:
+            try:
+                return signing.verify(key.key, token, purpose, page_id)
+            except signing.BadToken:
+                continue  # perhaps signed before the last rotation
+        return signing.verify(keys[-1].key, token, purpose, page_id)

@@ -12,6 +12,7 @@ enqueues it through ``send_confirmation``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import time
@@ -147,9 +148,19 @@ class OptIn:
         self.send_confirmation(pending.id)
         return Started(pending.id, True)
 
+    def _context(self, pending_id: str, page_id: str, subscriber: dict[str, Any]) -> str:
+        return f"pending\x1f{pending_id}\x1f{page_id}\x1f{subscriber['channel']}\x1f{subscriber['target']}"
+
     def _write(self, pending: Pending, index: str) -> None:
+        stored = pending
+        secret = pending.subscriber.get("secret")
+        if secret:
+            # A webhook sign-up's secret waits sealed, as a subscriber's does.
+            context = self._context(pending.id, pending.page_id, pending.subscriber)
+            sealed = self.subscribers.keyring.seal(str(secret), context)
+            stored = dataclasses.replace(pending, subscriber={**pending.subscriber, "secret": sealed})
         pipe = self.client.pipeline(transaction=True)
-        pipe.set(self.keys.pending(pending.id), pending.encode(), ex=self.ttl_s)
+        pipe.set(self.keys.pending(pending.id), stored.encode(), ex=self.ttl_s)
         pipe.set(index, pending.id, ex=self.ttl_s)
         if pending.channel == "sms":
             phone = self.keys.pending_by_phone(pending.target)
@@ -160,7 +171,15 @@ class OptIn:
 
     def get(self, pending_id: str) -> Pending | None:
         raw = self.client.get(self.keys.pending(pending_id))
-        return Pending.decode(pending_id, raw) if raw is not None else None
+        if raw is None:
+            return None
+        pending = Pending.decode(pending_id, raw)
+        secret = pending.subscriber.get("secret")
+        if secret:
+            context = self._context(pending.id, pending.page_id, pending.subscriber)
+            opened = self.subscribers.keyring.open(str(secret), context)
+            pending = dataclasses.replace(pending, subscriber={**pending.subscriber, "secret": opened})
+        return pending
 
     # -- confirmation ---------------------------------------------------------------------
 

@@ -2,8 +2,8 @@
 
 A token is ``<payload>.<mac>``: the payload is URL-safe base64 of
 ``purpose|page|subject|expires``, and the MAC is HMAC-SHA256 over it under the
-deployment's link key (the one that signs unsubscribe links, see
-:func:`notifyd.unsubscribe.signing_key`). The purpose is inside the MAC, so a
+deployment's newest link key (the keys that sign unsubscribe links, see
+:class:`notifyd.unsubscribe.LinkKeySource`). The purpose is inside the MAC, so a
 "manage" token can never be replayed as a "confirm" one.
 """
 

@@ -15,7 +15,7 @@ from notifyd.selfservice.prefs import PrefsRepo
 
 
 def links_for(runtime: Runtime) -> Links:
-    return Links(runtime.client, runtime.keys, runtime.settings)
+    return Links(runtime.client, runtime.keys, runtime.settings, runtime.link_keys)
 
 
 def optin_for(runtime: Runtime, queue: StepQueue | None = None) -> OptIn:

@@ -27,6 +27,7 @@ from notifyd.preferences import NO_PREFERENCES, Preferences
 from notifyd.state import audit
 from notifyd.state.keys import BUCKET, Keys, bucket_of
 from notifyd.state.scripts import register
+from notifyd.state.sealing import Keyring, webhook_secret_context
 from notifyd.state.subscriber_errors import PageFull, SubscriberError, TargetRefused
 from notifyd.state.target_hosts import HostCheck, Resolver, host_of
 
@@ -41,7 +42,9 @@ class StoredSubscriber:
     id: str
     channel: str
     target: str
-    secret: str | None
+    #: The webhook secret as stored: sealed (notifyd/state/sealing.py), or legacy clear text.
+    #: :meth:`SubscriberRepo.secret_of` opens it.
+    sealed_secret: str | None
     components: frozenset[str] | None
     contact_email: str | None
     disabled: str | None = None
@@ -78,8 +81,8 @@ class StoredSubscriber:
         record: dict[str, Any] = {"id": self.id, "ch": self.channel}
         if not self.removed:
             record["t"] = self.target
-            if self.secret:
-                record["sec"] = self.secret
+            if self.sealed_secret:
+                record["sec"] = self.sealed_secret
             if self.components is not None:
                 record["comp"] = sorted(self.components)
             if self.contact_email:
@@ -101,7 +104,7 @@ class StoredSubscriber:
             id=record["id"],
             channel=record["ch"],
             target=record.get("t", ""),
-            secret=record.get("sec"),
+            sealed_secret=record.get("sec"),
             components=frozenset(comp) if comp is not None else None,
             contact_email=record.get("ce"),
             disabled=record.get("dis"),
@@ -230,9 +233,12 @@ class SubscriberRepo:
         page_max_subscribers: int = 0,
         resolver: Resolver | None = None,
         dns_timeout_s: float = 1.0,
+        keyring: Keyring,
     ) -> None:
         self.client = client
         self.keys = keys
+        #: Seals webhook secrets before they are written, and opens them for sending.
+        self.keyring = keyring
         self.allow_private_targets = allow_private_targets
         #: Subscribe-time DNS (tests inject a resolver through ``hosts.resolver``).
         self.hosts = HostCheck(
@@ -342,9 +348,17 @@ class SubscriberRepo:
             given = sub.secret or ""
             gen = generate_webhook_secret() if sub.channel == "webhook" and not given else ""
             made_id = "" if sub.id else new_subscriber_id()
+            # Sealed here, before the script: Redis (and its AOF, replicas, SLOWLOG) never sees
+            # a secret in clear. The context binds each one to this page, channel and target.
+            if given or gen:
+                context = webhook_secret_context(page_id, sub.channel, sub.target)
+                sealed_given = self.keyring.seal(given, context) if given else ""
+                sealed_gen = self.keyring.seal(gen, context) if gen else ""
+            else:
+                sealed_given = sealed_gen = ""
             parts.append(
                 f"{sub.channel}\x1e{sub.target}\x1e{sub.id or ''}\x1e{made_id}\x1e"
-                f"{given}\x1e{gen}\x1e{_rest(sub)}\x1e\n"
+                f"{sealed_given}\x1e{sealed_gen}\x1e{_rest(sub)}\x1e\n"
             )
             prepared.sent.append((i, sub, gen or None, warned))
         prepared.blob = "".join(parts)
@@ -411,7 +425,7 @@ class SubscriberRepo:
             id=current.id,
             channel=current.channel,
             target="",
-            secret=None,
+            sealed_secret=None,
             components=None,
             contact_email=None,
             removed=True,
@@ -436,7 +450,8 @@ class SubscriberRepo:
             if current.disabled and (current.disabled in OPT_OUT_REASONS or reason not in OPT_OUT_REASONS):
                 return
             pipe.multi()
-            pipe.hset(key, str(seq), StoredSubscriber(**{**_fields(current), "disabled": reason}).encode())
+            updated = self.resealed(StoredSubscriber(**{**_fields(current), "disabled": reason}))
+            pipe.hset(key, str(seq), updated.encode())
 
         self.client.transaction(write, key)
 
@@ -457,7 +472,9 @@ class SubscriberRepo:
             current = StoredSubscriber.decode(page_id, seq, raw) if raw is not None else None
             if current is None or current.removed:
                 return
-            updated = StoredSubscriber(**{**_fields(current), "components": chosen, "prefs": prefs})
+            updated = self.resealed(
+                StoredSubscriber(**{**_fields(current), "components": chosen, "prefs": prefs})
+            )
             pipe.multi()
             pipe.hset(key, str(seq), updated.encode())
             done[:] = [updated]
@@ -484,7 +501,7 @@ class SubscriberRepo:
                 f"subscriber {sub_id!r} opted out ({current.disabled}); only a forced reactivation "
                 "(--force, or force=true) overrides that, and it is recorded in the audit trail"
             )
-        cleared = StoredSubscriber(**{**_fields(current), "disabled": None})
+        cleared = self.resealed(StoredSubscriber(**{**_fields(current), "disabled": None}))
         key = self.keys.subscribers(page_id, bucket_of(current.seq))
         self.client.hset(key, str(current.seq), cleared.encode())
         audit.record(
@@ -498,6 +515,52 @@ class SubscriberRepo:
             forced=force,
         )
         return cleared
+
+    # -- secrets --------------------------------------------------------------------
+
+    def secret_of(self, sub: StoredSubscriber) -> str | None:
+        """The subscriber's webhook secret in clear, for signing; raises SealError when the key
+        that sealed it is not configured (the message names its key id, never the secret)."""
+        if not sub.sealed_secret:
+            return None
+        context = webhook_secret_context(sub.page_id, sub.channel, sub.target)
+        return self.keyring.open(sub.sealed_secret, context)
+
+    def resealed(self, sub: StoredSubscriber) -> StoredSubscriber:
+        """The record with its secret sealed with the newest key (a legacy clear one sealed):
+        every write of a record re-seals it."""
+        if not sub.sealed_secret or self.keyring.is_current(sub.sealed_secret):
+            return sub
+        context = webhook_secret_context(sub.page_id, sub.channel, sub.target)
+        return dataclasses.replace(sub, sealed_secret=self.keyring.reseal(sub.sealed_secret, context))
+
+    def rewrap(self, page_id: str) -> int:
+        """Re-seal every secret of the page that is not sealed with the newest key (legacy clear
+        ones included); returns how many were re-sealed. Safe while the page is in use: each
+        bucket is rewritten in a transaction that retries if the bucket changed meanwhile."""
+        rewrapped = 0
+        for bucket in range(bucket_of(max(self.max_seq(page_id) - 1, 0)) + 1):
+            key = self.keys.subscribers(page_id, bucket)
+            done: list[int] = []
+
+            def write(pipe: Any, key: str = key, done: list[int] = done) -> None:
+                changed: dict[str, str] = {}
+                for field, raw in pipe.hgetall(key).items():
+                    sub = StoredSubscriber.decode(page_id, int(field), raw)
+                    again = self.resealed(sub)
+                    if again is not sub:
+                        changed[field.decode()] = again.encode()
+                done[:] = [len(changed)]
+                if changed:
+                    pipe.multi()
+                    pipe.hset(key, mapping=changed)
+
+            self.client.transaction(write, key)
+            rewrapped += done[0] if done else 0
+        return rewrapped
+
+    def pages(self) -> list[str]:
+        return sorted(p.decode() for p in self.client.smembers(self.keys.pages()))
 
     # -- reads ----------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import naive  # noqa: E402
 import redis  # noqa: E402
 from bench_pipeline import incident, info, proc_status  # noqa: E402
 
@@ -49,7 +50,8 @@ from notifyd.runtime.wiring import Runtime  # noqa: E402
 REDIS_URL = os.environ.get("NOTIFYD_BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
 SINK = HERE / "_sink.py"
 SECRET = "whsec_" + base64.b64encode(b"notifyd-delivery-benchmark-key!!").decode()
-BENCHES = ("instant", "slow", "mixed", "critical", "fairness")
+BENCHES = ("instant", "naive", "slow", "mixed", "critical", "fairness")
+WORKER = HERE / "_worker.py"
 #: The window of the raw aiohttp client (the ceiling).
 RAW_WINDOW = 1024
 
@@ -205,7 +207,7 @@ class Bench:
         return event["event_id"], t0
 
     def summary(self, event_id: str) -> dict[str, Any]:
-        return self.rt.tracker.summary(event_id) or {"state": "missing", "counts": {}}
+        return self.rt.tracker.summary_by_id(event_id) or {"state": "missing", "counts": {}}
 
     def wait_done(self, event_id: str, timeout: float, poll: float = 0.05) -> tuple[float, dict[str, Any]]:
         deadline = time.monotonic() + timeout
@@ -303,10 +305,79 @@ def bench_throughput(b: Bench, profile: str) -> float:
         raise RuntimeError("the sink saw bad signatures")
     raw_rate, answered = raw_client(b, profile, n)
     info(f"raw aiohttp client, window {RAW_WINDOW}: {raw_rate:,.0f}/s ({answered:,} answered)")
+    ratio = rate / raw_rate
+    target, ok = (">= 0.6x raw", ratio >= 0.6) if profile == "instant" else ("-", None)
     row(f"{profile}: deliveries/s end to end (N={n:,})", f"{rate:,.0f}/s", f"{raw_rate:,.0f}/s raw",
-        f"{rate / raw_rate:.2f}x", "-", None)  # fmt: skip
+        f"{ratio:.2f}x", target, ok)  # fmt: skip
     b.rates = {**getattr(b, "rates", {}), profile: rate}
     return rate
+
+
+class NaiveWorkers:
+    """The naive baseline's workers (``benchmarks/_worker.py naive``): as many processes and threads."""
+
+    def __init__(self, b: Bench) -> None:
+        self.log = open(b.tmp / "naive-workers.log", "wb")  # noqa: SIM115
+        argv = [sys.executable, str(WORKER), "naive", "--threads", str(b.size.threads)]
+        self.procs = [subprocess.Popen(argv, env=b.env, stdout=subprocess.PIPE, stderr=self.log)
+                      for _ in range(b.size.processes)]  # fmt: skip
+        deadline = time.monotonic() + 90
+        for p in self.procs:
+            assert p.stdout is not None
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or p.poll() is not None:
+                    self.stop()
+                    raise RuntimeError(f"naive worker did not start; see {self.log.name}")
+                ready, _, _ = select.select([p.stdout], [], [], min(left, 1.0))
+                if ready and p.stdout.readline().startswith(b"READY"):
+                    break
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=45)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.log.close()
+
+
+def bench_naive(b: Bench) -> None:
+    """One dramatiq message per delivery, each a signed POST with an ``httpx.Client``, same sink."""
+    n = b.size.n
+    page = "p-naive"
+    b.seed(page, "instant", n)
+    print(f"\n[naive] {n:,} webhooks, one dramatiq message each, httpx.Client, "
+          f"{b.size.processes} processes x {b.size.threads} threads")  # fmt: skip
+    b.rt.broker.declare_queue(naive.queue_name(b.ns))
+    workers = NaiveWorkers(b)
+    try:
+        event_id = f"naive-{uuid.uuid4().hex[:12]}"
+        t0 = time.time()
+        naive.start_fanout(b.rt, event_id, page, http=True)
+        deadline = time.monotonic() + max(300, n / 50)
+        while True:
+            done, planned = naive.finished(b.client, b.ns, event_id)
+            if planned >= 0 and done >= planned:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"naive run: {done}/{planned}")
+            time.sleep(0.05)
+        took = time.time() - t0
+    finally:
+        workers.stop()
+    stats = b.sink.stats(event_id)
+    rate = done / took
+    info(f"naive: {done:,} deliveries in {took:.2f} s = {rate:,.0f}/s; "
+         f"sink saw {stats['unique']:,} distinct, bad signatures {stats['bad_signature']}")  # fmt: skip
+    if stats["bad_signature"]:
+        raise RuntimeError("the sink saw bad signatures")
+    row(f"naive: deliveries/s end to end (N={n:,})", f"{rate:,.0f}/s", "-", "-", "-", None)
+    b.rates = {**getattr(b, "rates", {}), "naive": rate}
 
 
 def report_ratios(b: Bench) -> None:
@@ -314,6 +385,10 @@ def report_ratios(b: Bench) -> None:
     instant = rates.get("instant")
     if not instant:
         return
+    if "naive" in rates:
+        ratio = instant / rates["naive"]
+        row("instant vs naive (same run)", f"{instant:,.0f}/s", f"{rates['naive']:,.0f}/s naive",
+            f"{ratio:.2f}x", ">= 3x naive", ratio >= 3.0)  # fmt: skip
     for profile, target in (("slow", 0.8), ("mixed", 0.7)):
         if profile in rates:
             ratio = rates[profile] / instant
@@ -377,9 +452,7 @@ def bench_critical(b: Bench) -> None:
 
 def bench_fairness(b: Bench) -> None:
     s = b.size
-    print(
-        f"\n[fairness] a 100-subscriber normal page during a normal fan-out of {s.low_n:,} (instant)"
-    )
+    print(f"\n[fairness] a 100-subscriber normal page during a normal fan-out of {s.low_n:,} (instant)")
     b.seed("bignormal", "instant", s.low_n)
     b.seed("small", "instant", 100)
 
@@ -435,8 +508,10 @@ def main(quick: bool = False, full: bool = False, only: str | None = None) -> li
     print(f"end-to-end delivery: namespace {b.ns} on {REDIS_URL}, sink ports {b.sink.ports}")
     try:
         b.start_workers()
-        for profile in ("instant", "slow", "mixed"):
-            if profile in chosen:
+        for profile in ("instant", "naive", "slow", "mixed"):
+            if profile == "naive" and profile in chosen:
+                bench_naive(b)
+            elif profile in chosen:
                 bench_throughput(b, profile)
         report_ratios(b)
         if "critical" in chosen:

@@ -355,7 +355,7 @@ class Bench:
         return event["event_id"], t0
 
     def state(self, event_id: str) -> dict[str, Any]:
-        return self.rt.tracker.summary(event_id) or {"state": "missing", "counts": {}}
+        return self.rt.tracker.summary_by_id(event_id) or {"state": "missing", "counts": {}}
 
     def wait_done(self, event_id: str, timeout: float, poll: float = 0.05) -> tuple[float, dict[str, Any]]:
         deadline = time.monotonic() + timeout
@@ -531,8 +531,9 @@ def bench_tracking_memory(b: Bench) -> None:
     if event_id is None:
         return
     print("\n[tracking memory]")
-    keys = [b.keys.event(event_id), b.keys.event_shards(event_id)]
-    keys += list(b.client.scan_iter(match=f"{b.keys.ns}:dl:{event_id}:*", count=5000))
+    ref = b.rt.tracker.find(event_id) or event_id
+    keys = [b.keys.event(ref), b.keys.event_shards(ref)]
+    keys += list(b.client.scan_iter(match=b.keys.deliveries(ref, 0)[:-1] + "*", count=5000))
     total = 0
     for first in range(0, len(keys), 2000):
         pipe = b.client.pipeline(transaction=False)
@@ -813,11 +814,12 @@ def profile(n: int = 20_000) -> None:
         engine = Engine(b.rt, AdapterPool(b.settings), store)  # type: ignore[arg-type]
 
         def all_shards(event_id: str) -> int:
-            engine.ingest(event_id)
-            h = b.rt.tracker.event_hash(event_id) or {}
+            ref = b.rt.tracker.find(event_id) or event_id
+            engine.ingest(ref)
+            h = b.rt.tracker.event_hash(ref) or {}
             shards, top, size = int(h["shards_total"]), int(h["seq_top"]), b.settings.shard_size
             for shard in range(1, shards):
-                engine.deliver_shard(event_id, shard, shard * size, min(top, (shard + 1) * size))
+                engine.deliver_shard(ref, shard, shard * size, min(top, (shard + 1) * size))
             return shards
 
         # Unprofiled first: the real single-thread cost (also warms the engine up).

@@ -13,10 +13,21 @@ per delivery). Queue: ``<ns>.naive``. It reads subscribers from the same store a
 (``SubscriberRepo.range``, a bucket at a time), so only the fanout/delivery design differs.
 The "instant send" builds the channel ``Message`` (delivery id included) and returns
 ``delivered`` without an event-loop hop, which is, if anything, generous to the baseline.
+
+    naive_fanout(event_id, page_id, True) enqueues ``naive_http_deliver`` messages instead:
+    naive_http_deliver(event_id, seq, subscriber_id, channel, target, secret)
+                                      the same rate-limit hit and record, around a real signed
+                                      Standard Webhooks POST with one ``httpx.Client`` per worker
+                                      thread (keep-alive), classified by notifyd's own rules
+
+That is the design the end-to-end benchmark (``bench_delivery.py``) compares with: the
+obvious way to send webhooks with dramatiq, against the same sink, in the same run.
 """
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from typing import Any
 
@@ -79,16 +90,17 @@ def declare_actors(runtime: Runtime) -> dict[str, dramatiq.Actor]:
     limiter = MovingWindowRateLimiter(storage)
     queue = queue_name(ns)
 
-    def naive_fanout(event_id: str, page_id: str) -> None:
+    def naive_fanout(event_id: str, page_id: str, http: bool = False) -> None:
         top = runtime.subscribers.max_seq(page_id)
         client.hset(event_key(ns, event_id), "planned", top)
         for start in range(0, top, BUCKET):
             for sub in runtime.subscribers.range(page_id, start, min(top, start + BUCKET)):
+                args: tuple[Any, ...] = (event_id, sub.seq, sub.id, sub.channel, sub.target)
                 broker.enqueue(
                     QueueMessage(
                         queue_name=queue,
-                        actor_name="naive_deliver",
-                        args=(event_id, sub.seq, sub.id, sub.channel, sub.target),
+                        actor_name="naive_http_deliver" if http else "naive_deliver",
+                        args=(*args, sub.secret) if http else args,
                         kwargs={},
                         options={},
                     )
@@ -111,21 +123,57 @@ def declare_actors(runtime: Runtime) -> dict[str, dramatiq.Actor]:
         pipe.hincrby(event_key(ns, event_id), status, 1)
         pipe.execute()
 
+    local = threading.local()
+
+    def naive_http_deliver(
+        event_id: str, seq: int, subscriber_id: str, channel: str, target: str, secret: str | None
+    ) -> None:
+        import httpx
+
+        from channels.webhook import classify, sign
+
+        if limiter.hit(item, subscriber_id, channel):
+            http = getattr(local, "client", None)
+            if http is None:
+                http = local.client = httpx.Client(timeout=10.0, follow_redirects=False)
+            msg_id = delivery_id(event_id, subscriber_id, channel)
+            body = json.dumps({"type": "incident_created", "event_id": event_id, "page_id": "naive",
+                               "incident": {"title": "Database outage", "status": "investigating"}},
+                              separators=(",", ":")).encode()  # fmt: skip
+            ts = int(time.time())
+            headers = {"webhook-id": msg_id, "webhook-timestamp": str(ts), "content-type": "application/json"}
+            if secret:
+                headers["webhook-signature"] = sign(secret, msg_id, ts, body)
+            try:
+                answer = http.post(target, content=body, headers=headers)
+                outcome = classify(answer.status_code, answer.headers.get("retry-after"))
+            except httpx.HTTPError as exc:
+                outcome = Outcome.transient(type(exc).__name__)
+            status = {OutcomeKind.delivered: "delivered", OutcomeKind.transient: "retrying"}.get(
+                outcome.kind, "failed"
+            )
+        else:
+            status = "rate_limited"
+        pipe = client.pipeline(transaction=False)
+        pipe.hset(delivery_key(ns, event_id, seq), mapping=tracking_record(subscriber_id, channel, status))
+        pipe.hincrby(event_key(ns, event_id), status, 1)
+        pipe.execute()
+
     actors = {}
-    for fn in (naive_fanout, naive_deliver):
+    for fn in (naive_fanout, naive_deliver, naive_http_deliver):
         actors[fn.__name__] = dramatiq.Actor(
             fn, broker=broker, actor_name=fn.__name__, queue_name=queue, priority=0, options={}
         )
     return actors
 
 
-def start_fanout(runtime: Runtime, event_id: str, page_id: str) -> None:
+def start_fanout(runtime: Runtime, event_id: str, page_id: str, *, http: bool = False) -> None:
     ns = runtime.settings.namespace
     runtime.broker.enqueue(
         QueueMessage(
             queue_name=queue_name(ns),
             actor_name="naive_fanout",
-            args=(event_id, page_id),
+            args=(event_id, page_id, http),
             kwargs={},
             options={},
         )
@@ -135,5 +183,5 @@ def start_fanout(runtime: Runtime, event_id: str, page_id: str) -> None:
 def finished(client: redis.Redis, ns: str, event_id: str) -> tuple[int, int]:
     """(final deliveries so far, planned) of a naive fanout."""
     h = client.hgetall(event_key(ns, event_id))
-    done = sum(int(h.get(k, 0)) for k in (b"delivered", b"rate_limited", b"retrying"))
+    done = sum(int(h.get(k, 0)) for k in (b"delivered", b"rate_limited", b"retrying", b"failed"))
     return done, int(h.get(b"planned", -1))

@@ -108,8 +108,10 @@ class Client:
 
     # -- operators ------------------------------------------------------------------------
 
-    def event(self, event_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._json("GET", f"/v1/events/{_seg(event_id)}")
+    def event(self, event_id: str, *, page: str | None = None) -> dict[str, Any]:
+        """The event's summary. ``page`` is needed only when several pages used this event id."""
+        params = {"page": page} if page is not None else None
+        result: dict[str, Any] = self._json("GET", f"/v1/events/{_seg(event_id)}", params=params)
         return result
 
     def deliveries_page(
@@ -120,8 +122,9 @@ class Client:
         limit: int = 100,
         status: str | None = None,
         channel: str | None = None,
+        page: str | None = None,
     ) -> dict[str, Any]:
-        params = {"cursor": cursor, "limit": limit, "status": status, "channel": channel}
+        params = {"cursor": cursor, "limit": limit, "status": status, "channel": channel, "page": page}
         result: dict[str, Any] = self._json(
             "GET",
             f"/v1/events/{_seg(event_id)}/deliveries",
@@ -130,15 +133,22 @@ class Client:
         return result
 
     def deliveries(
-        self, event_id: str, *, status: str | None = None, channel: str | None = None, limit: int = 500
+        self,
+        event_id: str,
+        *,
+        status: str | None = None,
+        channel: str | None = None,
+        limit: int = 500,
+        page: str | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Every delivery of the event (following cursors)."""
-        params = {"status": status, "channel": channel, "limit": limit}
+        params = {"status": status, "channel": channel, "limit": limit, "page": page}
         return self._paginate(f"/v1/events/{_seg(event_id)}/deliveries", params)
 
-    def redrive(self, event_id: str) -> int:
+    def redrive(self, event_id: str, *, page: str | None = None) -> int:
         """Re-send the event's failed deliveries; returns how many."""
-        return int(self._json("POST", f"/v1/events/{_seg(event_id)}/redrive")["redriven"])
+        params = {"page": page} if page is not None else None
+        return int(self._json("POST", f"/v1/events/{_seg(event_id)}/redrive", params=params)["redriven"])
 
     def subscriber_deliveries(self, subscriber_id: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = self._json("GET", f"/v1/subscribers/{_seg(subscriber_id)}/deliveries")[

@@ -266,7 +266,7 @@ def show_digest(runtime: Runtime, ops: WebhookReceiver) -> None:
 
 
 def _settled(runtime: Runtime, event_id: str) -> bool:
-    summary = runtime.tracker.summary(event_id)
+    summary = runtime.tracker.summary_by_id(event_id)
     if summary is None or summary["state"] in ("accepted", "fanning_out"):
         return False
     c = summary["counts"]
@@ -334,8 +334,8 @@ def _alert_inside(runtime: Runtime, event_id: str, occurred_at: str) -> str | No
         "component": {"id": "db", "name": "Database", "status": "degraded_performance"},
     }
     runtime.publisher.publish(alert)
-    _wait(lambda: (runtime.tracker.summary(event_id) or {}).get("state") == "done")
-    return (runtime.tracker.summary(event_id) or {}).get("suppressed_by")
+    _wait(lambda: (runtime.tracker.summary_by_id(event_id) or {}).get("state") == "done")
+    return (runtime.tracker.summary_by_id(event_id) or {}).get("suppressed_by")
 
 
 def _self_service_links() -> None:
@@ -374,7 +374,7 @@ def _follow(runtime: Runtime, event_id: str) -> dict[str, Any]:
         task = progress.add_task("accepted", total=1)
         deadline = time.monotonic() + 120
         while True:
-            summary = runtime.tracker.summary(event_id)
+            summary = runtime.tracker.summary_by_id(event_id)
             assert summary is not None
             c = summary["counts"]
             settled = sum(

@@ -15,7 +15,7 @@ from notifyd.models import MAX_EVENT_BYTES, Event
 from notifyd.pipeline.steps import INGEST, step_message
 from notifyd.runtime.durability import DurabilityPolicy, NotDurable
 from notifyd.runtime.settings import Settings
-from notifyd.state.keys import Keys
+from notifyd.state.keys import Keys, event_ref
 from notifyd.state.scripts import register
 from notifyd.state.subscribers import describe_validation_error
 
@@ -71,13 +71,16 @@ class Publisher:
         lane = event.lane
         queue_name = self.keys.queue_name(lane)
         redis_message_id = str(uuid.uuid4())
-        message = step_message(self.keys, INGEST, lane, (event.event_id,), redis_message_id=redis_message_id)
+        ref = event_ref(event.page_id, event.event_id)
+        message = step_message(self.keys, INGEST, lane, (ref,), redis_message_id=redis_message_id)
         dedup = self.keys.dedup(event.page_id, event.dedup_key) if event.dedup_key else ""
         keys = [
-            self.keys.event(event.event_id),
+            self.keys.event(ref),
             dedup,
             self.keys.queue(queue_name),
             self.keys.queue_messages(queue_name),
+            self.keys.event_pages(event.event_id),
+            self.keys.event(event.event_id),  # a bare id is the ref of a record from before pages
         ]
         args = [
             self.settings.event_id_ttl_s,

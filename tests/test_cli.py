@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from tests.support.env import cli_env
-from tests.support.events import incident_event
+from tests.support.events import incident_event, ref
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def test_publish_of_an_invalid_event_exits_2_naming_the_field(cli, runtime):
     assert result.returncode == 2
     assert "incident.status" in result.stderr
     rt = runtime()
-    assert rt.tracker.summary(event["event_id"]) is None
+    assert rt.tracker.summary(ref(event)) is None
 
 
 def test_publish_streams_ndjson_and_reports_each_bad_line(cli):

@@ -8,9 +8,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from notifyd.state.limiter import PackedLimiter
-from tests.support.events import incident_event
+from tests.support.events import incident_event, ref
 from tests.support.sink import Reply
-from tests.support.wait import wait_until
+from tests.support.wait import summary_of, wait_until
 
 PAGE = "acme"
 
@@ -50,7 +50,7 @@ def _update(n: int, status: str = "identified", base: datetime | None = None, **
 
 
 def _settled(rt, event_id: str) -> bool:
-    s = rt.tracker.summary(event_id)
+    s = summary_of(rt, event_id)
     if s is None or s["state"] in ("accepted", "fanning_out"):
         return False
     c = s["counts"]
@@ -59,13 +59,13 @@ def _settled(rt, event_id: str) -> bool:
 
 
 def _status(rt, event_id: str) -> str:
-    records = rt.tracker.bucket_records(event_id, 0)
+    records = rt.tracker.bucket_records(rt.tracker.find(event_id), 0)
     assert len(records) == 1
     return next(iter(records.values())).status
 
 
 def _digest_of(rt, event_id: str) -> str | None:
-    record = next(iter(rt.tracker.bucket_records(event_id, 0).values()))
+    record = next(iter(rt.tracker.bucket_records(rt.tracker.find(event_id), 0).values()))
     return record.error if record.status == "digested" else None
 
 
@@ -83,7 +83,7 @@ def test_six_updates_and_a_resolve_give_three_sends_then_one_digest_carrying_res
         assert wait_until(lambda e=event: _settled(rt, e["event_id"]))
     assert len(sink.received) == 3
     assert [_status(rt, e["event_id"]) for e in updates] == ["delivered"] * 3 + ["deferred"] * 3
-    assert rt.tracker.summary(updates[3]["event_id"])["state"] == "delivering"  # not done while deferred
+    assert rt.tracker.summary(ref(updates[3]))["state"] == "delivering"  # not done while deferred
 
     resolve = _update(7, "resolved", base=base)
     rt.publisher.publish(resolve)
@@ -101,7 +101,7 @@ def test_six_updates_and_a_resolve_give_three_sends_then_one_digest_carrying_res
     for event in [*updates[3:], resolve]:
         assert _status(rt, event["event_id"]) == "digested"
         assert _digest_of(rt, event["event_id"]) == digest_id
-        assert rt.tracker.summary(event["event_id"])["state"] == "done"
+        assert rt.tracker.summary(ref(event))["state"] == "done"
     # Nothing is left to send after the resolve, even once the window opens again.
     clock.advance(30)
     rt_engine_jobs = rt.client.zcard(rt.keys.schedule())
@@ -127,7 +127,7 @@ def test_when_the_window_opens_one_digest_carries_the_current_state(runtime, sin
     body = json.loads(sink.received[3].body)
     assert body["summary"] == ["2 updates on Database outage; now: identified"]
     assert body["items"][0]["now"]["incident"]["message"] == "update 5"
-    assert wait_until(lambda: all(rt.tracker.summary(e["event_id"])["state"] == "done" for e in events))
+    assert wait_until(lambda: all(rt.tracker.summary(ref(e))["state"] == "done" for e in events))
     assert [_status(rt, e["event_id"]) for e in events] == ["delivered"] * 3 + ["digested"] * 2
 
 
@@ -159,7 +159,7 @@ def test_a_retrying_update_is_superseded_by_a_newer_one_and_never_sent_after_it(
     rt.publisher.publish(new)
     assert wait_until(lambda: _status_or_none(rt, new["event_id"]) == "delivered")
     assert wait_until(lambda: _status_or_none(rt, old["event_id"]) == "superseded", timeout=10)
-    assert rt.tracker.summary(old["event_id"])["state"] == "done"
+    assert rt.tracker.summary(ref(old))["state"] == "done"
     bodies = [json.loads(r.body)["incident"]["message"] for r in sink.received]
     assert bodies == ["update 1", "update 2"]  # the first try, then only the newer one
 
@@ -195,7 +195,7 @@ def test_an_update_that_arrives_after_its_incident_resolved_is_not_sent(runtime,
 
 
 def _status_or_none(rt, event_id: str) -> str | None:
-    records = rt.tracker.bucket_records(event_id, 0)
+    records = rt.tracker.bucket_records(rt.tracker.find(event_id), 0)
     return next(iter(records.values())).status if records else None
 
 

@@ -8,9 +8,9 @@ requests reached the sink; never how long anything took.
 from __future__ import annotations
 
 from notifyd.ids import delivery_id
-from tests.support.events import incident_event
+from tests.support.events import incident_event, ref
 from tests.support.sink import Sink
-from tests.support.wait import wait_until
+from tests.support.wait import summary_of, wait_until
 
 
 def _add(rt, page, url, n):
@@ -20,7 +20,7 @@ def _add(rt, page, url, n):
 
 
 def _done(rt, event_id):
-    return (rt.tracker.summary(event_id) or {}).get("state") == "done"
+    return (summary_of(rt, event_id) or {}).get("state") == "done"
 
 
 def test_freed_send_slots_go_to_a_critical_event_before_queued_low_deliveries(runtime, sink, start_worker):
@@ -63,11 +63,11 @@ def test_a_critical_event_is_delivered_while_low_deliveries_hold_every_ordinary_
     critical = incident_event(page="ops", priority="critical")
     rt.publisher.publish(critical)
     assert wait_until(lambda: _done(rt, critical["event_id"]))
-    assert rt.tracker.summary(critical["event_id"])["counts"]["delivered"] == 3
-    assert gate.waiting == 5 and rt.tracker.summary(low["event_id"])["counts"]["delivered"] == 0
+    assert rt.tracker.summary(ref(critical))["counts"]["delivered"] == 3
+    assert gate.waiting == 5 and rt.tracker.summary(ref(low))["counts"]["delivered"] == 0
     gate.open()
     assert wait_until(lambda: _done(rt, low["event_id"]))
-    assert rt.tracker.summary(low["event_id"])["counts"]["delivered"] == 40
+    assert rt.tracker.summary(ref(low))["counts"]["delivered"] == 40
 
 
 def test_one_slow_host_cannot_hold_the_slots_other_hosts_need(runtime, sink, start_worker):
@@ -82,7 +82,7 @@ def test_one_slow_host_cannot_hold_the_slots_other_hosts_need(runtime, sink, sta
         rt.publisher.publish(event)
 
         def fast_recorded() -> bool:
-            records = rt.tracker.records(event["event_id"], [s.seq for s in fast])
+            records = rt.tracker.records(ref(event), [s.seq for s in fast])
             return len(records) == 20 and all(r.status == "delivered" for r in records.values())
 
         # While the slow host holds its replies, the other host's deliveries are all recorded.
@@ -90,9 +90,9 @@ def test_one_slow_host_cannot_hold_the_slots_other_hosts_need(runtime, sink, sta
         assert gate.waiting == 4  # the slow host has its cap of slots, no more
         gate.open()
         assert wait_until(lambda: _done(rt, event["event_id"]))
-        assert rt.tracker.summary(event["event_id"])["counts"]["delivered"] == 50
+        assert rt.tracker.summary(ref(event))["counts"]["delivered"] == 50
         ids = {r.headers["webhook-id"] for r in sink.received}
-        assert ids == {delivery_id(event["event_id"], s.id, "webhook") for s in slow}
+        assert ids == {delivery_id(ref(event), s.id, "webhook") for s in slow}
     finally:
         other.stop()
 

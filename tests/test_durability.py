@@ -17,7 +17,7 @@ from notifyd.runtime.durability import DurabilityUnavailable, NotDurable
 from notifyd.runtime.settings import Settings
 from notifyd.runtime.wiring import Runtime
 from tests.api.conftest import API_KEYS, KEYS
-from tests.support.events import incident_event
+from tests.support.events import incident_event, ref
 from tests.support.servers import Server, redis_server, valkey
 
 
@@ -162,7 +162,7 @@ def test_publish_that_redis_does_not_fsync_in_time_is_refused_saying_the_event_w
     assert caught.value.written == "event"
     assert "[0, 0]" in str(caught.value)
     assert _not_durable("fsync", "no_fsync") == before + 1
-    assert rt.tracker.event_hash(event["event_id"]) is not None, "written means written"
+    assert rt.tracker.event_hash(ref(event)) is not None, "written means written"
 
 
 def test_api_answers_503_with_what_was_written_and_readyz_reports_the_policy(servers, durable, monkeypatch):

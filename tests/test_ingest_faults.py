@@ -10,8 +10,8 @@ import redis
 from notifyd.pipeline.adapters import AdapterPool
 from notifyd.pipeline.engine import Engine
 from notifyd.store import StatusStore
-from tests.support.events import incident_event
-from tests.support.wait import wait_until
+from tests.support.events import incident_event, ref
+from tests.support.wait import summary_of, wait_until
 
 #: More than redis-py's retries of one command, so the fault reaches the step.
 PAST_RETRIES = 20
@@ -30,15 +30,17 @@ def proxied(runtime, recorder, fault_proxy) -> Iterator:
 
 
 def _state(rt, event_id: str) -> str | None:
-    return (rt.tracker.summary(event_id) or {}).get("state")
+    return (summary_of(rt, event_id) or {}).get("state")
 
 
 def _delivered_exactly_as_planned(rt, recorder, event_id: str) -> None:
-    assert wait_until(lambda: _state(rt, event_id) == "done", timeout=60), rt.tracker.event_hash(event_id)
-    summary = rt.tracker.summary(event_id)
+    assert wait_until(lambda: _state(rt, event_id) == "done", timeout=60), rt.tracker.event_hash(
+        rt.tracker.find(event_id)
+    )
+    summary = summary_of(rt, event_id)
     assert summary["counts"]["planned"] == SUBSCRIBERS
     assert summary["counts"]["delivered"] == SUBSCRIBERS
-    assert "filtered" not in rt.tracker.event_hash(event_id)
+    assert "filtered" not in rt.tracker.event_hash(rt.tracker.find(event_id))
     assert len({s.delivery_id for s in recorder.for_event(event_id)}) == SUBSCRIBERS
 
 
@@ -50,9 +52,11 @@ def test_redis_failure_between_store_write_and_shard_count_still_delivers_in_ful
     assert rt.publisher.publish(event).status == "accepted"
     fault_proxy.on(b"shards_total", "drop", times=PAST_RETRIES)
     with pytest.raises(redis.ConnectionError):
-        engine.ingest(event["event_id"])  # a worker's first attempt at the queued ingest message
-    assert store.seen(event["event_id"]), "the failed attempt marked the event seen in the store"
-    assert "shards_total" not in rt.tracker.event_hash(event["event_id"])
+        engine.ingest(ref(event))  # a worker's first attempt at the queued ingest message
+    assert store.seen(event["page_id"], event["event_id"]), (
+        "the failed attempt marked the event seen in the store"
+    )
+    assert "shards_total" not in rt.tracker.event_hash(ref(event))
 
     fault_proxy.clear()
     start_worker(rt, threads=2, store=store)  # the message is still queued: this is its redelivery
@@ -82,8 +86,8 @@ def test_event_a_peer_region_took_is_still_a_replicated_duplicate(proxied, recor
     assert payload is not None
     store.receive_sync("us-worker0", payload)
     assert rt.publisher.publish(event).status == "accepted"
-    engine.ingest(event["event_id"])
-    assert rt.tracker.event_hash(event["event_id"])["filtered"].startswith("replicated_duplicate")
+    engine.ingest(ref(event))
+    assert rt.tracker.event_hash(ref(event))["filtered"].startswith("replicated_duplicate")
     assert _state(rt, event["event_id"]) == "done"
     assert recorder.for_event(event["event_id"]) == []
 
@@ -100,7 +104,7 @@ def test_redis_lost_while_recording_outcomes_reruns_the_shard_and_every_delivery
         event["event_id"]
     )
     assert rule.hits == 3
-    summary = rt.tracker.summary(event["event_id"])
+    summary = rt.tracker.summary(ref(event))
     assert summary["counts"]["planned"] == SUBSCRIBERS
     assert summary["counts"]["delivered"] == SUBSCRIBERS
     sent = [s.delivery_id for s in recorder.for_event(event["event_id"])]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from notifyd.state.keys import Keys, escape
 from tests.support.events import incident_event
-from tests.support.wait import wait_until
+from tests.support.wait import summary_of, wait_until
 
 
 def _summary(rt, event_id: str) -> dict:
-    return rt.tracker.summary(event_id) or {}
+    return summary_of(rt, event_id) or {}
 
 
 def test_escape_keeps_plain_ids_and_encodes_the_separator_and_the_escape_character():

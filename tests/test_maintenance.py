@@ -17,7 +17,7 @@ from notifyd.models import Event
 from notifyd.pipeline.adapters import AdapterPool
 from notifyd.pipeline.engine import Engine
 from notifyd.store import StatusStore
-from tests.support.events import component_event
+from tests.support.events import component_event, ref
 from tests.support.wait import wait_until
 
 PAGE = "acme"
@@ -109,9 +109,9 @@ def test_announcement_reminder_start_and_end_at_compressed_times_with_component_
     db_alert, api_alert = component_event(component="db"), component_event(component="api")
     rt.publisher.publish(db_alert)
     rt.publisher.publish(api_alert)
-    assert wait_until(lambda: (rt.tracker.summary(api_alert["event_id"]) or {}).get("state") == "done")
-    assert wait_until(lambda: (rt.tracker.summary(db_alert["event_id"]) or {}).get("state") == "done")
-    db_summary = rt.tracker.summary(db_alert["event_id"])
+    assert wait_until(lambda: (rt.tracker.summary(ref(api_alert)) or {}).get("state") == "done")
+    assert wait_until(lambda: (rt.tracker.summary(ref(db_alert)) or {}).get("state") == "done")
+    db_summary = rt.tracker.summary(ref(db_alert))
     assert db_summary["suppressed_by"] == "maintenance" and db_summary["counts"]["planned"] == 0
     assert wait_until(lambda: ("maintenance_completed", "") in _kinds(sink), timeout=15)
     assert [k for k, _ in _kinds(sink)].count("component_status_changed") == 1
@@ -119,9 +119,7 @@ def test_announcement_reminder_start_and_end_at_compressed_times_with_component_
     # After the window, db alerts are heard again.
     later = component_event(component="db")
     rt.publisher.publish(later)
-    assert wait_until(
-        lambda: (rt.tracker.summary(later["event_id"]) or {}).get("counts", {}).get("delivered") == 1
-    )
+    assert wait_until(lambda: (rt.tracker.summary(ref(later)) or {}).get("counts", {}).get("delivered") == 1)
 
 
 def test_a_cancel_removes_the_reminder_and_a_reschedule_moves_it(runtime, sink, start_worker):

@@ -81,6 +81,21 @@ def test_derived_code_keeps_its_licence_notice():
     assert "Apache License" in (ROOT / "LICENSE").read_text()
 
 
+def test_the_api_docs_files_are_package_data_with_their_licences():
+    from notifyd.api.apidocs import ASSETS, ASSETS_DIR
+
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"][
+        "notifyd"
+    ]
+    for name in [*ASSETS, "LICENSE.swagger-ui", "LICENSE.redoc"]:
+        path = ROOT / "notifyd" / "api" / ASSETS_DIR / name
+        assert path.is_file(), name
+        # What the wheel takes: a package-data glob matches the file (a folder glob does not).
+        assert any(path.relative_to(ROOT / "notifyd").match(g) for g in globs), (name, globs)
+    notice = (ROOT / "NOTICE").read_text()
+    assert "swagger-ui-dist 5.35.0" in notice and "redoc 2.5.4" in notice
+
+
 def test_notifyd_dev_standins_without_the_extra_prints_an_install_hint():
     # A bare `pip install notifyd` has no aiosmtpd; block its import in a fresh interpreter.
     code = (

@@ -12,7 +12,7 @@ import pytest
 
 from notifyd.ids import delivery_id
 from tests.support.env import cli_env
-from tests.support.events import incident_event
+from tests.support.events import incident_event, ref
 from tests.support.sink import Reply, SinkProcess
 from tests.support.wait import wait_done, wait_until
 
@@ -40,27 +40,25 @@ def test_killed_worker_shard_reruns_without_resending_what_was_delivered(runtime
     rt.publisher.publish(event)
     try:
         # Kill it once at least one chunk was recorded but the shard is far from done.
-        assert wait_until(
-            lambda: rt.tracker.summary(event["event_id"])["counts"]["delivered"] >= 100, timeout=30
-        )
+        assert wait_until(lambda: rt.tracker.summary(ref(event))["counts"]["delivered"] >= 100, timeout=30)
         time.sleep(0.3)
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=10)
     finally:
         if victim.poll() is None:
             victim.kill()
-    records = rt.tracker.records(event["event_id"], [sub.seq for sub in subs])
+    records = rt.tracker.records(ref(event), [sub.seq for sub in subs])
     delivered_before = {seq for seq, r in records.items() if r.status == "delivered"}
     assert 100 <= len(delivered_before) < 300
 
     start_worker(rt, threads=2)  # its maintenance requeues the dead worker's shard
     wait_done(rt, event["event_id"], timeout=60)
-    summary = rt.tracker.summary(event["event_id"])
+    summary = rt.tracker.summary(ref(event))
     assert summary["counts"]["delivered"] == 300
 
     received = Counter(r.headers["webhook-id"] for r in sink.received)
     for sub in subs:
-        did = delivery_id(event["event_id"], sub.id, "webhook")
+        did = delivery_id(ref(event), sub.id, "webhook")
         assert received[did] >= 1
         if sub.seq in delivered_before:
             assert received[did] == 1, "a delivery recorded before the kill was sent again"
@@ -102,10 +100,10 @@ def test_five_sigkills_each_landing_mid_fanout_leave_every_delivery_final_and_re
     event = incident_event()
     rt.publisher.publish(event)
     seqs = [x.seq for x in subs]
-    ids = {x.seq: delivery_id(event["event_id"], x.id, "webhook") for x in subs}
+    ids = {x.seq: delivery_id(ref(event), x.id, "webhook") for x in subs}
 
     def final() -> set[str]:
-        return {ids[seq] for seq, r in rt.tracker.records(event["event_id"], seqs).items() if r.final}
+        return {ids[seq] for seq, r in rt.tracker.records(ref(event), seqs).items() if r.final}
 
     finals: list[set[str]] = [set()]
     arrived_at_kill: list[Counter[str]] = []
@@ -186,9 +184,7 @@ def test_a_worker_killed_after_handing_on_its_stragglers_has_them_sent_by_the_co
         # The shard streamed: the fast deliveries are recorded while the held ones are in flight,
         # and the shard handed those on (a delayed continuation) and was acked.
         assert sink.wait_for(lambda: gate.waiting == 10, timeout=30)
-        assert wait_until(
-            lambda: rt.tracker.summary(event["event_id"])["counts"]["delivered"] == 20, timeout=30
-        )
+        assert wait_until(lambda: rt.tracker.summary(ref(event))["counts"]["delivered"] == 20, timeout=30)
 
         def handed_on() -> bool:
             normal = next(x for x in lane_stats(rt.client, rt.keys) if x.lane == "normal")
@@ -200,15 +196,15 @@ def test_a_worker_killed_after_handing_on_its_stragglers_has_them_sent_by_the_co
     finally:
         if victim.poll() is None:
             victim.kill()
-    records = rt.tracker.records(event["event_id"], [sub.seq for sub in held])
+    records = rt.tracker.records(ref(event), [sub.seq for sub in held])
     assert [r.status for r in records.values()] == ["pending"] * 10
     gate.open()  # the dead worker's requests get their answers, which nobody records
 
     start_worker(rt, threads=2)  # the continuation comes due and sends the ten again
-    assert wait_until(lambda: rt.tracker.summary(event["event_id"])["state"] == "done", timeout=60)
-    assert rt.tracker.summary(event["event_id"])["counts"]["delivered"] == 30
+    assert wait_until(lambda: rt.tracker.summary(ref(event))["state"] == "done", timeout=60)
+    assert rt.tracker.summary(ref(event))["counts"]["delivered"] == 30
     received = Counter(r.headers["webhook-id"] for r in sink.received)
     for sub in fast:
-        assert received[delivery_id(event["event_id"], sub.id, "webhook")] == 1
+        assert received[delivery_id(ref(event), sub.id, "webhook")] == 1
     for sub in held:
-        assert received[delivery_id(event["event_id"], sub.id, "webhook")] >= 1
+        assert received[delivery_id(ref(event), sub.id, "webhook")] >= 1

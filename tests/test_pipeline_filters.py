@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tests.support.events import component_event, incident_event
+from tests.support.events import component_event, incident_event, ref
 from tests.support.wait import wait_done, wait_until
 
 #: The states an event settles in here: delivered what it planned, or deduplicated.
@@ -28,7 +28,7 @@ def test_repeated_event_id_is_a_duplicate_and_delivers_nothing(runtime, sink, st
     assert rt.publisher.publish(event).status == "duplicate"
     time.sleep(0.5)
     assert len(sink.received) == 3
-    assert rt.tracker.summary(event["event_id"])["counts"]["planned"] == 3
+    assert rt.tracker.summary(ref(event))["counts"]["planned"] == 3
 
 
 def test_second_event_with_same_dedup_key_within_window_delivers_nothing(runtime, sink, start_worker):
@@ -42,8 +42,8 @@ def test_second_event_with_same_dedup_key_within_window_delivers_nothing(runtime
     wait_done(rt, first["event_id"], states=SETTLED)
     time.sleep(0.3)
     assert len(sink.received) == 2
-    assert rt.tracker.summary(second["event_id"])["state"] == "deduplicated"
-    assert rt.tracker.summary(second["event_id"])["counts"]["planned"] == 0
+    assert rt.tracker.summary(ref(second))["state"] == "deduplicated"
+    assert rt.tracker.summary(ref(second))["counts"]["planned"] == 0
 
 
 def test_same_dedup_key_after_the_window_delivers_again(runtime, sink, start_worker):
@@ -57,7 +57,7 @@ def test_same_dedup_key_after_the_window_delivers_again(runtime, sink, start_wor
     assert rt.publisher.publish(later).status == "accepted"
     for event in (first, later):
         wait_done(rt, event["event_id"], states=SETTLED)
-    assert rt.tracker.summary(later["event_id"])["counts"]["delivered"] == 2
+    assert rt.tracker.summary(ref(later))["counts"]["delivered"] == 2
     assert len(sink.received) == 4
 
 
@@ -76,7 +76,7 @@ def test_notify_false_records_the_event_and_delivers_nothing(runtime, sink, star
     event = incident_event(notify=False)
     assert rt.publisher.publish(event).status == "accepted"
     wait_done(rt, event["event_id"], states=SETTLED)
-    summary = rt.tracker.summary(event["event_id"])
+    summary = rt.tracker.summary(ref(event))
     assert summary["state"] == "done"
     assert summary["counts"]["planned"] == 0
     assert sink.received == []
@@ -93,11 +93,11 @@ def test_eleventh_notification_in_an_hour_to_one_subscriber_is_deferred_not_drop
         assert rt.publisher.publish(event).status == "accepted"
 
     def settled() -> bool:
-        counts = [(rt.tracker.summary(e["event_id"]) or {}).get("counts", {}) for e in events]
+        counts = [(rt.tracker.summary(ref(e)) or {}).get("counts", {}) for e in events]
         return sum(c.get("delivered", 0) + c.get("deferred", 0) for c in counts) == 11
 
     assert wait_until(settled)
-    counts = [rt.tracker.summary(e["event_id"])["counts"] for e in events]
+    counts = [rt.tracker.summary(ref(e))["counts"] for e in events]
     assert sum(c["delivered"] for c in counts) == 10
     assert sum(c["deferred"] for c in counts) == 1
     assert sum(c["rate_limited"] for c in counts) == 0
@@ -159,6 +159,6 @@ def test_removed_subscriber_hears_nothing_and_disabled_one_is_suppressed(runtime
     event = incident_event()
     rt.publisher.publish(event)
     wait_done(rt, event["event_id"], states=SETTLED)
-    counts = rt.tracker.summary(event["event_id"])["counts"]
+    counts = rt.tracker.summary(ref(event))["counts"]
     assert (counts["planned"], counts["delivered"], counts["suppressed"]) == (2, 1, 1)
     assert [r.path for r in sink.received] == ["/on"]

@@ -7,13 +7,13 @@ import random
 from standardwebhooks.webhooks import Webhook
 
 from notifyd.pipeline.retry import next_delay
-from tests.support.events import incident_event
+from tests.support.events import incident_event, ref
 from tests.support.sink import Reply
-from tests.support.wait import wait_done, wait_until
+from tests.support.wait import summary_of, wait_done, wait_until
 
 
 def _state(rt, event_id):
-    return (rt.tracker.summary(event_id) or {}).get("state")
+    return (summary_of(rt, event_id) or {}).get("state")
 
 
 def test_default_webhook_schedule_is_eight_retries_from_30s_to_60m_with_half_jitter():
@@ -50,7 +50,7 @@ def test_target_failing_twice_is_delivered_on_the_third_attempt_with_the_same_we
     verifier = Webhook(added.generated_secret)
     for r in got:
         assert verifier.verify(r.body, r.headers)["event_id"] == event["event_id"]
-    (item,) = rt.tracker.records(event["event_id"], [added.subscriber.seq]).values()
+    (item,) = rt.tracker.records(ref(event), [added.subscriber.seq]).values()
     assert (item.status, item.attempts) == ("delivered", 3)
 
 
@@ -63,11 +63,11 @@ def test_target_that_never_succeeds_ends_failed_and_dead_lettered(runtime, sink,
     rt.publisher.publish(event)
     wait_done(rt, event["event_id"])
     assert len(sink.on("/down")) == 4  # first attempt + 3 retries
-    summary = rt.tracker.summary(event["event_id"])
+    summary = rt.tracker.summary(ref(event))
     assert summary["counts"]["failed"] == 1 and summary["counts"]["retrying"] == 0
-    (record,) = rt.tracker.records(event["event_id"], [sub.seq]).values()
+    (record,) = rt.tracker.records(ref(event), [sub.seq]).values()
     assert record.status == "failed" and record.attempts == 4 and "503" in record.error
-    assert rt.client.zscore(rt.keys.dead_letters(), f"{event['event_id']}\x1f{sub.seq}") is not None
+    assert rt.client.zscore(rt.keys.dead_letters(), f"{ref(event)}\x1f{sub.seq}") is not None
 
 
 def test_retry_after_from_the_target_is_honoured(runtime, sink, start_worker):
@@ -91,7 +91,7 @@ def test_client_error_other_than_429_is_permanent_and_not_retried(runtime, sink,
     rt.publisher.publish(event)
     wait_done(rt, event["event_id"])
     assert len(sink.on("/bad")) == 1
-    assert rt.tracker.summary(event["event_id"])["counts"]["failed"] == 1
+    assert rt.tracker.summary(ref(event))["counts"]["failed"] == 1
 
 
 def test_gone_endpoint_disables_its_subscriber(runtime, sink, start_worker):
@@ -106,7 +106,7 @@ def test_gone_endpoint_disables_its_subscriber(runtime, sink, start_worker):
     second = incident_event()
     rt.publisher.publish(second)
     wait_done(rt, second["event_id"])
-    assert rt.tracker.summary(second["event_id"])["counts"]["suppressed"] == 1
+    assert rt.tracker.summary(ref(second))["counts"]["suppressed"] == 1
     assert len(sink.on("/gone")) == 1
 
 
@@ -121,10 +121,10 @@ def test_redrive_resends_failed_deliveries_with_their_delivery_ids(runtime, sink
     event = incident_event()
     rt.publisher.publish(event)
     wait_done(rt, event["event_id"])
-    assert rt.tracker.summary(event["event_id"])["counts"]["failed"] == 1
+    assert rt.tracker.summary(ref(event))["counts"]["failed"] == 1
     engine = Engine(rt, AdapterPool(rt.settings))
-    assert engine.redrive(event["event_id"]) == 1
-    assert wait_until(lambda: rt.tracker.summary(event["event_id"])["counts"]["delivered"] == 1)
+    assert engine.redrive(ref(event)) == 1
+    assert wait_until(lambda: rt.tracker.summary(ref(event))["counts"]["delivered"] == 1)
     first, second = sink.on("/later")
     assert first.headers["webhook-id"] == second.headers["webhook-id"]
     assert _state(rt, event["event_id"]) == "done"
@@ -146,7 +146,7 @@ def test_endpoint_failing_ten_times_in_an_hour_is_quarantined_and_its_owner_told
         wait_done(rt, event["event_id"])
     assert len(sink.on("/dead")) == 10  # the tenth failure quarantines it
     assert rt.subscribers.get_seq("acme", sub.seq).disabled == "quarantined"
-    assert rt.tracker.summary(events[-1]["event_id"])["counts"]["suppressed"] == 1
+    assert rt.tracker.summary(ref(events[-1]))["counts"]["suppressed"] == 1
     notices = [s for s in recorder.sent if s.target == "owner@example.com"]
     assert len(notices) == 1
     # An operator reactivates it: enabled again, and its failure window starts afresh.

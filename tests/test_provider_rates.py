@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from notifyd.standins.servers import SMTPSink
-from tests.support.events import incident_event
+from tests.support.events import incident_event, ref
 from tests.support.wait import wait_until
 
 
@@ -28,10 +28,8 @@ def test_an_smtp_relay_rate_is_respected_and_mail_over_it_waits_as_delayed_work(
         rt.publisher.publish(first)
         rt.publisher.publish(second)
         for event in (first, second):
-            assert wait_until(
-                lambda e=event: rt.tracker.summary(e["event_id"])["state"] == "done", timeout=60
-            )
-            assert rt.tracker.summary(event["event_id"])["counts"]["delivered"] == 14
+            assert wait_until(lambda e=event: rt.tracker.summary(ref(e))["state"] == "done", timeout=60)
+            assert rt.tracker.summary(ref(event))["counts"]["delivered"] == 14
         assert len(relay.received) == 28
         # Four a second, counted at the relay; the scheduler is exact, one more is jitter.
         assert _most_in_one_second([m.at for m in relay.received]) <= 5
@@ -51,7 +49,7 @@ def test_slack_gets_at_most_one_message_a_second_per_incoming_webhook(runtime, s
     for event in events:
         rt.publisher.publish(event)
     for event in events:
-        assert wait_until(lambda e=event: rt.tracker.summary(e["event_id"])["state"] == "done", timeout=60)
+        assert wait_until(lambda e=event: rt.tracker.summary(ref(e))["state"] == "done", timeout=60)
     on_hook = [r.at for r in sink.on("/services/T0/B0/x")]
     assert len(on_hook) == 4 and len(sink.on("/services/T0/B1/y")) == 1
     assert _most_in_one_second(on_hook) <= 2

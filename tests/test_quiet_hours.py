@@ -74,7 +74,7 @@ def _event(n: int, impact: str, incident: str) -> dict:
 
 
 def _status(rt, event_id: str) -> str | None:
-    records = rt.tracker.bucket_records(event_id, 0)
+    records = rt.tracker.bucket_records(rt.tracker.find(event_id), 0)
     return next(iter(records.values())).status if records else None
 
 

@@ -16,7 +16,7 @@ from notifyd.ids import delivery_id
 from notifyd.runtime.embedded import EmbeddedRedis
 from notifyd.runtime.wiring import Runtime
 from notifyd.runtime.worker import InProcessWorker
-from tests.support.events import incident_event
+from tests.support.events import incident_event, ref
 from tests.support.sink import SinkProcess
 from tests.support.wait import wait_done, wait_until
 
@@ -67,6 +67,6 @@ def test_events_accepted_before_redis_is_killed_are_all_delivered_after_it_resta
         rt.close()
         restarted.stop()
     seen = {i for _, i in sink_process.arrived()}
-    planned = {delivery_id(e["event_id"], s.id, "webhook") for e in accepted for s in subs}
+    planned = {delivery_id(ref(e), s.id, "webhook") for e in accepted for s in subs}
     assert seen == planned  # every accepted event reached everyone; no refused event reached anyone
-    assert not {delivery_id(e["event_id"], s.id, "webhook") for e in refused for s in subs} & seen
+    assert not {delivery_id(ref(e), s.id, "webhook") for e in refused for s in subs} & seen

@@ -14,21 +14,23 @@ from notifyd.runtime.embedded import EmbeddedRedis
 from notifyd.runtime.settings import Settings
 from notifyd.runtime.wiring import Runtime
 from notifyd.state.tracking import Record, Update
-from tests.support.events import incident_event
+from tests.support.events import incident_event, ref
 
 LONG_MESSAGE = "x" * 3_900
 
 
-def _finish(rt: Runtime, event_id: str, status: str) -> None:
-    """Run the event's one shard to the end, as a worker would, with every delivery ``status``."""
-    rt.client.hset(rt.keys.event(event_id), mapping={"shards_total": 1, "seq_top": 2})
-    rt.tracker.plan(event_id, [Update(seq, Record("pending", 0, 0)) for seq in (0, 1)])
-    rt.tracker.record(event_id, [Update(seq, Record(status, 1, 1)) for seq in (0, 1)])
-    rt.tracker.shard_done(event_id, 0)
+def _finish(rt: Runtime, handle: str, status: str) -> None:
+    """Run the event's one shard to the end, as a worker would, every delivery ``status``.
+
+    ``handle`` is the event's ref (keys.event_ref)."""
+    rt.client.hset(rt.keys.event(handle), mapping={"shards_total": 1, "seq_top": 2})
+    rt.tracker.plan(handle, [Update(seq, Record("pending", 0, 0)) for seq in (0, 1)])
+    rt.tracker.record(handle, [Update(seq, Record(status, 1, 1)) for seq in (0, 1)])
+    rt.tracker.shard_done(handle, 0)
 
 
-def _event_memory(rt: Runtime, event_id: str) -> int:
-    return int(rt.client.memory_usage(rt.keys.event(event_id)) or 0)
+def _event_memory(rt: Runtime, handle: str) -> int:
+    return int(rt.client.memory_usage(rt.keys.event(handle)) or 0)
 
 
 @pytest.mark.parametrize("status", ["delivered", "rate_limited", "suppressed"])
@@ -37,25 +39,25 @@ def test_an_event_whose_deliveries_all_ended_keeps_its_record_but_not_its_body(r
     event = incident_event()
     event["incident"]["message"] = LONG_MESSAGE
     assert rt.publisher.publish(event).status == "accepted"
-    before = _event_memory(rt, event["event_id"])
-    _finish(rt, event["event_id"], status)
-    summary = rt.tracker.summary(event["event_id"])
+    before = _event_memory(rt, ref(event))
+    _finish(rt, ref(event), status)
+    summary = rt.tracker.summary(ref(event))
     assert summary is not None and summary["state"] == "done"
     assert summary["counts"][status] == 2
-    assert not rt.client.hexists(rt.keys.event(event["event_id"]), "body")
-    assert _event_memory(rt, event["event_id"]) < before - 3_500
+    assert not rt.client.hexists(rt.keys.event(ref(event)), "body")
+    assert _event_memory(rt, ref(event)) < before - 3_500
     # The record still answers duplicates for the event-id TTL.
     assert rt.publisher.publish(event).status == "duplicate"
-    assert rt.client.ttl(rt.keys.event(event["event_id"])) > 0
+    assert rt.client.ttl(rt.keys.event(ref(event))) > 0
 
 
 def test_an_event_with_a_failed_delivery_keeps_its_body_for_a_redrive(runtime):
     rt = runtime()
     event = incident_event()
     assert rt.publisher.publish(event).status == "accepted"
-    _finish(rt, event["event_id"], "failed")
-    assert rt.tracker.summary(event["event_id"])["state"] == "done"
-    assert rt.client.hexists(rt.keys.event(event["event_id"]), "body")
+    _finish(rt, ref(event), "failed")
+    assert rt.tracker.summary(ref(event))["state"] == "done"
+    assert rt.client.hexists(rt.keys.event(ref(event)), "body")
 
 
 def test_a_deduplicated_event_keeps_no_body(runtime):
@@ -65,7 +67,7 @@ def test_a_deduplicated_event_keeps_no_body(runtime):
     second["incident"]["message"] = LONG_MESSAGE
     assert rt.publisher.publish(first).status == "accepted"
     assert rt.publisher.publish(second).status == "deduplicated"
-    kept = rt.client.hgetall(rt.keys.event(second["event_id"]))
+    kept = rt.client.hgetall(rt.keys.event(ref(second)))
     assert b"body" not in kept and kept[b"state"] == b"deduplicated"
 
 

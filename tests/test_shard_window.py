@@ -16,7 +16,7 @@ from notifyd.pipeline.engine import Engine
 from notifyd.pipeline.steps import DELIVER_SHARD, INGEST, actor_name
 from notifyd.runtime.worker import InProcessWorker
 from tests.conftest import wait_until
-from tests.support.events import incident_event
+from tests.support.events import incident_event, ref
 
 BIG = 20  # subscribers of the fan-out: 10 shards of 2
 SMALL = 3
@@ -46,7 +46,7 @@ def test_a_small_pages_ingest_is_queued_behind_the_window_not_the_whole_fanout(
     big = incident_event("big")
     lane = Event.model_validate(big).lane
     assert rt.publisher.publish(big).status == "accepted"
-    engine.ingest(big["event_id"])  # a worker's run of the queued ingest message; it stays queued
+    engine.ingest(ref(big))  # a worker's run of the queued ingest message; it stays queued
 
     shard_messages = [m for m in _queued(rt, lane) if m.actor_name == actor_name(DELIVER_SHARD, lane)]
     # Ingest enqueued shard 1; shard 0 (run inline) enqueued shard 2. Not shards 3..9.
@@ -55,16 +55,14 @@ def test_a_small_pages_ingest_is_queued_behind_the_window_not_the_whole_fanout(
     small = incident_event("small")
     assert rt.publisher.publish(small).status == "accepted"
     order = [(m.actor_name, m.args[0]) for m in _queued(rt, lane)]
-    assert order.index((actor_name(INGEST, lane), small["event_id"])) <= WINDOW + 1
+    assert order.index((actor_name(INGEST, lane), ref(small))) <= WINDOW + 1
 
     start_worker(rt, threads=2)
     for event in (big, small):
-        assert wait_until(
-            lambda e=event: (rt.tracker.summary(e["event_id"]) or {}).get("state") == "done", 60
-        )
-    big_summary = rt.tracker.summary(big["event_id"])
+        assert wait_until(lambda e=event: (rt.tracker.summary(ref(e)) or {}).get("state") == "done", 60)
+    big_summary = rt.tracker.summary(ref(big))
     assert big_summary["counts"]["delivered"] == BIG
-    assert rt.tracker.summary(small["event_id"])["counts"]["delivered"] == SMALL
+    assert rt.tracker.summary(ref(small))["counts"]["delivered"] == SMALL
     # Every subscriber heard each event once: no shard was lost, none sent twice.
     assert len(recorder.for_event(big["event_id"])) == BIG
     assert len({s.delivery_id for s in recorder.for_event(big["event_id"])}) == BIG
@@ -79,12 +77,12 @@ def test_a_shard_run_again_after_its_successor_finished_does_not_enqueue_it_agai
     assert rt.publisher.publish(big).status == "accepted"
     worker = InProcessWorker.start(rt, threads=2)
     try:
-        assert wait_until(lambda: (rt.tracker.summary(big["event_id"]) or {}).get("state") == "done", 60)
+        assert wait_until(lambda: (rt.tracker.summary(ref(big)) or {}).get("state") == "done", 60)
     finally:
         worker.stop()
 
     engine = Engine(rt, AdapterPool(rt.settings))
-    engine.deliver_shard(big["event_id"], 1, 2, 4)  # a redelivered shard 1 (e.g. its ack was lost)
+    engine.deliver_shard(ref(big), 1, 2, 4)  # a redelivered shard 1 (e.g. its ack was lost)
     assert _queued(rt, lane) == []
     assert len(recorder.for_event(big["event_id"])) == BIG
     engine.close()

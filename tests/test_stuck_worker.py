@@ -13,7 +13,7 @@ import time
 import pytest
 
 from notifyd.pipeline.asyncrunner import EXIT_STUCK, AsyncRunner, LoopStalled
-from tests.support.events import incident_event
+from tests.support.events import incident_event, ref
 from tests.support.wait import wait_until
 
 
@@ -119,11 +119,9 @@ def test_worker_with_a_stuck_event_loop_exits_70_and_another_worker_delivers_its
             stuck.communicate()
     assert returncode == EXIT_STUCK, err[-2000:]
     assert "fencing this worker" in err
-    assert (rt.tracker.summary(event["event_id"]) or {}).get("state") != "done"
+    assert (rt.tracker.summary(ref(event)) or {}).get("state") != "done"
 
     start_worker(rt, threads=2)  # its maintenance requeues what the fenced worker held
-    assert wait_until(
-        lambda: (rt.tracker.summary(event["event_id"]) or {}).get("state") == "done", timeout=60
-    )
-    assert rt.tracker.summary(event["event_id"])["counts"]["delivered"] == 5
+    assert wait_until(lambda: (rt.tracker.summary(ref(event)) or {}).get("state") == "done", timeout=60)
+    assert rt.tracker.summary(ref(event))["counts"]["delivered"] == 5
     assert len({s.delivery_id for s in recorder.for_event(event["event_id"])}) == 5

@@ -9,8 +9,8 @@ from notifyd.models import Event
 from notifyd.pipeline.filters import EventView, subscriber_reason
 from notifyd.preferences import NO_PREFERENCES, Preferences
 from notifyd.state.subscribers import SubscriberError
-from tests.support.events import component_event, incident_event
-from tests.support.wait import wait_until
+from tests.support.events import component_event, incident_event, ref
+from tests.support.wait import summary_of, wait_until
 
 
 def _view(event: dict) -> EventView:
@@ -131,7 +131,7 @@ def test_unknown_filter_values_are_refused(runtime, bad):
 
 
 def _done(rt, event_id: str) -> bool:
-    return (rt.tracker.summary(event_id) or {}).get("state") == "done"
+    return (summary_of(rt, event_id) or {}).get("state") == "done"
 
 
 def _metric(reason: str, channel: str) -> float:
@@ -152,7 +152,7 @@ def test_shard_honours_filters_and_counts_each_reason(runtime, sink, recorder, s
     update = incident_event(type="incident_updated", incident={**CREATED["incident"], "impact": "minor"})
     rt.publisher.publish(update)
     assert wait_until(lambda: _done(rt, update["event_id"]))
-    summary = rt.tracker.summary(update["event_id"])
+    summary = rt.tracker.summary(ref(update))
     assert summary["counts"]["delivered"] == 1
     assert summary["counts"]["suppressed"] == 2
     assert summary["filtered"] == {"min_impact": 1, "incident_phase": 1}
@@ -164,6 +164,6 @@ def test_shard_honours_filters_and_counts_each_reason(runtime, sink, recorder, s
     created = incident_event(type="incident_created", incident={**CREATED["incident"], "impact": "major"})
     rt.publisher.publish(created)
     assert wait_until(lambda: _done(rt, created["event_id"]))
-    summary = rt.tracker.summary(created["event_id"])
+    summary = rt.tracker.summary(ref(created))
     assert summary["counts"]["delivered"] == 3 and summary["filtered"] == {}
     assert [s.channel for s in recorder.for_event(created["event_id"])] == ["sms"]

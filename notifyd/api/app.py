@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from notifyd import __version__
 from notifyd.api import (
+    apidocs,
     dashboard,
     openapi,
     problems,
@@ -106,6 +107,10 @@ def create_app(
         # A trailing slash is a 404 problem, not an undocumented 307 to another method's route.
         redirect_slashes=False,
         generate_unique_id_function=openapi.operation_id,
+        # /docs and /redoc come from notifyd/api/apidocs.py: the same UIs, from the package.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.ctx = ApiContext(
         runtime,
@@ -131,7 +136,7 @@ def create_app(
 
     app.add_exception_handler(redis.RedisError, on_redis_error)
     routers = (routes_events, routes_subscribers, routes_pages, routes_selfservice, routes_preferences)
-    for module in (*routers, routes_templates, routes_ops, routes_stats, dashboard, status_page):
+    for module in (*routers, routes_templates, routes_ops, routes_stats, dashboard, status_page, apidocs):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limit_for)
     app.add_middleware(SecurityHeaders)

@@ -23,13 +23,13 @@ class ApiContext:
     #: notifyd.selfservice.wiring.SelfService: sign-up, confirmation, preferences.
     selfservice: Any = None
 
-    def redrive(self, event_id: str) -> int:
+    def redrive(self, ref: str) -> int:
         """Move the event's failed deliveries back to retrying and enqueue them; never sends here."""
         from notifyd.pipeline.retry import redrive
         from notifyd.pipeline.steps import StepQueue
 
         queue = StepQueue(self.runtime.broker, self.runtime.keys)
-        return redrive(self.runtime.tracker, queue, event_id, batch=self.runtime.settings.shard_size)
+        return redrive(self.runtime.tracker, queue, ref, batch=self.runtime.settings.shard_size)
 
 
 def context_of(request: Request) -> ApiContext:

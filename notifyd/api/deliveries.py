@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from notifyd.runtime.wiring import Runtime
-from notifyd.state.keys import BUCKET, bucket_of
+from notifyd.state.keys import BUCKET, bucket_of, split_ref
 from notifyd.state.subscribers import StoredSubscriber
 from notifyd.state.tracking import Record, delivery_view
 
@@ -31,15 +31,15 @@ RECENT_EVENTS = 50
 
 @dataclass(frozen=True, slots=True)
 class EventInfo:
-    event_id: str
+    ref: str
     page_id: str
     seq_top: int
     accepted_at: float
     touched: frozenset[str]
 
 
-def event_info(rt: Runtime, event_id: str) -> EventInfo | None:
-    h = rt.tracker.event_hash(event_id)
+def event_info(rt: Runtime, ref: str) -> EventInfo | None:
+    h = rt.tracker.event_hash(ref)
     if h is None:
         return None
     touched: set[str] = set()
@@ -49,7 +49,7 @@ def event_info(rt: Runtime, event_id: str) -> EventInfo | None:
         if body.get("component"):
             touched.add(body["component"]["id"])
     return EventInfo(
-        event_id,
+        ref,
         h.get("page_id", ""),
         int(h.get("seq_top", 0)),
         float(h.get("accepted_at", 0.0)),
@@ -67,7 +67,7 @@ def _buckets(rt: Runtime, info: EventInfo, first: int, last: int) -> Iterator[tu
         chunk = range(start, min(last, start + BUCKETS_PER_TRIP))
         pipe = rt.client.pipeline(transaction=False)
         for bucket in chunk:
-            pipe.hgetall(rt.keys.deliveries(info.event_id, bucket))
+            pipe.hgetall(rt.keys.deliveries(info.ref, bucket))
             pipe.hgetall(rt.keys.subscribers(info.page_id, bucket))
         values = pipe.execute()
         for i, bucket in enumerate(chunk):
@@ -111,7 +111,7 @@ def event_deliveries(
                 continue
             if len(items) == limit:
                 return items, seq
-            items.append(delivery_view(info.event_id, info.accepted_at, sub_id, sub_channel, record))
+            items.append(delivery_view(info.ref, info.accepted_at, sub_id, sub_channel, record))
     next_seq = stop_bucket * BUCKET
     return items, (next_seq if next_seq < top else None)
 
@@ -120,22 +120,22 @@ def subscriber_deliveries(
     rt: Runtime, page_id: str, seq: int, sub: StoredSubscriber, *, limit: int = RECENT_EVENTS
 ) -> list[dict[str, Any]]:
     """The subscriber's deliveries in the page's latest events, newest first."""
-    event_ids = [
+    refs = [
         e.decode() if isinstance(e, bytes) else e
         for e in rt.client.zrevrange(rt.keys.page_events(page_id), 0, max(0, limit - 1))
     ]
-    if not event_ids:
+    if not refs:
         return []
     pipe = rt.client.pipeline(transaction=False)
-    for event_id in event_ids:
-        pipe.hget(rt.keys.deliveries(event_id, bucket_of(seq)), str(seq))
-        pipe.hget(rt.keys.event(event_id), "accepted_at")
+    for ref in refs:
+        pipe.hget(rt.keys.deliveries(ref, bucket_of(seq)), str(seq))
+        pipe.hget(rt.keys.event(ref), "accepted_at")
     values = pipe.execute()
     items = []
-    for i, event_id in enumerate(event_ids):
+    for i, ref in enumerate(refs):
         raw, accepted = values[2 * i], values[2 * i + 1]
         if raw is None or accepted is None:
             continue
-        view = delivery_view(event_id, float(accepted), sub.id, sub.channel, Record.decode(raw))
-        items.append({"event_id": event_id, **view})
+        view = delivery_view(ref, float(accepted), sub.id, sub.channel, Record.decode(raw))
+        items.append({"event_id": split_ref(ref)[1], **view})
     return items

@@ -2,7 +2,8 @@
 
 The dashboard and the status, unsubscribe and docs pages are HTML. Their CSP lets them load
 only from this origin (the dashboard's CSS and JS are inline, so inline is allowed and nothing
-else); the interactive API docs also load Swagger UI and ReDoc from the one CDN FastAPI uses.
+else); the API docs pages load Swagger UI and ReDoc from this origin too (``apidocs.py``), with
+no inline script, so their CSP allows nothing but this origin.
 ``frame-ancestors 'none'`` and ``X-Frame-Options: DENY`` stop clickjacking of the redrive and
 unsubscribe buttons; ``Referrer-Policy: no-referrer`` keeps unsubscribe tokens in their URLs.
 """
@@ -18,14 +19,16 @@ _BASE = (
 )
 #: Pages that are one static document: the dashboard and the status and unsubscribe pages.
 PAGE_CSP = f"{_BASE}; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'"
-#: /docs and /redoc: FastAPI's Swagger UI and ReDoc load from jsDelivr.
-DOCS_CDN = "https://cdn.jsdelivr.net"
-DOCS_CSP = (
-    f"{_BASE}; script-src 'self' 'unsafe-inline' {DOCS_CDN}; style-src 'self' 'unsafe-inline' {DOCS_CDN} "
-    "https://fonts.googleapis.com; font-src https://fonts.gstatic.com; "
-    "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; worker-src blob:"
+#: /docs: Swagger UI from the package (notifyd/api/apidocs.py), started by a file, not an inline
+#: script: this origin and nothing else.
+DOCS_CSP = f"{_BASE}; script-src 'self'; style-src 'self'; connect-src 'self'"
+#: /redoc: ReDoc writes its styles at run time (styled-components), so inline styles are allowed,
+#: and it searches in a worker it starts from a blob; still nothing from another origin.
+REDOC_CSP = (
+    f"{_BASE}; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; worker-src blob:"
 )
-DOCS_PATHS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
+#: The CSP of the pages that are not one static document.
+CSP_BY_PATH = {"/docs": DOCS_CSP, "/redoc": REDOC_CSP}
 
 
 class SecurityHeaders:
@@ -43,7 +46,7 @@ class SecurityHeaders:
                 headers = MutableHeaders(scope=message)
                 headers["X-Content-Type-Options"] = "nosniff"
                 if headers.get("content-type", "").startswith("text/html"):
-                    headers["Content-Security-Policy"] = DOCS_CSP if path in DOCS_PATHS else PAGE_CSP
+                    headers["Content-Security-Policy"] = CSP_BY_PATH.get(path, PAGE_CSP)
                     headers["X-Frame-Options"] = "DENY"
                     headers["Referrer-Policy"] = "no-referrer"
             await send(message)

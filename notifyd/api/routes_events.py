@@ -31,6 +31,14 @@ router = APIRouter(prefix="/v1/events", tags=["events"])
 
 OperateCookie = Annotated[Principal, Depends(require("operate", cookie=True))]
 EventIdPath = Annotated[str, Path(min_length=1, max_length=128, description="The publisher's event id")]
+PageQuery = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=128,
+        description="The event's page; needed only when several of the key's pages used this event id",
+    ),
+]
 
 
 def _storage_down(exc: redis.RedisError | None = None) -> ProblemError:
@@ -161,29 +169,57 @@ def _no_event(event_id: str) -> ProblemError:
     return ProblemError(404, f"no event {event_id!r} (unknown, or older than the event id TTL)")
 
 
-def _summary_or_404(request: Request, principal: Principal, event_id: str) -> dict[str, Any]:
-    """The event's summary. An event of a page the key does not reach is a 404 like an unknown
-    one: event ids are the publisher's, so a 403 would tell who else published what."""
-    summary = context_of(request).runtime.tracker.summary(event_id)
-    if summary is None or not principal.reaches(str(summary.get("page_id", ""))):
+def _ref_or_404(request: Request, principal: Principal, event_id: str, page: str | None) -> str:
+    """The ref (``keys.event_ref``) of the one event with this id that the key reaches.
+
+    Event ids are unique per page, so one id may name events of several pages. An event of a
+    page the key does not reach is a 404 like an unknown one: event ids are the publisher's, so
+    a 403 would tell who else published what. Two the key reaches: 409, naming their pages.
+    """
+    found = [
+        (ref, page_id)
+        for ref, page_id in context_of(request).runtime.tracker.refs(event_id)
+        if principal.reaches(page_id) and (page is None or page_id == page)
+    ]
+    if not found:
         raise _no_event(event_id)
-    return summary
+    if len(found) > 1:
+        pages = ", ".join(repr(page_id) for _, page_id in found)
+        raise ProblemError(
+            409,
+            f"event id {event_id!r} was published to pages {pages}; name one with ?page=",
+            errors=[("page", "required: several pages used this event id")],
+            kind="ambiguous-event",
+        )
+    return found[0][0]
+
+
+def _summary_or_404(
+    request: Request, principal: Principal, event_id: str, page: str | None
+) -> tuple[str, dict[str, Any]]:
+    ref = _ref_or_404(request, principal, event_id, page)
+    summary = context_of(request).runtime.tracker.summary(ref)
+    if summary is None:  # expired between the two reads
+        raise _no_event(event_id)
+    return ref, summary
 
 
 @router.get(
     "/{event_id}",
     response_model=EventSummary,
-    responses=documented(401, 403, 404, 422),
+    responses=documented(401, 403, 404, 409, 422),
     summary="An event's delivery summary",
 )
-def get_event(event_id: EventIdPath, request: Request, principal: OperateCookie) -> dict[str, Any]:
-    return _summary_or_404(request, principal, event_id)
+def get_event(
+    event_id: EventIdPath, request: Request, principal: OperateCookie, page: PageQuery = None
+) -> dict[str, Any]:
+    return _summary_or_404(request, principal, event_id, page)[1]
 
 
 @router.get(
     "/{event_id}/deliveries",
     response_model=DeliveryPage,
-    responses=documented(401, 403, 404, 422),
+    responses=documented(401, 403, 404, 409, 422),
     summary="An event's deliveries, paginated",
 )
 def list_deliveries(
@@ -196,11 +232,12 @@ def list_deliveries(
         str | None, Query(pattern=r"^[0-9]{1,12}$", description="next_cursor of the previous page")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    page: PageQuery = None,
 ) -> dict[str, Any]:
     start = int(cursor) if cursor else 0
     rt = context_of(request).runtime
-    info = deliveries.event_info(rt, event_id)
-    if info is None or not principal.reaches(info.page_id):
+    info = deliveries.event_info(rt, _ref_or_404(request, principal, event_id, page))
+    if info is None:
         raise _no_event(event_id)
     items, next_seq = deliveries.event_deliveries(
         rt, info, cursor=start, limit=limit, status=status, channel=channel
@@ -212,10 +249,12 @@ def list_deliveries(
     "/{event_id}/redrive",
     status_code=202,
     response_model=Redriven,
-    responses=documented(401, 403, 404, 422),
+    responses=documented(401, 403, 404, 409, 422),
     summary="Re-send the event's failed deliveries, keeping their delivery ids",
 )
-def redrive(event_id: EventIdPath, request: Request, principal: OperateCookie) -> dict[str, Any]:
-    _summary_or_404(request, principal, event_id)
-    count = context_of(request).redrive(event_id)
+def redrive(
+    event_id: EventIdPath, request: Request, principal: OperateCookie, page: PageQuery = None
+) -> dict[str, Any]:
+    ref, _ = _summary_or_404(request, principal, event_id, page)
+    count = context_of(request).redrive(ref)
     return {"event_id": event_id, "redriven": count}

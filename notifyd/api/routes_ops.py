@@ -16,6 +16,7 @@ from notifyd.api.problems import ProblemError, documented
 from notifyd.api.schemas import Health, QueueView, Readiness
 from notifyd.runtime.durability import DurabilityUnavailable
 from notifyd.runtime.wiring import Runtime
+from notifyd.state.keys import split_ref
 from notifyd.state.queues import snapshot
 from notifyd.state.tracking import summarize
 
@@ -98,14 +99,14 @@ def queue_view(rt: Runtime, pages_seen: frozenset[str] | None = None) -> dict[st
     for found in pipe.execute() if pages else []:
         latest.extend((score, e.decode() if isinstance(e, bytes) else e) for e, score in found)
     latest.sort(reverse=True)
-    event_ids = [e for _, e in latest[:RECENT_EVENTS]]
+    refs = [e for _, e in latest[:RECENT_EVENTS]]  # a page's events are listed by ref
     pipe = rt.client.pipeline(transaction=False)
-    for event_id in event_ids:
-        pipe.hgetall(rt.keys.event(event_id))
+    for ref in refs:
+        pipe.hgetall(rt.keys.event(ref))
     recent = []
-    for event_id, raw in zip(event_ids, pipe.execute() if event_ids else [], strict=True):
+    for ref, raw in zip(refs, pipe.execute() if refs else [], strict=True):
         if raw:
-            recent.append(summarize(event_id, {k.decode(): v.decode() for k, v in raw.items()}))
+            recent.append(summarize(split_ref(ref)[1], {k.decode(): v.decode() for k, v in raw.items()}))
     return {**snap, "recent_events": recent, "at": time.time()}
 
 

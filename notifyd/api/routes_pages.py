@@ -205,17 +205,20 @@ async def twilio_callback(
 
     # The signature covers the query, so these ids are the ones the SMS adapter put there.
     event_id, subscriber_id = request.query_params.get("event"), request.query_params.get("subscriber")
+    rt = context_of(request).runtime
     try:
         if not event_id or not subscriber_id:
             raise provider_reports.UnknownDelivery("the callback URL has no event and subscriber")
-        provider_reports.check_delivery(event_id, subscriber_id, "sms", delivery_id)
+        ref = await run_in_threadpool(
+            provider_reports.locate_delivery, rt, event_id, subscriber_id, "sms", delivery_id
+        )
         outcome = callback_outcome(params)
         if outcome is None or outcome.kind is not OutcomeKind.permanent:
             return {"delivery_id": delivery_id, "status": "received"}
         await run_in_threadpool(
             provider_reports.provider_failed,
-            context_of(request).runtime,
-            event_id,
+            rt,
+            ref,
             subscriber_id,
             reason=outcome.permanent_reason,
             error=outcome.reason or "undelivered",

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Annotated, Any
 
+import anyio
+import anyio.from_thread
+from anyio.streams.memory import MemoryObjectReceiveStream
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -39,8 +42,11 @@ router = APIRouter(tags=["subscribers"])
 
 PageIdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 SubscriberIdPath = Annotated[str, Path(min_length=1, max_length=128)]
-#: Lines handed to the repository per threadpool call; memory stays at one batch.
-IMPORT_LINES = 5000
+#: The body reader hands lines to the import thread this many at a time, or fewer when they
+#: reach FEED_BYTES; at most FEED_DEPTH hand-offs wait, so memory stays at a few MiB.
+FEED_LINES = 1000
+FEED_BYTES = 1024 * 1024
+FEED_DEPTH = 4
 #: One NDJSON line may not exceed this; a longer one is rejected, not buffered.
 MAX_LINE_BYTES = 64 * 1024
 SUBSCRIBER_BODY = {
@@ -137,7 +143,7 @@ async def _lines(request: Request) -> AsyncIterator[tuple[int, bytes | None]]:
         yield number + 1, b"".join(pieces)
 
 
-def _rows(lines: list[tuple[int, bytes | None]]) -> Iterator[tuple[int, dict[str, Any] | Exception]]:
+def _rows(lines: Iterable[tuple[int, bytes | None]]) -> Iterator[tuple[int, dict[str, Any] | Exception]]:
     for number, line in lines:
         if line is None or len(line) > MAX_LINE_BYTES:
             yield number, ValueError(f"line is longer than {MAX_LINE_BYTES} bytes")
@@ -155,18 +161,31 @@ def _rows(lines: list[tuple[int, bytes | None]]) -> Iterator[tuple[int, dict[str
         yield number, parsed if isinstance(parsed, dict) else ValueError("each line is a JSON object")
 
 
-def _import_batch(
+def _import_feed(
     repo: SubscriberRepo,
     page_id: str,
-    lines: list[tuple[int, bytes | None]],
+    feed: MemoryObjectReceiveStream[list[tuple[int, bytes | None]]],
     tally: ImportTally,
     cap: LineCap,
     consent: ImportConsent,
 ) -> None:
-    for line, result in repo.import_many(page_id, consent.rows(cap(_rows(lines)))):
-        tally.add(line, result)
-        if isinstance(result, AddResult):
-            consent.added(line, result)
+    """The import, on a worker thread, of the lines the body reader hands over until it ends."""
+
+    def lines() -> Iterator[tuple[int, bytes | None]]:
+        while True:
+            try:
+                chunk = anyio.from_thread.run(feed.receive)
+            except anyio.EndOfStream:
+                return
+            yield from chunk
+
+    try:
+        for line, result in repo.import_many(page_id, consent.rows(cap(_rows(lines())))):
+            tally.add(line, result)
+            if isinstance(result, AddResult):
+                consent.added(line, result)
+    finally:
+        anyio.from_thread.run_sync(feed.close)  # a reader still sending stops
 
 
 @router.post(
@@ -200,19 +219,38 @@ async def import_subscribers(page_id: PageIdPath, request: Request) -> dict[str,
     consent = ImportConsent(
         context_of(request).selfservice.optin, page_id, allow_private=repo.allow_private_targets
     )
-    batch: list[tuple[int, bytes | None]] = []
+    # The body is read here while a worker thread imports what was read before: reading, parsing
+    # and Redis' script overlap, and the bounded hand-off keeps memory flat for any body size.
+    send, receive = anyio.create_memory_object_stream[list[tuple[int, bytes | None]]](FEED_DEPTH)
     received = False
+
+    async def read() -> None:
+        nonlocal received
+        batch: list[tuple[int, bytes | None]] = []
+        size = 0
+        async with send:
+            try:
+                async for item in _lines(request):
+                    received = True
+                    batch.append(item)
+                    size += len(item[1] or b"")
+                    if len(batch) >= FEED_LINES or size >= FEED_BYTES:
+                        await send.send(batch)
+                        batch, size = [], 0
+                if batch:
+                    await send.send(batch)
+            except anyio.BrokenResourceError:
+                pass  # the import stopped (its line cap): what it said is the answer
+
     try:
-        async for item in _lines(request):
-            received = True
-            batch.append(item)
-            if len(batch) >= IMPORT_LINES:
-                await run_in_threadpool(_import_batch, repo, page_id, batch, tally, cap, consent)
-                batch = []
-        if batch:
-            await run_in_threadpool(_import_batch, repo, page_id, batch, tally, cap, consent)
-    except ImportTooLong as exc:
-        raise ProblemError(413, str(exc), kind="import-too-long") from None
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(read)
+            await run_in_threadpool(_import_feed, repo, page_id, receive, tally, cap, consent)
+    except BaseExceptionGroup as group:  # the task group's wrapping: answer as for the error itself
+        first = group.exceptions[0]
+        if isinstance(first, ImportTooLong):
+            raise ProblemError(413, str(first), kind="import-too-long") from None
+        raise first from None
     if not received:
         # No body at all is a mistake (a lost file, a wrong pipe), not an import of nothing.
         raise ProblemError(

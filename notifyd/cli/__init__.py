@@ -11,8 +11,7 @@ from typing import Any
 import redis
 
 from notifyd import __version__
-from notifyd.cli.common import EXIT_INVALID, EXIT_UNAVAILABLE, CliError
-from notifyd.cli.remote import RemoteError
+from notifyd.cli.common import EXIT_INVALID, EXIT_UNAVAILABLE, CliError, RemoteError
 from notifyd.runtime import logs
 from notifyd.runtime.connection import RedisUnavailable
 from notifyd.runtime.durability import DurabilityUnavailable
@@ -65,11 +64,24 @@ def cmd_status(args: argparse.Namespace) -> int:
 
         with cli_remote.connect(url) as client:
             return show_status(
-                cli_remote.event_lookup(client), args.event_id, as_json=args.json, watch=args.watch
+                cli_remote.event_lookup(client, page=args.page),
+                args.event_id,
+                as_json=args.json,
+                watch=args.watch,
             )
     rt = _runtime(args)
+
+    def lookup(event_id: str) -> dict[str, Any] | None:
+        from notifyd.state.tracking import AmbiguousEventId
+
+        # Event ids are unique per page: the same id on two pages is two events.
+        try:
+            return rt.tracker.summary_by_id(event_id, args.page)
+        except AmbiguousEventId as exc:
+            raise CliError(f"{exc} with --page") from None
+
     try:
-        return show_status(rt.tracker.summary, args.event_id, as_json=args.json, watch=args.watch)
+        return show_status(lookup, args.event_id, as_json=args.json, watch=args.watch)
     finally:
         rt.close()
 
@@ -204,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="an event's delivery summary")
     p.add_argument("event_id")
+    p.add_argument("--page", help="the event's page, when several pages used this event id")
     p.add_argument("--json", action="store_true")
     p.add_argument("--watch", action="store_true")
     p.add_argument("--api", metavar="URL", help=API_HELP)

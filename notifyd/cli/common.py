@@ -18,5 +18,12 @@ class CliError(Exception):
     """A refused command; printed without a traceback, exit code 2."""
 
 
+class RemoteError(Exception):
+    """The API could not be used (unreachable, bad key, server error); printed, exit 2.
+
+    Defined here, not in ``remote`` (which re-exports it), so that commands that never talk to
+    the API do not load httpx at start-up just to name this error."""
+
+
 def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")

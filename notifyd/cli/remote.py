@@ -10,13 +10,10 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from notifyd.cli.common import RemoteError
 from notifyd.client import ApiError, Client
 from notifyd.publish import EventError
 from notifyd.runtime.durability import NotDurable
-
-
-class RemoteError(Exception):
-    """The API could not be used (unreachable, bad key, server error); printed, exit 2."""
 
 
 def connect(url: str) -> Client:
@@ -40,10 +37,10 @@ def publisher(client: Client) -> Callable[[str], dict[str, Any]]:
     return publish
 
 
-def event_lookup(client: Client) -> Callable[[str], dict[str, Any] | None]:
+def event_lookup(client: Client, *, page: str | None = None) -> Callable[[str], dict[str, Any] | None]:
     def lookup(event_id: str) -> dict[str, Any] | None:
         try:
-            return client.event(event_id)
+            return client.event(event_id, page=page)
         except ApiError as exc:
             if exc.status == 404:
                 return None

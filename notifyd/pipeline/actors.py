@@ -17,10 +17,14 @@ from notifyd.pipeline.steps import CONFIRM, DELIVER_SHARD, INGEST, RESUME, RETRY
 from notifyd.runtime.broker import LANE_PRIORITY
 from notifyd.runtime.logs import log_context
 from notifyd.runtime.settings import PRIORITIES
-from notifyd.state.keys import Keys
+from notifyd.state.keys import Keys, split_ref
 
 #: A shard that takes longer than this is killed and retried by dramatiq.
 SHARD_TIME_LIMIT_MS = 5 * 60 * 1000
+#: Within a lane, among the messages a worker has prefetched: an event's ingest first (a small
+#: page's event does not wait behind a fan-out's shards), then the continuations of started
+#: work, then new shards. Offsets to the lane's priority; they never reach the next lane's.
+STEP_PRIORITY = {INGEST: 0, RESUME: 1, RETRY: 1, CONFIRM: 1, DELIVER_SHARD: 2}
 
 EngineFactory = Callable[[], Engine]
 
@@ -50,9 +54,13 @@ def declare_actors(broker: dramatiq.Broker, holder: EngineHolder, keys: Keys) ->
     def bind(step: str, lane: str, fn: Callable[..., Any]) -> None:
         name = actor_name(step, lane)
 
-        def run(event_id: str, *args: Any) -> Any:
-            with log_context(event_id=event_id, lane=lane, step=step):
-                return fn(event_id, *args)
+        def run(handle: str, *args: Any) -> Any:
+            # An event step's handle is the event's ref (its page and id); a confirmation's, an id.
+            page_id, event_id = split_ref(handle)
+            with log_context(
+                event_id=event_id, lane=lane, step=step, **({"page_id": page_id} if page_id else {})
+            ):
+                return fn(handle, *args)
 
         run.__name__ = name
         actors[name] = dramatiq.Actor(
@@ -60,7 +68,7 @@ def declare_actors(broker: dramatiq.Broker, holder: EngineHolder, keys: Keys) ->
             broker=broker,
             actor_name=name,
             queue_name=keys.queue_name(lane),
-            priority=LANE_PRIORITY[lane],
+            priority=LANE_PRIORITY[lane] + STEP_PRIORITY[step],
             options={"time_limit": SHARD_TIME_LIMIT_MS},
         )
 

@@ -109,6 +109,14 @@ class AsyncRunner:
         self.wait(lambda t: _done(future, t), deadline_s=timeout, on_timeout=future.cancel)
         return future.result(0)
 
+    def call(self, fn: Callable[[], T], timeout: float | None = None) -> T:
+        """Run the plain function ``fn`` on the loop (as :meth:`run` runs a coroutine)."""
+
+        async def call() -> T:
+            return fn()
+
+        return self.run(call(), timeout)
+
     def wait(
         self,
         ready: Callable[[float], bool],

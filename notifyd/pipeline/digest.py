@@ -46,10 +46,12 @@ class Entry:
     latest: LoadedEvent
     notification: Notification
     event_ids: tuple[str, ...]
+    #: The same events' refs (keys.event_ref): what the digest queue and tracking know them by.
+    refs: tuple[str, ...]
 
 
-def digest_id_for(sub: StoredSubscriber, event_ids: Sequence[str]) -> str:
-    carried = hashlib.blake2b("\x1f".join(sorted(event_ids)).encode(), digest_size=12).hexdigest()
+def digest_id_for(sub: StoredSubscriber, refs: Sequence[str]) -> str:
+    carried = hashlib.blake2b("\x1f".join(sorted(refs)).encode(), digest_size=12).hexdigest()
     return delivery_id(f"digest:{carried}", sub.id, sub.channel)
 
 
@@ -168,7 +170,7 @@ class DigestStep:
             self.digests.finish(page_id, seq, gone, now=now)
         if not entries:
             return
-        carried = [eid for e in entries for eid in e.event_ids]
+        carried = [ref for e in entries for ref in e.refs]
         digest_id = digest_id_for(sub, carried)
         link = entries[-1].notification.link
         message = Message(
@@ -185,21 +187,21 @@ class DigestStep:
         outcome = self.adapters.send(sub.channel, [message])[0]
         DIGESTS.labels(sub.channel, outcome.kind.value).inc()
         if outcome.kind is OutcomeKind.delivered:
-            self._settle({eid: "" for eid in carried}, seq, "digested", digest_id)
+            self._settle({ref: "" for ref in carried}, seq, "digested", digest_id)
         elif outcome.kind is OutcomeKind.transient:
             self.schedule.reschedule(job, now + max(DIGEST_RETRY_S, outcome.retry_after or 0.0))
             return
         else:
-            self._settle({eid: "" for eid in carried}, seq, "failed", outcome.reason or "failed")
+            self._settle({ref: "" for ref in carried}, seq, "failed", outcome.reason or "failed")
         self.digests.finish(page_id, seq, carried, now=now)
 
     def _entries(self, pending: dict[str, str]) -> tuple[list[Entry], list[str]]:
         groups: dict[str, list[LoadedEvent]] = {}
         gone: list[str] = []
-        for event_id, about in pending.items():
-            found = self.events.load(event_id)
+        for ref, about in pending.items():
+            found = self.events.load(ref)
             if found is None:
-                gone.append(event_id)  # expired with its event record: nothing left to carry
+                gone.append(ref)  # expired with its event record: nothing left to carry
                 continue
             groups.setdefault(about, []).append(found)
         entries = []
@@ -213,13 +215,14 @@ class DigestStep:
                     latest,
                     notification_for(latest.event, page_state, self.events.public_url),
                     tuple(le.event.event_id for le in loaded),
+                    tuple(le.ref for le in loaded),
                 )
             )
         entries.sort(key=lambda e: e.latest.event.occurred_at)
         return entries, gone
 
-    def _settle(self, event_ids: dict[str, str], seq: int, status: str, note: str) -> None:
-        for event_id in event_ids:
-            loaded = self.events.load(event_id)
+    def _settle(self, refs: dict[str, str], seq: int, status: str, note: str) -> None:
+        for ref in refs:
+            loaded = self.events.load(ref)
             offset = loaded.offset() if loaded is not None else 0
-            self.tracker.record(event_id, [Update(seq, Record(status, 1, offset, note))])
+            self.tracker.record(ref, [Update(seq, Record(status, 1, offset, note))])

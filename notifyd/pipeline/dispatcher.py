@@ -5,9 +5,10 @@ them as one :class:`Ticket`. The dispatcher, on the process's one event loop,
 starts them one send per slot, and a freed slot goes to the highest lane that
 is waiting:
 
-- **Lanes.** Each lane holds a rotation of tickets; a slot takes the next
-  delivery of the next ticket, so shards of different events of one lane
-  interleave (a small page's event is not stuck behind a large fan-out).
+- **Lanes.** Each lane holds a rotation of events, and each event a rotation
+  of its tickets; a slot takes the next delivery of the next event, so events
+  of one lane share the lane's slots equally, however many shards each has
+  submitted (a small page's event is not stuck behind a large fan-out).
 - **Window and reserve.** At most ``dispatch_window`` sends are in flight;
   ``normal`` and ``low`` may use all but ``dispatch_reserve`` of them, so a
   ``critical`` or ``high`` delivery never waits for a ``low`` send to finish.
@@ -21,6 +22,11 @@ is waiting:
 Outcomes go, as they complete, to a :class:`BatchedRecorder` thread that
 writes them in batches (by count, or every few tens of milliseconds) and then
 tells the ticket. No chunk barrier: a slow delivery holds only its own slot.
+
+A step may :meth:`Dispatcher.withdraw` its ticket: the deliveries that have not
+started are dropped here, and will not be sent by this process (the step hands
+them on, durably, or fails and runs again). Those that started still finish
+and are recorded.
 """
 
 from __future__ import annotations
@@ -90,14 +96,20 @@ class Ticket:
         self.started = 0
         self.recorded = 0
         self.error: BaseException | None = None
+        #: Set on the loop by :meth:`Dispatcher.withdraw`: no more of its deliveries start.
+        self.withdrawn = False
+        #: Of its deliveries, how many sit in a lane or a host's parking (not timers, not started).
+        self.queued = 0
+        self._sent = bytearray(len(subs))
         self._done = bytearray(len(subs))
         self._cond = threading.Condition()
 
     def __len__(self) -> int:
         return len(self.subs)
 
-    def _started(self) -> None:
+    def _started(self, index: int) -> None:
         with self._cond:
+            self._sent[index] = 1
             self.started += 1
             if self.started == len(self.subs):
                 self._cond.notify_all()
@@ -111,11 +123,11 @@ class Ticket:
                 self.error = error
             self._cond.notify_all()
 
-    def wait(self, timeout: float | None, *, started: bool = False) -> bool:
-        """Wait until every delivery is recorded (or, with ``started``, at least started)."""
+    def wait(self, timeout: float | None, *, started: int | None = None) -> bool:
+        """Wait until every delivery is recorded (or, with ``started``, that many have started)."""
 
         def ready() -> bool:
-            return self.recorded == len(self.subs) or (started and self.started == len(self.subs))
+            return self.recorded == len(self.subs) or (started is not None and self.started >= started)
 
         with self._cond:
             return self._cond.wait_for(ready, timeout)
@@ -124,9 +136,14 @@ class Ticket:
     def finished(self) -> bool:
         return self.recorded == len(self.subs)
 
-    def unrecorded(self) -> list[StoredSubscriber]:
+    def unrecorded(self, *, started_only: bool = False) -> list[StoredSubscriber]:
+        """Those whose outcome is not recorded yet (with ``started_only``, of those that started)."""
         with self._cond:
-            return [s for s, done in zip(self.subs, self._done, strict=True) if not done]
+            return [
+                s
+                for s, sent, done in zip(self.subs, self._sent, self._done, strict=True)
+                if not done and (sent or not started_only)
+            ]
 
 
 @dataclass(slots=True)
@@ -136,6 +153,16 @@ class _Item:
     adapter: Adapter
     key: str
     rank: int
+
+
+class _EventQueue:
+    """One event's tickets in a lane, taken in rotation."""
+
+    __slots__ = ("key", "tickets")
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.tickets: deque[deque[_Item]] = deque()
 
 
 @dataclass(slots=True)
@@ -167,7 +194,11 @@ class Dispatcher:
         self.waiting = 0
         #: Critical and high deliveries queued (due now) or in flight in this process.
         self.urgent = 0
-        self._lanes: list[deque[deque[_Item]]] = [deque() for _ in PRIORITIES]
+        #: Deliveries withdrawn unsent, since the start (steps that handed them on, or failed).
+        self.withdrawn = 0
+        self._lanes: list[deque[_EventQueue]] = [deque() for _ in PRIORITIES]
+        #: Per lane, event id -> its queue in the lane's rotation.
+        self._events: list[dict[str, _EventQueue]] = [{} for _ in PRIORITIES]
         self._hosts: dict[str, _Host] = {}
         self._unblocked: set[str] = set()
         self._order = itertools.count()
@@ -182,12 +213,21 @@ class Dispatcher:
         loop = self.runner.loop
         loop.call_soon_threadsafe(self._accept, ticket)
 
+    def withdraw(self, ticket: Ticket) -> list[int]:
+        """Stop the ticket's deliveries that have not started; return their indexes.
+
+        Runs on the loop (waiting for it, with the runner's deadline): once it returns, none of
+        those deliveries is sent by this process. Those that started still finish and are recorded.
+        """
+        return self.runner.call(lambda: self._withdraw(ticket))
+
     def stats(self) -> dict[str, int]:
         return {
             "in_flight": self.in_flight,
             "waiting": self.waiting,
             "urgent": self.urgent,
             "low_limit": self.low_limit,
+            "withdrawn": self.withdrawn,
         }
 
     def drain(self, timeout: float) -> bool:
@@ -208,6 +248,33 @@ class Dispatcher:
         self.recorder.close()
 
     # -- on the loop -----------------------------------------------------------------------
+
+    def _withdraw(self, ticket: Ticket) -> list[int]:
+        if ticket.withdrawn:
+            return []
+        ticket.withdrawn = True
+        unstarted = [i for i, sent in enumerate(ticket._sent) if not sent]
+        # Its items stay where they are and are skipped when reached; the counts drop now.
+        self.waiting -= len(unstarted)
+        self.withdrawn += len(unstarted)
+        if RANK.get(ticket.lane, len(PRIORITIES) - 1) <= URGENT_RANK:
+            self.urgent -= ticket.queued
+        ticket.queued = 0
+        return unstarted
+
+    def _enqueue(self, rank: int, items: deque[_Item]) -> None:
+        """Put a ticket's due deliveries into its event's place in the lane's rotation."""
+        ticket = items[0].ticket
+        ticket.queued += len(items)
+        if rank <= URGENT_RANK:
+            self.urgent += len(items)
+        key = ticket.loaded.ref  # one page's event (another page may use the same id)
+        events = self._events[rank]
+        group = events.get(key)
+        if group is None:
+            group = events[key] = _EventQueue(key)
+            self._lanes[rank].append(group)
+        group.tickets.append(items)
 
     def _accept(self, ticket: Ticket) -> None:
         if self._monitor is None:
@@ -230,16 +297,14 @@ class Dispatcher:
                 items.append(item)
         if items:
             self.waiting += len(items)
-            if rank <= URGENT_RANK:
-                self.urgent += len(items)
-            self._lanes[rank].append(items)
+            self._enqueue(rank, items)
             self._pump()
 
     def _release(self, item: _Item) -> None:
         """A delivery held for its provider's rate has come due: it joins its lane."""
-        if item.rank <= URGENT_RANK:
-            self.urgent += 1
-        self._lanes[item.rank].append(deque((item,)))
+        if item.ticket.withdrawn:
+            return
+        self._enqueue(item.rank, deque((item,)))
         self._pump()
 
     def _cap(self, host: _Host, rank: int) -> int:
@@ -292,17 +357,29 @@ class Dispatcher:
                 item = heapq.heappop(host.parked)[2]
                 if not host.parked:
                     self._unblocked.discard(best[1])
+                if item.ticket.withdrawn:
+                    return self._take()
                 return item
         for rank, lane in enumerate(self._lanes):
             if not self._may_start(rank):
                 return None
+            events = self._events[rank]
             while lane:
-                items = lane[0]
+                group = lane[0]
+                tickets = group.tickets
+                items = tickets[0]
                 item = items.popleft()
                 if items:
-                    lane.rotate(-1)  # the next delivery comes from the next ticket: interleaved
+                    tickets.rotate(-1)  # within an event, its tickets take turns
+                else:
+                    tickets.popleft()
+                if tickets:
+                    lane.rotate(-1)  # the next delivery comes from the next event: interleaved
                 else:
                     lane.popleft()
+                    del events[group.key]
+                if item.ticket.withdrawn:
+                    continue
                 host = self._hosts.get(item.key)
                 if host is None:
                     host = self._hosts[item.key] = _Host()
@@ -317,7 +394,8 @@ class Dispatcher:
         self.waiting -= 1
         host = self._hosts[item.key]
         host.active += 1
-        item.ticket._started()
+        item.ticket.queued -= 1
+        item.ticket._started(item.index)
         assert self._loop is not None
         task = self._loop.create_task(self._send(item, host))
         self._tasks.add(task)

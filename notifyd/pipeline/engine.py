@@ -182,6 +182,6 @@ class Engine:
         if not (self.digest.run_job(job_id) or self.maintenance.run_job(job_id)):
             self.schedule.remove(job_id)  # nobody knows this job: do not claim it forever
 
-    def redrive(self, event_id: str) -> int:
+    def redrive(self, ref: str) -> int:
         """Send the event's failed deliveries again, keeping their delivery ids."""
-        return redrive(self.tracker, self.queue, event_id, batch=self.settings.shard_size)
+        return redrive(self.tracker, self.queue, ref, batch=self.settings.shard_size)

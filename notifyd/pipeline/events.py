@@ -25,13 +25,15 @@ class PageStatusSource(Protocol):
 class StatusStoreLike(PageStatusSource, Protocol):
     def apply_event(self, event: dict[str, Any]) -> Any: ...
 
-    def seen(self, event_id: str) -> bool: ...
+    def seen(self, page_id: str, event_id: str) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
 class LoadedEvent:
     event: Event
     accepted_at: float
+    #: What it was loaded by (``keys.event_ref``): every write about this event goes there.
+    ref: str
 
     def offset(self) -> int:
         """Whole seconds since acceptance: what a tracking record stores as its time."""
@@ -46,14 +48,16 @@ class EventCache:
         self.load = lru_cache(maxsize=CACHED_EVENTS)(self._load)
         self.notification = lru_cache(maxsize=CACHED_EVENTS)(self._notification)
 
-    def _load(self, event_id: str) -> LoadedEvent | None:
-        h = self.tracker.event_hash(event_id)
+    def _load(self, ref: str) -> LoadedEvent | None:
+        h = self.tracker.event_hash(ref)
         if h is None or "body" not in h:
             return None
-        return LoadedEvent(Event.model_validate_json(h["body"]), float(h.get("accepted_at", time.time())))
+        return LoadedEvent(
+            Event.model_validate_json(h["body"]), float(h.get("accepted_at", time.time())), ref
+        )
 
-    def _notification(self, event_id: str) -> Notification:
-        loaded = self.load(event_id)
+    def _notification(self, ref: str) -> Notification:
+        loaded = self.load(ref)
         assert loaded is not None
         page_state = self.store.page_status(loaded.event.page_id) if self.store is not None else None
         return notification_for(loaded.event, page_state, self.public_url)

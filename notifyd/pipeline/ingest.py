@@ -89,32 +89,31 @@ class Ingest:
         self.on_maintenance = on_maintenance
         self.filters = filters
 
-    def __call__(self, event_id: str) -> None:
-        h = self.tracker.event_hash(event_id)
+    def __call__(self, ref: str) -> None:
+        """Ingest the event kept under ``ref`` (``keys.event_ref``: its page and its id)."""
+        h = self.tracker.event_hash(ref)
         if h is None or "body" not in h:
-            log.warning("ingest: event %s has expired or was never accepted", event_id)
+            log.warning("ingest: event %s has expired or was never accepted", ref)
             return
         event = Event.model_validate_json(h["body"])
         if "shards_total" not in h:
-            shards = self._plan(event, h)
+            shards = self._plan(ref, event, h)
             if shards == 0:
-                self.tracker.shard_done(event_id, 0)  # runs the completion check
+                self.tracker.shard_done(ref, 0)  # runs the completion check
                 return
-            h = self.tracker.event_hash(event_id) or h
-        self._enqueue_shards(event, h)
+            h = self.tracker.event_hash(ref) or h
+        self._enqueue_shards(ref, event, h)
 
-    def _plan(self, event: Event, h: dict[str, str]) -> int:
+    def _plan(self, ref: str, event: Event, h: dict[str, str]) -> int:
         EVENTS_INGESTED.labels(event.lane).inc()
-        verdict = self._apply_to_store(event, h)
+        verdict = self._apply_to_store(ref, event, h)
         if event.maintenance is not None and self.on_maintenance is not None and not verdict.duplicate:
             self.on_maintenance(event)  # its reminder and transitions, before anything is sent
         reason = first_reason(event, verdict, self.filters)
         view = EventView.of(event)
         if view.kind == "incident" and view.about is not None and not reason:
             # Before any shard runs: an older update's retry must see that this one exists.
-            self.incident_events.note(
-                event.page_id, view.about, event.event_id, event.occurred_at.timestamp()
-            )
+            self.incident_events.note(event.page_id, view.about, ref, event.occurred_at.timestamp())
         top = 0 if reason else self.subscribers.max_seq(event.page_id)
         shards = math.ceil(top / self.shard_size)
         now = f"{time.time():.3f}"
@@ -127,20 +126,20 @@ class Ingest:
         if reason:
             fields["filtered"] = reason
         pipe = self.client.pipeline(transaction=True)
-        pipe.hset(self.keys.event(event.event_id), mapping=fields)
-        pipe.zadd(self.keys.page_events(event.page_id), {event.event_id: float(now)})
+        pipe.hset(self.keys.event(ref), mapping=fields)
+        pipe.zadd(self.keys.page_events(event.page_id), {ref: float(now)})
         pipe.zremrangebyrank(self.keys.page_events(event.page_id), 0, -PAGE_EVENTS_KEPT - 1)
         pipe.execute()
         return shards
 
-    def _apply_to_store(self, event: Event, h: dict[str, str]) -> StoreVerdict:
+    def _apply_to_store(self, ref: str, event: Event, h: dict[str, str]) -> StoreVerdict:
         """Apply the event to the status store, telling a peer's seen mark from our own."""
         if self.store is None:
             return StoreVerdict()
         if CLAIM_FIELD not in h:
-            if self.store.seen(event.event_id):
+            if self.store.seen(event.page_id, event.event_id):
                 return StoreVerdict(duplicate=True)  # a peer region took it; we never claimed it
-            self.client.hset(self.keys.event(event.event_id), CLAIM_FIELD, f"{time.time():.3f}")
+            self.client.hset(self.keys.event(ref), CLAIM_FIELD, f"{time.time():.3f}")
             result = self.store.apply_event(json.loads(h["body"]))
             return StoreVerdict(
                 bool(getattr(result, "duplicate", False)), bool(getattr(result, "stale", False))
@@ -151,20 +150,20 @@ class Ingest:
             log.info("ingest: %s was applied to the store by an earlier attempt; resuming", event.event_id)
         return StoreVerdict(duplicate=False, stale=bool(getattr(result, "stale", False)))
 
-    def _enqueue_shards(self, event: Event, h: dict[str, str]) -> None:
+    def _enqueue_shards(self, ref: str, event: Event, h: dict[str, str]) -> None:
         shards = int(h["shards_total"])
         top = int(h["seq_top"])
         size = self.shard_size
         if WINDOW_FIELD not in h:
             # Planned before shards enqueued their successors: nobody else enqueues the rest.
-            self.client.hset(self.keys.event(event.event_id), WINDOW_FIELD, shards)
+            self.client.hset(self.keys.event(ref), WINDOW_FIELD, shards)
             window = shards
         else:
             window = min(shards, int(h[WINDOW_FIELD]))
         # A re-run finds the window marked enqueued and enqueues none of it again.
         for shard in range(1, window):
-            self.chain.enqueue(event.event_id, event.lane, shard, shard * size, min(top, (shard + 1) * size))
-        self.run_shard(event.event_id, 0, 0, min(top, size))
+            self.chain.enqueue(ref, event.lane, shard, shard * size, min(top, (shard + 1) * size))
+        self.run_shard(ref, 0, 0, min(top, size))
 
 
 class ShardChain:
@@ -183,20 +182,20 @@ class ShardChain:
         self.ttl_s = ttl_s
         self._script = register(client, "enqueue_shard")
 
-    def enqueue(self, event_id: str, lane: str, shard: int, start: int, end: int) -> bool:
-        message = step_message(self.keys, DELIVER_SHARD, lane, (event_id, shard, start, end))
+    def enqueue(self, ref: str, lane: str, shard: int, start: int, end: int) -> bool:
+        message = step_message(self.keys, DELIVER_SHARD, lane, (ref, shard, start, end))
         redis_id = str(uuid.uuid4())
         message = message.copy(options={"redis_message_id": redis_id})
         queue = self.keys.queue_name(lane)
         keys = [
-            self.keys.event_shards_enqueued(event_id),
+            self.keys.event_shards_enqueued(ref),
             self.keys.queue_messages(queue),
             self.keys.queue(queue),
         ]
         return bool(self._script(keys=keys, args=[shard, self.ttl_s, redis_id, message.encode()]))
 
-    def __call__(self, event_id: str, lane: str, shard: int, start: int, end: int) -> None:
-        values = self.client.hmget(self.keys.event(event_id), ["shards_total", WINDOW_FIELD, "seq_top"])
+    def __call__(self, ref: str, lane: str, shard: int, start: int, end: int) -> None:
+        values = self.client.hmget(self.keys.event(ref), ["shards_total", WINDOW_FIELD, "seq_top"])
         if any(v is None for v in values):
             return  # expired, or planned before the window existed (ingest enqueued every shard)
         shards, window, top = (int(v) for v in values)
@@ -205,4 +204,4 @@ class ShardChain:
             return
         # Shards below the last are full: shard 0 ends at the size, shard i starts at i * size.
         size = start // shard if shard else end
-        self.enqueue(event_id, lane, following, following * size, min(top, (following + 1) * size))
+        self.enqueue(ref, lane, following, following * size, min(top, (following + 1) * size))

@@ -103,15 +103,15 @@ class OutcomeRecorder:
                     histogram.observe(latency)
         # Retry messages first: a record that says "retrying" must always have a message behind it.
         for delay_ms, seqs in retries.items():
-            self.queue.enqueue(RETRY, event.lane, (event.event_id, seqs, attempt + 1), delay_ms=delay_ms)
+            self.queue.enqueue(RETRY, event.lane, (loaded.ref, seqs, attempt + 1), delay_ms=delay_ms)
         if updates:
-            self.tracker.record(event.event_id, updates)
+            self.tracker.record(loaded.ref, updates)
             statuses = Counter(u.record.status for u in updates)
             throughput.record(self.client, self.keys, event.lane, statuses, latency_s=latency, at=now)
         if dead:
             pipe = self.client.pipeline(transaction=False)
             key = self.keys.dead_letters()
-            pipe.zadd(key, {f"{event.event_id}\x1f{s.seq}": now for s, _ in dead})
+            pipe.zadd(key, {f"{loaded.ref}\x1f{s.seq}": now for s, _ in dead})
             pipe.zremrangebyrank(key, 0, -DEAD_LETTER_CAP - 1)
             pipe.execute()
             self._watch_endpoints(event.event_id, dead)

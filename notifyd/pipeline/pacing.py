@@ -84,14 +84,14 @@ class Pacer:
         view = EventView.of(event)
         if view.kind != "incident" or view.about is None or not subs:
             return list(subs)
-        newer_ids = self.incident_events.newer(event.page_id, view.about, event.occurred_at.timestamp())
+        newer_refs = self.incident_events.newer(event.page_id, view.about, event.occurred_at.timestamp())
         newer: list[tuple[str, EventView]] = []
-        for event_id in newer_ids:
-            other = self.events.load(event_id)
+        for ref in newer_refs:
+            other = self.events.load(ref)
             if other is None or not other.event.notify:
                 continue
             if not by_resolution_only or other.event.type.value == "incident_resolved":
-                newer.append((event_id, EventView.of(other.event)))
+                newer.append((other.event.event_id, EventView.of(other.event)))
         if not newer:
             return list(subs)
         keep: list[StoredSubscriber] = []
@@ -104,7 +104,7 @@ class Pacer:
                 moot.append(Update(sub.seq, Record("superseded", attempts, loaded.offset(), f"by {by}")))
         if moot:
             SUPERSEDED.inc(len(moot))
-            self.tracker.record(event.event_id, moot)
+            self.tracker.record(loaded.ref, moot)
         return keep
 
     def pace(self, loaded: LoadedEvent, subs: Sequence[StoredSubscriber]) -> Paced:
@@ -154,11 +154,11 @@ class Pacer:
         about = view.about or f"e:{event.event_id}"
         # The digest entry first: a "deferred" record always has a digest behind it.
         self.digests.defer(
-            event.page_id, [Deferral(s.seq, event.event_id, about, due) for s, due, _ in deferrals]
+            event.page_id, [Deferral(s.seq, loaded.ref, about, due) for s, due, _ in deferrals]
         )
         offset = loaded.offset()
         self.tracker.record(
-            event.event_id, [Update(s.seq, Record("deferred", 0, offset, why)) for s, _, why in deferrals]
+            loaded.ref, [Update(s.seq, Record("deferred", 0, offset, why)) for s, _, why in deferrals]
         )
         for (channel, why), n in Counter((s.channel, why) for s, _, why in deferrals).items():
             DEFERRED.labels(channel, why).inc(n)

@@ -10,6 +10,7 @@ import time
 from channels.base import DISABLING_REASONS
 from notifyd.ids import delivery_id
 from notifyd.runtime.wiring import Runtime
+from notifyd.state.keys import split_ref
 from notifyd.state.tracking import Record, Update
 
 
@@ -17,27 +18,32 @@ class UnknownDelivery(LookupError):
     pass
 
 
-def check_delivery(event_id: str, subscriber_id: str, channel: str, claimed_id: str) -> None:
-    if delivery_id(event_id, subscriber_id, channel) != claimed_id:
-        raise UnknownDelivery(f"no {channel} delivery {claimed_id!r}")
+def locate_delivery(rt: Runtime, event_id: str, subscriber_id: str, channel: str, claimed_id: str) -> str:
+    """The ref (``keys.event_ref``) of the event whose delivery has this id.
+
+    The callback names the event by its id, which several pages may use; the delivery id,
+    derived from the ref and covered by the provider's signature, says which page's it is."""
+    for ref, _ in rt.tracker.refs(event_id):
+        if delivery_id(ref, subscriber_id, channel) == claimed_id:
+            return ref
+    raise UnknownDelivery(f"no {channel} delivery {claimed_id!r}")
 
 
-def provider_failed(
-    rt: Runtime, event_id: str, subscriber_id: str, *, reason: str | None, error: str
-) -> bool:
+def provider_failed(rt: Runtime, ref: str, subscriber_id: str, *, reason: str | None, error: str) -> bool:
     """Record that the provider could not deliver; False when there was nothing delivered to undo."""
-    h = rt.tracker.event_hash(event_id)
+    event_id = split_ref(ref)[1]
+    h = rt.tracker.event_hash(ref)
     if h is None or "page_id" not in h:
         raise UnknownDelivery(f"no event {event_id!r}")
     sub = rt.subscribers.get(h["page_id"], subscriber_id)
     if sub is None:
         raise UnknownDelivery(f"no subscriber {subscriber_id!r} on page {h['page_id']!r}")
-    previous = rt.tracker.records(event_id, [sub.seq]).get(sub.seq)
+    previous = rt.tracker.records(ref, [sub.seq]).get(sub.seq)
     if previous is None:
         raise UnknownDelivery(f"no delivery to {subscriber_id!r} for event {event_id!r}")
     offset = max(0, int(time.time() - float(h.get("accepted_at", time.time()))))
     before = rt.tracker.provider_failed(
-        event_id, [Update(sub.seq, Record("failed", previous.attempts, offset, error))]
+        ref, [Update(sub.seq, Record("failed", previous.attempts, offset, error))]
     )
     if reason in DISABLING_REASONS:
         rt.subscribers.disable(sub.page_id, sub.seq, reason)

@@ -68,11 +68,11 @@ class RetryStep:
         self.sender = sender
         self.pacer = pacer
 
-    def __call__(self, event_id: str, seqs: Sequence[int], attempt: int, shaped: bool = False) -> None:
-        loaded = self.events.load(event_id)
+    def __call__(self, ref: str, seqs: Sequence[int], attempt: int, shaped: bool = False) -> None:
+        loaded = self.events.load(ref)
         if loaded is None:
             return
-        records = self.tracker.records(event_id, seqs)
+        records = self.tracker.records(ref, seqs)
         due = [
             s
             for s in seqs
@@ -84,7 +84,7 @@ class RetryStep:
         if gone:
             offset = loaded.offset()
             self.tracker.record(
-                event_id,
+                ref,
                 [
                     Update(s.seq, Record("suppressed", attempt - 1, offset, "subscriber disabled"))
                     for s in gone
@@ -96,14 +96,14 @@ class RetryStep:
             loaded,
             live,
             attempt=attempt,
-            continuation=lambda rest, paced: (RETRY, (event_id, rest, attempt, paced)),
+            continuation=lambda rest, paced: (RETRY, (ref, rest, attempt, paced)),
             shaped=shaped,
         )
 
 
-def redrive(tracker: Tracker, queue: StepQueue, event_id: str, *, batch: int) -> int:
+def redrive(tracker: Tracker, queue: StepQueue, ref: str, *, batch: int) -> int:
     """Send the event's failed deliveries again, keeping their delivery ids; returns how many."""
-    h = tracker.event_hash(event_id)
+    h = tracker.event_hash(ref)
     if h is None or "priority" not in h or "body" not in h:
         return 0  # unknown, or done with nothing failed (its body was dropped; see track.lua)
     lane = h["priority"]
@@ -112,13 +112,11 @@ def redrive(tracker: Tracker, queue: StepQueue, event_id: str, *, batch: int) ->
     offset = max(0, int(time.time() - accepted_at))
     moved: list[int] = []
     for bucket in range(0, math.ceil(top / BUCKET) if top else 0):
-        failed = [seq for seq, r in tracker.bucket_records(event_id, bucket).items() if r.status == "failed"]
+        failed = [seq for seq, r in tracker.bucket_records(ref, bucket).items() if r.status == "failed"]
         if not failed:
             continue
-        prev = tracker.redrive(
-            event_id, [Update(s, Record("retrying", 0, offset, "redrive")) for s in failed]
-        )
+        prev = tracker.redrive(ref, [Update(s, Record("retrying", 0, offset, "redrive")) for s in failed])
         moved.extend(s for s, p in zip(failed, prev, strict=True) if p is not None and p.status == "failed")
     for first in range(0, len(moved), batch):
-        queue.enqueue(RETRY, lane, (event_id, moved[first : first + batch], 1))
+        queue.enqueue(RETRY, lane, (ref, moved[first : first + batch], 1))
     return len(moved)

@@ -1,24 +1,34 @@
 """Hand a step's deliveries to the dispatcher, and wait until they are recorded or handed on.
 
-A step (a shard, a retry) waits for its deliveries' outcomes to be recorded.
-When some are still in flight after ``handoff_after_ms`` (a slow endpoint),
-the step does not hold its worker thread for them: once every delivery has
-*started*, it enqueues a delayed continuation for the unrecorded ones and
-returns, so its queue message is acked. The continuation comes due after the
-longest a send can take, plus a margin; by then the process has recorded
-those outcomes, and the continuation finds nothing to do. If the process died
-meanwhile, the continuation sends them again: at-least-once holds across a
-crash, as it does for a shard that is re-run.
+A step (a shard, a retry) waits for its deliveries' outcomes to be recorded,
+for at most ``handoff_after_ms`` (its time slice). Then it does not hold its
+worker thread any longer, whether its deliveries wait for slow endpoints or
+for a busy dispatcher:
+
+- those that have not started are withdrawn from the dispatcher and continued
+  at once by a new message at the back of the lane's queue, so other events'
+  steps (a small page's ingest) get a thread in between;
+- those in flight are continued by a delayed message that comes due after the
+  longest a send can take, plus a margin; by then the process has recorded
+  their outcomes, and the continuation finds nothing to do. If the process
+  died meanwhile, the continuation sends them again: at-least-once holds
+  across a crash, as it does for a shard that is re-run.
+
+The continuations are enqueued before the step's message is acked. A step that
+fails or is interrupted (dramatiq's time limit) withdraws what has not started
+before it raises, so its next run does not send those twice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from channels.base import Message
 from notifyd.ids import delivery_id
+from notifyd.pipeline.asyncrunner import WAIT_SLICE_S
 from notifyd.pipeline.dispatcher import Dispatcher, Ticket
 from notifyd.pipeline.events import EventCache, LoadedEvent
 from notifyd.pipeline.shaping import Shaper
@@ -75,12 +85,12 @@ class Sender:
 
     def messages(self, loaded: LoadedEvent, subs: Sequence[StoredSubscriber], attempt: int) -> list[Message]:
         event = loaded.event
-        notification = self.events.notification(event.event_id)
+        notification = self.events.notification(loaded.ref)
         manage = self.manage_url
         secret_of = self.secret_of
         batch = [
             Message(
-                delivery_id=delivery_id(event.event_id, s.id, s.channel),
+                delivery_id=delivery_id(loaded.ref, s.id, s.channel),
                 subscriber_id=s.id,
                 target=s.target,
                 notification=notification,
@@ -146,16 +156,49 @@ class Sender:
         # Every wait below has a deadline, and the loop must keep answering while it runs:
         # a worker whose loop is stuck fences itself (see AsyncRunner.wait).
         runner = self.dispatcher.runner
-        if not ticket.wait(self.handoff_after_s) and continuation is not None:
-            # Hand on only what has started: a delivery still queued here could otherwise
-            # be sent by this process and by the continuation.
-            runner.wait(lambda t: ticket.wait(t, started=True))
-            if not ticket.finished:
-                seqs = [s.seq for s in ticket.unrecorded()]
-                if seqs:
-                    step, args = continuation(seqs, True)
-                    self.queue.enqueue(step, loaded.event.lane, args, delay_ms=self.continuation_delay_ms)
+        try:
+            if not _wait(ticket, self.handoff_after_s) and continuation is not None:
+                # The step's time is up. It keeps its thread only until one of its deliveries
+                # has started (progress, however busy the dispatcher), then hands the rest on.
+                runner.wait(lambda t: ticket.wait(t, started=1))
+                if not ticket.finished:
+                    self._hand_on(loaded, ticket, continuation)
                     return
-        runner.wait(ticket.wait)
+            runner.wait(ticket.wait)
+        except BaseException:
+            # The step failed or was interrupted (dramatiq's time limit, a shutdown): what has
+            # not started is not sent by this process, so the step's next run, which sends what
+            # is not recorded, sends it once. Only what is in flight now can go twice.
+            with contextlib.suppress(Exception):
+                self.dispatcher.withdraw(ticket)
+            raise
         if ticket.error is not None:
             raise RecordingFailedError("outcomes could not be recorded") from ticket.error
+
+    def _hand_on(self, loaded: LoadedEvent, ticket: Ticket, continuation: Continuation) -> None:
+        """Free the step's thread: durable continuations for what is not recorded yet.
+
+        What has not started is withdrawn from the dispatcher (this process will not send it)
+        and continued at once, at the back of the lane's queue, so that other events' steps
+        get a thread in between. What is in flight is continued after the longest a send may
+        take: by then this process has recorded it, unless it died.
+        """
+        lane = loaded.event.lane
+        unstarted = self.dispatcher.withdraw(ticket)
+        if unstarted:
+            step, args = continuation([ticket.subs[i].seq for i in unstarted], True)
+            self.queue.enqueue(step, lane, args)
+        in_flight = [s.seq for s in ticket.unrecorded(started_only=True)]
+        if in_flight:
+            step, args = continuation(in_flight, True)
+            self.queue.enqueue(step, lane, args, delay_ms=self.continuation_delay_ms)
+
+
+def _wait(ticket: Ticket, seconds: float) -> bool:
+    """Wait up to ``seconds`` for every outcome to be recorded, in slices: an exception raised
+    into this thread (dramatiq's time limit) is only raised between blocking calls."""
+    deadline = time.monotonic() + seconds
+    while not ticket.wait(min(WAIT_SLICE_S, max(0.0, deadline - time.monotonic()))):
+        if time.monotonic() >= deadline:
+            return False
+    return True

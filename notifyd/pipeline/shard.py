@@ -51,14 +51,14 @@ class DeliverShard:
         self.flush_digest = flush_digest
         self.enqueue_next = enqueue_next
 
-    def __call__(self, event_id: str, shard: int, start: int, end: int) -> None:
-        loaded = self.events.load(event_id)
+    def __call__(self, ref: str, shard: int, start: int, end: int) -> None:
+        loaded = self.events.load(ref)
         if loaded is None:
-            log.warning("shard %s/%d: event has expired", event_id, shard)
+            log.warning("shard %s/%d: event has expired", ref, shard)
             return
         event = loaded.event
         # Before anything that can fail: the shard one window on is queued before this one is acked.
-        self.enqueue_next(event_id, event.lane, shard, start, end)
+        self.enqueue_next(ref, event.lane, shard, start, end)
         SHARDS.labels(event.lane).inc()
         touched = event.components_touched()
         view = EventView.of(event)
@@ -80,7 +80,7 @@ class DeliverShard:
                 plans.append(Update(sub.seq, Record("suppressed", 0, offset, FILTER_PREFIX + reason)))
             else:
                 plans.append(Update(sub.seq, Record("pending", 0, offset)))
-        previous = self.tracker.plan(event_id, plans)
+        previous = self.tracker.plan(ref, plans)
         for (reason, channel), n in filtered.items():
             DELIVERIES_FILTERED.labels(reason, channel).inc(n)
         eligible: list[StoredSubscriber] = []
@@ -90,21 +90,21 @@ class DeliverShard:
             if prev is None or (prev.status == "pending" and prev.attempts == 0):
                 eligible.append(sub)
         paced = self.pacer.pace(loaded, eligible)
-        self.sender.send_and_record(loaded, paced.now, attempt=1, continuation=self._continue(event_id))
+        self.sender.send_and_record(loaded, paced.now, attempt=1, continuation=self._continue(ref))
         for sub in paced.flush:
             self.flush_digest(sub.page_id, sub.seq, force=True)
-        self.tracker.shard_done(event_id, shard)
+        self.tracker.shard_done(ref, shard)
 
     @staticmethod
-    def _continue(event_id: str) -> Continuation:
-        return lambda seqs, shaped: (RESUME, (event_id, seqs, shaped))
+    def _continue(ref: str) -> Continuation:
+        return lambda seqs, shaped: (RESUME, (ref, seqs, shaped))
 
-    def resume(self, event_id: str, seqs: Sequence[int], shaped: bool = False) -> None:
+    def resume(self, ref: str, seqs: Sequence[int], shaped: bool = False) -> None:
         """Send what a shard handed on and nobody recorded since (its process died)."""
-        loaded = self.events.load(event_id)
+        loaded = self.events.load(ref)
         if loaded is None:
             return
-        records = self.tracker.records(event_id, seqs)
+        records = self.tracker.records(ref, seqs)
         due = [
             s for s in seqs if (r := records.get(s)) is not None and r.status == "pending" and r.attempts == 0
         ]
@@ -116,9 +116,7 @@ class DeliverShard:
         if gone:
             offset = loaded.offset()
             self.tracker.record(
-                event_id,
+                ref,
                 [Update(s.seq, Record("suppressed", 0, offset, "subscriber disabled")) for s in gone],
             )
-        self.sender.send_and_record(
-            loaded, live, attempt=1, continuation=self._continue(event_id), shaped=shaped
-        )
+        self.sender.send_and_record(loaded, live, attempt=1, continuation=self._continue(ref), shaped=shaped)

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 #: The fields a JSON line carries when they are known.
-FIELDS: tuple[str, ...] = ("event_id", "delivery_id", "lane", "channel", "step")
+FIELDS: tuple[str, ...] = ("event_id", "page_id", "delivery_id", "lane", "channel", "step")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 _context: ContextVar[dict[str, Any] | None] = ContextVar("notifyd_log_context", default=None)

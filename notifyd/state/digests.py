@@ -23,7 +23,9 @@ JOB_PREFIX = "digest\x1f"
 @dataclass(frozen=True, slots=True)
 class Deferral:
     seq: int
-    event_id: str
+    #: The event's ref (keys.event_ref); a digest written before refs holds bare ids, which
+    #: are the refs of those events' records.
+    ref: str
     about: str
     due: float
 
@@ -56,7 +58,7 @@ class DigestQueue:
             if d.seq not in index:
                 keys.append(self.keys.digest_pending(page_id, d.seq))
                 index[d.seq] = len(keys)
-            args.extend((index[d.seq], d.event_id, d.about, repr(d.due), self.job_id(page_id, d.seq)))
+            args.extend((index[d.seq], d.ref, d.about, repr(d.due), self.job_id(page_id, d.seq)))
         self._script(keys=keys, args=args)
 
     def pending(self, page_id: str, seq: int) -> dict[str, str]:
@@ -71,8 +73,8 @@ class DigestQueue:
             pipe.exists(self.keys.digest_pending(page_id, seq))
         return [bool(n) for n in pipe.execute()]
 
-    def finish(self, page_id: str, seq: int, event_ids: Sequence[str], *, now: float) -> bool:
+    def finish(self, page_id: str, seq: int, refs: Sequence[str], *, now: float) -> bool:
         """The digest carried these; True when more came in meanwhile (the job stays, due now)."""
         keys = [self.keys.schedule(), self.keys.digest_pending(page_id, seq)]
         job = self.job_id(page_id, seq)
-        return bool(self._script(keys=keys, args=["finish", repr(now), job, *event_ids]))
+        return bool(self._script(keys=keys, args=["finish", repr(now), job, *refs]))

@@ -5,6 +5,13 @@ Ids that users choose (event ids, page ids, dedup keys) go into keys through
 a key, and event ``X:shards`` must not be event ``X``'s shard bitmap. Ids stay
 as written everywhere else (API, event bodies, the status store).
 
+An event is stored under its **ref**, :func:`event_ref`: the page and the event id
+together, because event ids are the publisher's and only unique within a page (a
+key for page A must not take page B's id first and turn B's event into a
+duplicate). A ref without a page (a bare event id) is an event accepted before
+refs existed: its keys are the old global ones, so events in flight at an
+upgrade finish where they were written.
+
 Tracking and subscriber records live in buckets of :data:`BUCKET` entries so
 that each bucket stays a listpack-encoded hash (Redis' compact encoding):
 that is what keeps a tracked delivery under 100 bytes of Redis memory.
@@ -30,23 +37,58 @@ def escape(part: str) -> str:
     return part
 
 
+#: Joins the page and the event id in an event ref. Neither page ids nor event ids (printable
+#: ASCII without spaces, see notifyd/models.py) contain it, so a ref splits one way only.
+REF_SEP = " "
+
+
+def event_ref(page_id: str, event_id: str) -> str:
+    """The handle every pipeline step, queue message and index uses for one page's event."""
+    return f"{page_id}{REF_SEP}{event_id}"
+
+
+def split_ref(ref: str) -> tuple[str | None, str]:
+    """``(page_id, event_id)`` of a ref; the page is None for a ref written before refs had one."""
+    page_id, sep, event_id = ref.partition(REF_SEP)
+    return (page_id, event_id) if sep else (None, ref)
+
+
 @dataclass(frozen=True, slots=True)
 class Keys:
     ns: str
 
-    # events
-    def event(self, event_id: str) -> str:
-        return f"{self.ns}:ev:{escape(event_id)}"
+    # events, by ref (see event_ref): a page's events under its prefix, legacy ones global
+    def _event_base(self, ref: str) -> str:
+        page_id, event_id = split_ref(ref)
+        if page_id is None:
+            return f"{self.ns}:ev:{escape(event_id)}"
+        return f"{self.ns}:p:{escape(page_id)}:ev:{escape(event_id)}"
 
-    def event_shards(self, event_id: str) -> str:
-        return f"{self.ns}:ev:{escape(event_id)}:shards"
+    def event(self, ref: str) -> str:
+        return self._event_base(ref)
 
-    def event_shards_enqueued(self, event_id: str) -> str:
+    def event_shards(self, ref: str) -> str:
+        return f"{self._event_base(ref)}:shards"
+
+    def event_shards_enqueued(self, ref: str) -> str:
         """Bitmap of the event's shards whose message was enqueued (``pipeline/ingest.py``)."""
-        return f"{self.ns}:ev:{escape(event_id)}:shards_enq"
+        return f"{self._event_base(ref)}:shards_enq"
 
-    def deliveries(self, event_id: str, bucket: int) -> str:
-        return f"{self.ns}:dl:{escape(event_id)}:{bucket}"
+    def deliveries(self, ref: str, bucket: int) -> str:
+        page_id, event_id = split_ref(ref)
+        if page_id is None:
+            return f"{self.ns}:dl:{escape(event_id)}:{bucket}"
+        return f"{self.ns}:p:{escape(page_id)}:dl:{escape(event_id)}:{bucket}"
+
+    def event_pages(self, event_id: str) -> str:
+        """The pages that accepted an event id (a set): how ``GET /v1/events/{id}`` finds it.
+
+        An index only: it decides nothing about duplicates, which are per page."""
+        return f"{self.ns}:evp:{escape(event_id)}"
+
+    def event_record_patterns(self) -> tuple[str, str]:
+        """SCAN patterns of every event record (and its shard bitmaps), legacy and per page."""
+        return f"{self.ns}:ev:*", f"{self.ns}:p:*:ev:*"
 
     def dedup(self, page_id: str, dedup_key: str) -> str:
         return f"{self.ns}:dk:{escape(page_id)}:{escape(dedup_key)}"
@@ -55,6 +97,7 @@ class Keys:
         return f"{self.ns}:p:{escape(page_id)}:events"
 
     def dead_letters(self) -> str:
+        """Failed deliveries (a sorted set by time): members are ``<event ref>\x1f<seq>``."""
         return f"{self.ns}:dead"
 
     # subscribers

@@ -4,6 +4,9 @@ A record is a short string in a bucket hash keyed by the subscriber's seq:
 ``<status><attempts>,<seconds since the event was accepted>[|<last error>]``,
 for example ``d1,3`` or ``r2,95|HTTP 500``. Every transition goes through
 ``lua/track.lua``, which moves the event's counters in the same step.
+
+Events are named by their ref (``keys.event_ref``: page and event id); only
+:meth:`Tracker.refs` goes from a bare event id, as the API is given it, to refs.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 import redis
 
 from notifyd.ids import delivery_id
-from notifyd.state.keys import BUCKET, Keys, bucket_of
+from notifyd.state.keys import BUCKET, Keys, bucket_of, event_ref, split_ref
 from notifyd.state.scripts import register
 
 STATUS_CODES = {
@@ -82,6 +85,14 @@ class Update:
     record: Record
 
 
+class AmbiguousEventId(LookupError):
+    """Several pages used this event id; the page must be named."""
+
+    def __init__(self, event_id: str, pages: list[str]) -> None:
+        super().__init__(f"event id {event_id!r} was published to pages {', '.join(pages)}; name the page")
+        self.pages = pages
+
+
 def _iso(epoch: float | None) -> str | None:
     if epoch is None:
         return None
@@ -97,51 +108,51 @@ class Tracker:
 
     # -- transitions ----------------------------------------------------------------
 
-    def _run(self, mode: str, event_id: str, updates: Iterable[Update]) -> list[Record | None]:
-        keys = [self.keys.event(event_id), self.keys.event_shards(event_id)]
+    def _run(self, mode: str, ref: str, updates: Iterable[Update]) -> list[Record | None]:
+        keys = [self.keys.event(ref), self.keys.event_shards(ref)]
         index: dict[int, int] = {}
         args: list[Any] = [mode, self.ttl_s, f"{time.time():.3f}"]
         for update in updates:
             bucket = bucket_of(update.seq)
             if bucket not in index:
-                keys.append(self.keys.deliveries(event_id, bucket))
+                keys.append(self.keys.deliveries(ref, bucket))
                 index[bucket] = len(keys)
             args.extend((index[bucket], update.seq, update.record.encode()))
         previous = self._script(keys=keys, args=args)
         return [Record.decode(raw) if raw else None for raw in previous]
 
-    def plan(self, event_id: str, updates: Iterable[Update]) -> list[Record | None]:
+    def plan(self, ref: str, updates: Iterable[Update]) -> list[Record | None]:
         """Create pending records where none exist; returns what was there before."""
-        return self._run("plan", event_id, updates)
+        return self._run("plan", ref, updates)
 
-    def record(self, event_id: str, updates: Iterable[Update]) -> list[Record | None]:
+    def record(self, ref: str, updates: Iterable[Update]) -> list[Record | None]:
         """Move records to new statuses; final statuses never change."""
-        return self._run("record", event_id, updates)
+        return self._run("record", ref, updates)
 
-    def redrive(self, event_id: str, updates: Iterable[Update]) -> list[Record | None]:
+    def redrive(self, ref: str, updates: Iterable[Update]) -> list[Record | None]:
         """Move failed records back to pending."""
-        return self._run("redrive", event_id, updates)
+        return self._run("redrive", ref, updates)
 
-    def provider_failed(self, event_id: str, updates: Iterable[Update]) -> list[Record | None]:
+    def provider_failed(self, ref: str, updates: Iterable[Update]) -> list[Record | None]:
         """A provider's later report (an SMS status callback): delivered records become failed."""
-        return self._run("provider_failed", event_id, updates)
+        return self._run("provider_failed", ref, updates)
 
-    def shard_done(self, event_id: str, shard: int) -> None:
+    def shard_done(self, ref: str, shard: int) -> None:
         self._script(
-            keys=[self.keys.event(event_id), self.keys.event_shards(event_id)],
+            keys=[self.keys.event(ref), self.keys.event_shards(ref)],
             args=["shard_done", self.ttl_s, f"{time.time():.3f}", shard],
         )
 
     # -- reads ----------------------------------------------------------------------
 
-    def records(self, event_id: str, seqs: Iterable[int]) -> dict[int, Record]:
+    def records(self, ref: str, seqs: Iterable[int]) -> dict[int, Record]:
         by_bucket: dict[int, list[int]] = defaultdict(list)
         for seq in seqs:
             by_bucket[bucket_of(seq)].append(seq)
         pipe = self.client.pipeline(transaction=False)
         order = list(by_bucket.items())
         for bucket, members in order:
-            pipe.hmget(self.keys.deliveries(event_id, bucket), [str(s) for s in members])
+            pipe.hmget(self.keys.deliveries(ref, bucket), [str(s) for s in members])
         found: dict[int, Record] = {}
         for (_, members), values in zip(order, pipe.execute(), strict=True):
             for seq, raw in zip(members, values, strict=True):
@@ -149,22 +160,50 @@ class Tracker:
                     found[seq] = Record.decode(raw)
         return found
 
-    def bucket_records(self, event_id: str, bucket: int) -> dict[int, Record]:
-        raw = self.client.hgetall(self.keys.deliveries(event_id, bucket))
+    def bucket_records(self, ref: str, bucket: int) -> dict[int, Record]:
+        raw = self.client.hgetall(self.keys.deliveries(ref, bucket))
         return {int(field): Record.decode(value) for field, value in raw.items()}
 
-    def event_hash(self, event_id: str) -> dict[str, str] | None:
-        raw = self.client.hgetall(self.keys.event(event_id))
+    def event_hash(self, ref: str) -> dict[str, str] | None:
+        raw = self.client.hgetall(self.keys.event(ref))
         if not raw:
             return None
         return {k.decode(): v.decode() for k, v in raw.items()}
 
-    def summary(self, event_id: str) -> dict[str, Any] | None:
+    def summary(self, ref: str) -> dict[str, Any] | None:
         """The object of ``GET /v1/events/{event_id}``."""
-        h = self.event_hash(event_id)
+        h = self.event_hash(ref)
         if h is None:
             return None
-        return summarize(event_id, h)
+        return summarize(split_ref(ref)[1], h)
+
+    def refs(self, event_id: str) -> list[tuple[str, str]]:
+        """``(ref, page_id)`` of each event kept with this id: one per page that took it (sorted
+        by page), then the id's record from before events were kept per page, if still there."""
+        pages = sorted(p.decode() for p in self.client.smembers(self.keys.event_pages(event_id)))
+        candidates = [event_ref(page, event_id) for page in pages] + [event_id]
+        pipe = self.client.pipeline(transaction=False)
+        for ref in candidates:
+            pipe.hget(self.keys.event(ref), "page_id")
+        return [
+            (ref, page.decode())
+            for ref, page in zip(candidates, pipe.execute(), strict=True)
+            if page is not None
+        ]
+
+    def find(self, event_id: str, page_id: str | None = None) -> str | None:
+        """The ref of the one event kept with this id (on ``page_id``, if given), or None.
+
+        Raises :class:`AmbiguousEventId` when several pages used the id and none was named."""
+        found = [(ref, page) for ref, page in self.refs(event_id) if page_id in (None, page)]
+        if len(found) > 1:
+            raise AmbiguousEventId(event_id, [page for _, page in found])
+        return found[0][0] if found else None
+
+    def summary_by_id(self, event_id: str, page_id: str | None = None) -> dict[str, Any] | None:
+        """:meth:`summary` of the event :meth:`find` finds (``GET /v1/events/{event_id}``)."""
+        ref = self.find(event_id, page_id)
+        return self.summary(ref) if ref is not None else None
 
 
 def state_of(h: dict[str, str]) -> str:
@@ -204,10 +243,11 @@ def summarize(event_id: str, h: dict[str, str]) -> dict[str, Any]:
 
 
 def delivery_view(
-    event_id: str, accepted_at: float, subscriber_id: str, channel: str, record: Record
+    ref: str, accepted_at: float, subscriber_id: str, channel: str, record: Record
 ) -> dict[str, Any]:
+    """One delivery as the API shows it; ``ref`` is its event's (``keys.event_ref``)."""
     view: dict[str, Any] = {
-        "delivery_id": delivery_id(event_id, subscriber_id, channel),
+        "delivery_id": delivery_id(ref, subscriber_id, channel),
         "subscriber_id": subscriber_id,
         "channel": channel,
         "status": record.status,
@@ -222,4 +262,4 @@ def delivery_view(
     return view
 
 
-__all__ = ["BUCKET", "Record", "Tracker", "Update", "delivery_view", "summarize"]
+__all__ = ["BUCKET", "AmbiguousEventId", "Record", "Tracker", "Update", "delivery_view", "summarize"]

@@ -57,9 +57,14 @@ class ApplyResult:
     hlc: int = 0
 
 
-def event_key(event_id: str) -> int:
-    """64-bit hash of an event id: the seen-set stores 8 bytes per id whatever the id's length."""
-    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big")
+def event_key(page_id: str, event_id: str) -> int:
+    """64-bit hash of a page's event id: the seen-set stores 8 bytes per id whatever its length.
+
+    Event ids are unique per page only, so the page is part of what is hashed: page B's event
+    ``X`` is not a duplicate of page A's. (Ids seen before the page was hashed in are not
+    recognised; see docs/operations.md, "Event ids are per page".)"""
+    text = f"{page_id}\x1f{event_id}"
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
 
 
 def _require(mapping: Mapping[str, Any], key: str, where: str) -> Any:
@@ -115,7 +120,7 @@ def plan_event(
     event_ms = max(0, min(event_ms, now_ms + max_offset_ms))
 
     delta = StoreState()
-    key = event_key(str(event_id))
+    key = event_key(str(page_id), str(event_id))
     now_s = now_ms // 1000
     if state.seen.contains(key, now_s):
         return EventPlan(delta, ApplyResult(duplicate=True, stale=False, changed=False))

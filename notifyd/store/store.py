@@ -172,9 +172,10 @@ class StatusStore:
                 self.clock.observe(plan.result.hlc)
             return plan.result
 
-    def seen(self, event_id: str) -> bool:
+    def seen(self, page_id: str, event_id: str) -> bool:
+        """Whether this page's event id was taken here or by a peer, within the event-id TTL."""
         with self._lock:
-            return self._state.seen.contains(event_key(event_id), self._now_s())
+            return self._state.seen.contains(event_key(page_id, event_id), self._now_s())
 
     def page_status(self, page_id: str) -> dict[str, Any]:
         with self._lock:

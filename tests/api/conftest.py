@@ -49,7 +49,9 @@ class Api:
             q = rt.keys.queue_name(lane)
             total += int(rt.client.hlen(rt.keys.queue_messages(q)))
             total += int(rt.client.hlen(rt.keys.queue_messages(f"{q}.DQ")))
-        return total + sum(1 for _ in rt.client.scan_iter(match=f"{rt.keys.ns}:ev:*", count=1000))
+        for pattern in rt.keys.event_record_patterns():
+            total += sum(1 for _ in rt.client.scan_iter(match=pattern, count=1000))
+        return total
 
 
 @pytest.fixture

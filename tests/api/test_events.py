@@ -8,7 +8,7 @@ import httpx
 
 from notifyd.ids import delivery_id
 from tests.api.conftest import KEYS, Api
-from tests.support.events import component_event, incident_event
+from tests.support.events import component_event, incident_event, ref
 from tests.support.sink import Reply, Sink
 from tests.support.wait import wait_done, wait_until
 
@@ -18,7 +18,7 @@ def test_an_accepted_event_answers_202_and_is_in_redis_before_the_answer(api: Ap
     r = http.post("/v1/events", json=event)
     assert r.status_code == 202
     assert r.json() == {"event_id": event["event_id"], "status": "accepted"}
-    assert api.runtime.client.exists(api.runtime.keys.event(event["event_id"]))
+    assert api.runtime.client.exists(api.runtime.keys.event(ref(event)))
 
 
 def test_the_same_event_id_again_is_a_200_duplicate(http: httpx.Client):
@@ -162,7 +162,7 @@ def test_redrive_resends_failed_deliveries_with_the_same_delivery_id(
     assert sink.wait_for(lambda: sum(r.path == "/flaky" for r in sink.received) == 2)
     assert wait_until(lambda: http.get(f"/v1/events/{event_id}").json()["counts"]["delivered"] == 1)
     after = http.get(f"/v1/events/{event_id}/deliveries").json()["items"][0]
-    expected = delivery_id(event_id, added.json()["id"], "webhook")
+    expected = delivery_id(ref(event), added.json()["id"], "webhook")
     assert before["delivery_id"] == after["delivery_id"] == expected
     assert {r.headers["webhook-id"] for r in sink.on("/flaky")} == {expected}
     assert after["status"] == "delivered"

@@ -12,7 +12,7 @@ from twilio.request_validator import RequestValidator
 from notifyd import unsubscribe
 from notifyd.store import StatusStore
 from tests.api.conftest import Api
-from tests.support.events import component_event, incident_event
+from tests.support.events import component_event, incident_event, ref
 from tests.support.wait import wait_done
 
 
@@ -156,7 +156,7 @@ def test_twilio_status_callbacks_are_verified_and_move_the_delivery(
         assert set(callbacks) == {"+14155552671", "+14155552672"}
         first = callbacks["+14155552671"]
         assert first.startswith("https://status.example.com/v1/callbacks/twilio/")
-        assert delivery_id(event["event_id"], reachable.subscriber.id, "sms") in first
+        assert delivery_id(ref(event), reachable.subscriber.id, "sms") in first
 
         def post(url: str, params: dict[str, str], *, sign_with: str = twilio.auth_token) -> httpx.Response:
             signature = RequestValidator(sign_with).compute_signature(url, params)
@@ -173,14 +173,14 @@ def test_twilio_status_callbacks_are_verified_and_move_the_delivery(
         delivered = post(first, {"MessageSid": "SM1", "MessageStatus": "delivered"})
         assert delivered.status_code == 200 and delivered.json()["status"] == "received"
         assert post(first, {"MessageStatus": "undelivered"}, sign_with="forged-token").status_code == 403
-        assert rt.tracker.summary(event["event_id"])["counts"]["delivered"] == 2
+        assert rt.tracker.summary(ref(event))["counts"]["delivered"] == 2
 
         # The carrier could not deliver to the second number: a number that can never work.
         second = callbacks["+14155552672"]
         undelivered = {"MessageSid": "SM2", "MessageStatus": "undelivered", "ErrorCode": "21614"}
         failed = post(second, undelivered)
         assert failed.status_code == 200 and failed.json()["status"] == "failed"
-        counts = rt.tracker.summary(event["event_id"])["counts"]
+        counts = rt.tracker.summary(ref(event))["counts"]
         assert (counts["delivered"], counts["failed"]) == (1, 1)
         assert rt.subscribers.get("acme", unreachable.subscriber.id).disabled == "invalid_target"
         # Twilio retries callbacks: a second report counts nothing twice.
@@ -190,7 +190,7 @@ def test_twilio_status_callbacks_are_verified_and_move_the_delivery(
             ).status_code
             == 200
         )
-        assert rt.tracker.summary(event["event_id"])["counts"]["failed"] == 1
+        assert rt.tracker.summary(ref(event))["counts"]["failed"] == 1
 
         # Ids that the signature covers but that do not belong together are refused.
         tampered = second.replace(unreachable.subscriber.id, reachable.subscriber.id)

@@ -9,7 +9,7 @@ import pytest
 
 from notifyd.ids import delivery_id
 from tests.api.conftest import Api
-from tests.support.events import incident_event
+from tests.support.events import incident_event, ref
 from tests.support.recording import Recorder
 from tests.support.wait import wait_done, wait_until
 
@@ -63,7 +63,7 @@ def test_paging_deliveries_during_delivery_sees_each_exactly_once(
         unfinished = http.get(f"/v1/events/{event['event_id']}").json()["state"] != "done"
         wait_done(http, event["event_id"], timeout=30)
 
-    expected = {delivery_id(event["event_id"], s, "email") for s in sub_ids[:SUBSCRIBERS]}
+    expected = {delivery_id(ref(event), s, "email") for s in sub_ids[:SUBSCRIBERS]}
     assert len(seen) == len(set(seen)), "a delivery was listed twice"
     assert set(seen) == expected, "a delivery was missed, or one outside the audience was listed"
     # The pages really were read while the worker was writing.

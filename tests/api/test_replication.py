@@ -13,7 +13,7 @@ from notifyd.runtime.settings import Settings
 from notifyd.runtime.worker import InProcessWorker, open_store
 from notifyd.store import StatusStore
 from tests.api.conftest import KEYS, Api
-from tests.support.events import component_event, incident_event
+from tests.support.events import component_event, incident_event, ref
 from tests.support.wait import wait_done, wait_until
 
 
@@ -184,11 +184,11 @@ def test_two_regions_end_to_end_region_b_delivers_nothing_for_what_region_a_took
         assert eu.publisher.publish(taken).status == "accepted"
         assert wait_done(eu, taken["event_id"])["counts"]["delivered"] == 1
         # Its seen-set reaches region B's worker; B gets the same event (a publisher retrying there).
-        assert wait_until(lambda: workers_store["us"].seen(taken["event_id"]), timeout=15)
+        assert wait_until(lambda: workers_store["us"].seen(taken["page_id"], taken["event_id"]), timeout=15)
         assert us.publisher.publish(taken).status == "accepted"
         summary = wait_done(us, taken["event_id"])
         assert summary["counts"]["planned"] == 0
-        assert us.tracker.event_hash(taken["event_id"])["filtered"].startswith("replicated_duplicate")
+        assert us.tracker.event_hash(ref(taken))["filtered"].startswith("replicated_duplicate")
         # A newer status taken in A; an older one arriving at B afterwards is stale there.
         now = datetime.now(UTC)
         newer = component_event(component="db", status="major_outage", occurred_at=_iso(now))
@@ -197,10 +197,10 @@ def test_two_regions_end_to_end_region_b_delivers_nothing_for_what_region_a_took
         )
         assert eu.publisher.publish(newer).status == "accepted"
         wait_done(eu, newer["event_id"])
-        assert wait_until(lambda: workers_store["us"].seen(newer["event_id"]), timeout=15)
+        assert wait_until(lambda: workers_store["us"].seen(newer["page_id"], newer["event_id"]), timeout=15)
         assert us.publisher.publish(older).status == "accepted"
         assert wait_done(us, older["event_id"])["counts"]["planned"] == 0
-        assert us.tracker.event_hash(older["event_id"])["filtered"].startswith("stale")
+        assert us.tracker.event_hash(ref(older))["filtered"].startswith("stale")
         # The control: region B does deliver an event nobody took before.
         fresh = incident_event()
         assert us.publisher.publish(fresh).status == "accepted"
@@ -214,7 +214,7 @@ def test_two_regions_end_to_end_region_b_delivers_nothing_for_what_region_a_took
         for store in (*workers_store.values(), *api_store.values()):
             store.close()
     seen_by_us = {r.headers["webhook-id"] for r in sink.on("/us")}
-    assert seen_by_us == {delivery_id(fresh["event_id"], subs["us"].id, "webhook")}
+    assert seen_by_us == {delivery_id(ref(fresh), subs["us"].id, "webhook")}
     assert len(sink.on("/eu")) == 2  # the taken event and the newer status
 
 

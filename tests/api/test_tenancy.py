@@ -27,9 +27,10 @@ from notifyd.api.server import start_in_thread
 from notifyd.runtime.settings import Settings
 from notifyd.runtime.wiring import Runtime
 from notifyd.state import quarantine
+from notifyd.state.keys import event_ref
 from notifyd.store import StatusStore
 from tests.api.conftest import API_KEYS, KEYS, Api
-from tests.support.events import incident_event
+from tests.support.events import incident_event, ref
 
 A, B = "tenant-a", "tenant-b"
 #: publish, operate and admin, limited to page A, every lane.
@@ -92,7 +93,7 @@ PUBLIC = {
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
-    ("GET", "/docs/oauth2-redirect"),
+    ("GET", "/docs/assets/{name}"),
     ("GET", "/redoc"),
     ("GET", "/v1/pages/{page_id}/unsubscribe"),
     ("POST", "/v1/pages/{page_id}/unsubscribe"),
@@ -295,13 +296,13 @@ def test_a_page_key_naming_an_id_of_its_own_page_succeeds(fx: Fixture, route: tu
 def test_a_refused_publish_to_another_page_enqueues_nothing(fx: Fixture):
     event = incident_event(page=B)
     assert fx.send(KEY_A, ("POST", "/v1/events", {"json": event})).status_code == 403
-    assert fx.api.runtime.tracker.summary(str(event["event_id"])) is None
+    assert fx.api.runtime.tracker.summary(ref(event)) is None
 
 
 def test_queue_view_lists_only_the_key_s_pages(fx: Fixture):
     rt = fx.api.runtime
     for page, event_id in fx.events.items():  # as ingest lists them (no worker runs here)
-        rt.client.zadd(rt.keys.page_events(page), {event_id: time.time()})
+        rt.client.zadd(rt.keys.page_events(page), {event_ref(page, event_id): time.time()})
     everything = fx.send(KEYS["all"], ("GET", "/v1/queues", {})).json()["recent_events"]
     assert {e["page_id"] for e in everything} >= {A, B}
     mine = fx.send(KEY_A, ("GET", "/v1/queues", {})).json()["recent_events"]
@@ -341,7 +342,7 @@ def test_a_publish_key_without_a_lane_cap_publishes_normal_and_low_only(fx: Fixt
     r = fx.send(KEY_A_CAPLESS, ("POST", "/v1/events", {"json": critical}))
     assert r.status_code == 403
     assert "'normal'" in r.json()["detail"] and "max-priority" in r.json()["detail"]
-    assert fx.api.runtime.tracker.summary(str(critical["event_id"])) is None
+    assert fx.api.runtime.tracker.summary(ref(critical)) is None
     # The priority that comes from the impact counts too: a major incident is high.
     assert fx.send(KEY_A_CAPLESS, ("POST", "/v1/events", {"json": incident_event(page=A)})).status_code == 403
     for priority in ("normal", "low"):

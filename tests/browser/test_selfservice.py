@@ -13,7 +13,7 @@ import pytest
 from notifyd.store import StatusStore
 from tests.selfservice.support import links_in, local
 from tests.support.browser import Screenshots
-from tests.support.events import incident_event
+from tests.support.events import incident_event, ref
 from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -89,13 +89,13 @@ def test_a_person_subscribes_confirms_manages_and_leaves_in_a_browser(
     # 4. The next events respect the change: API news no longer comes, database news does.
     api_event, db_event = component_event("api"), component_event("db")
     rt.publisher.publish(api_event)
-    assert wait_until(lambda: (rt.tracker.summary(api_event["event_id"]) or {}).get("state") == "done")
+    assert wait_until(lambda: (rt.tracker.summary(ref(api_event)) or {}).get("state") == "done")
     rt.publisher.publish(db_event)
     (_, delivered) = s.smtp.wait_for(2)
     assert delivered.rcpt_tos == ["pat@example.com"]
     assert db_event["incident"]["title"] in delivered.message["Subject"]
     assert any("/status/acme/preferences?token=" in u for u in links_in(delivered)), "every email links it"
-    assert rt.tracker.summary(api_event["event_id"])["counts"]["planned"] == 0
+    assert rt.tracker.summary(ref(api_event))["counts"]["planned"] == 0
 
     # 5. Unsubscribe from the same page.
     page.goto(local(manage, s.api.url))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from tests.selfservice.support import PUBLIC, links_in, local
-from tests.support.events import incident_event
+from tests.support.events import incident_event, ref
 from tests.support.wait import wait_until
 
 
@@ -16,7 +16,7 @@ def update(incident_id: str, etype: str = "incident_updated", status: str = "ide
 
 
 def done(rt, event) -> bool:
-    return (rt.tracker.summary(event["event_id"]) or {}).get("state") == "done"
+    return (rt.tracker.summary(ref(event)) or {}).get("state") == "done"
 
 
 def test_a_follower_gets_that_incidents_updates_until_it_resolves(stack) -> None:

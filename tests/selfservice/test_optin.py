@@ -10,7 +10,7 @@ import httpx
 
 from notifyd.standins.servers import HTTPReceiver, ReceivedRequest, Reply
 from tests.selfservice.support import PUBLIC, links_in, local
-from tests.support.events import incident_event
+from tests.support.events import incident_event, ref
 from tests.support.wait import wait_until
 
 
@@ -37,8 +37,8 @@ def test_email_sign_up_receives_nothing_until_the_emailed_link_is_confirmed(stac
     # An event before confirming reaches nobody.
     event = incident_event("acme")
     s.rt.publisher.publish(event)
-    assert wait_until(lambda: (s.rt.tracker.summary(event["event_id"]) or {}).get("state") == "done")
-    assert s.rt.tracker.summary(event["event_id"])["counts"]["planned"] == 0
+    assert wait_until(lambda: (s.rt.tracker.summary(ref(event)) or {}).get("state") == "done")
+    assert s.rt.tracker.summary(ref(event))["counts"]["planned"] == 0
 
     with httpx.Client() as http:
         shown = http.get(local(link, s.api.url))

@@ -12,7 +12,7 @@ import pytest
 from notifyd.models import Event
 from notifyd.selfservice import signing
 from notifyd.selfservice.prefs import PersonalPrefs
-from tests.support.events import incident_event
+from tests.support.events import incident_event, ref
 from tests.support.wait import wait_until
 
 
@@ -95,8 +95,8 @@ def test_the_preference_page_works_without_javascript_and_its_choices_filter_the
     minor = incident_event("acme")
     minor["incident"]["impact"] = "minor"
     rt.publisher.publish(minor)
-    assert wait_until(lambda: (rt.tracker.summary(minor["event_id"]) or {}).get("state") == "done")
-    assert rt.tracker.summary(minor["event_id"])["counts"]["delivered"] == 0
+    assert wait_until(lambda: (rt.tracker.summary(ref(minor)) or {}).get("state") == "done")
+    assert rt.tracker.summary(ref(minor))["counts"]["delivered"] == 0
     major = incident_event("acme")
     major["incident"]["impact"] = "major"
     rt.publisher.publish(major)

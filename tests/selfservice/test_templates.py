@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.events import incident_event
+from tests.support.events import incident_event, ref
 from tests.support.wait import wait_until
 
 EVIL = {
@@ -125,7 +125,7 @@ def test_a_template_that_fails_at_render_falls_back_and_is_counted_never_a_faile
     rt.publisher.publish(event)
     (mail,) = s.smtp.wait_for(1)
     assert mail.message["Subject"] == "[acme] Database outage — investigating", "the built-in subject"
-    assert wait_until(lambda: (rt.tracker.summary(event["event_id"]) or {}).get("state") == "done")
-    assert rt.tracker.summary(event["event_id"])["counts"]["delivered"] == 1
+    assert wait_until(lambda: (rt.tracker.summary(ref(event)) or {}).get("state") == "done")
+    assert rt.tracker.summary(ref(event))["counts"]["delivered"] == 1
     with s.api.client("admin") as http:
         assert http.get("/v1/pages/acme/templates/email").json()["fallbacks"] == {"subject": 1}

@@ -78,7 +78,7 @@ class TestConcreteStores:
     def test_second_event_with_same_event_id_is_a_duplicate(self, harness: Harness) -> None:
         harness.store.apply_event(component_event(event_id="e1", status="major_outage", seconds=0))
         store = harness.reopened()
-        assert store.seen("e1")
+        assert store.seen("acme", "e1")
         again = store.apply_event(component_event(event_id="e1", status="operational", seconds=50))
         assert again.duplicate and not again.changed
         assert _status(store) == "major_outage"
@@ -87,7 +87,7 @@ class TestConcreteStores:
         harness.store.apply_event(component_event(event_id="e1", status="major_outage", seconds=0))
         harness.clock.advance(604_800 + 1)
         store = harness.reopened()
-        assert not store.seen("e1")
+        assert not store.seen("acme", "e1")
         store.snapshot()
         assert store.stats["seen_ids"] == 0
 

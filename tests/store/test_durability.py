@@ -61,7 +61,7 @@ def test_truncating_the_log_anywhere_in_its_last_record_loses_at_most_that_recor
                 component_event(event_id="after", status="under_maintenance", seconds=99, component="cdn")
             )
         with StatusStore.open(target, "region-a", clock=clock, fsync=False) as store:
-            assert store.seen("after")
+            assert store.seen("acme", "after")
         shutil.rmtree(target)
 
 

@@ -187,7 +187,7 @@ class ReplicaMachine(RuleBasedStateMachine):
     @invariant()
     def each_replica_has_seen_what_it_applied_itself(self) -> None:
         for r in REPLICAS:
-            assert all(self.stores[r].seen(eid) for eid in self.wrote[r])
+            assert all(self.stores[r].seen("acme", eid) for eid in self.wrote[r])
 
     @rule()
     def exchange_everything(self) -> None:
@@ -209,7 +209,7 @@ class ReplicaMachine(RuleBasedStateMachine):
         for r in REPLICAS:
             assert self.stores[r].page_status("acme") == expected, r
             for eid in self.applied:
-                assert self.stores[r].seen(eid)
+                assert self.stores[r].seen("acme", eid)
 
     def teardown(self) -> None:
         try:

@@ -39,7 +39,7 @@ def test_two_stores_that_exchange_deltas_converge() -> None:
     b.apply_event(component_event(event_id="e2", status="operational", seconds=2, component="db"))
     _exchange(a, b)
     assert a.export_state() == b.export_state()
-    assert b.seen("e1") and a.seen("e2")
+    assert b.seen("acme", "e1") and a.seen("acme", "e2")
 
 
 def test_a_delta_is_never_echoed_back_to_the_peer_it_came_from() -> None:
@@ -112,10 +112,10 @@ def test_a_payload_from_a_clock_too_far_ahead_is_refused_without_an_ack() -> Non
     assert payload is not None
     with pytest.raises(ClockSkewError):
         b.receive_sync("a", payload)
-    assert not b.seen("e1")
+    assert not b.seen("acme", "e1")
     slow.advance(2.0)  # once b's clock catches up, the resend goes through
     b.receive_sync("a", a.sync_payload_for("b") or b"")
-    assert b.seen("e1")
+    assert b.seen("acme", "e1")
 
 
 def test_a_garbled_payload_raises_a_protocol_error() -> None:

@@ -53,7 +53,7 @@ def test_a_seen_id_expiring_beyond_the_event_id_ttl_is_refused():
     from notifyd.store.events import event_key
 
     far = int(time.time()) + store.event_id_ttl_s + 3600
-    delta.seen.items[event_key("inc-future-1")] = far
+    delta.seen.items[event_key("acme", "inc-future-1")] = far
     with pytest.raises(ClockSkewError):
         store.receive_sync("peer-a", _payload(delta))
-    assert not store.seen("inc-future-1")
+    assert not store.seen("acme", "inc-future-1")

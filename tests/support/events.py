@@ -9,8 +9,11 @@ component, its id and status) may be given by position; any other top-level fiel
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from notifyd.state.keys import event_ref
 
 #: The fixed origin of the store tests' event times (see :func:`at`).
 T0 = datetime(2026, 11, 28, 13, 0, 0, tzinfo=UTC)
@@ -19,6 +22,11 @@ T0 = datetime(2026, 11, 28, 13, 0, 0, tzinfo=UTC)
 def at(seconds: float) -> str:
     """ISO time ``seconds`` after :data:`T0`."""
     return (T0 + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+
+def ref(event: Mapping[str, Any]) -> str:
+    """The event's ref (``keys.event_ref``): what notifyd keeps and tracks it by."""
+    return event_ref(str(event["page_id"]), str(event["event_id"]))
 
 
 def _occurred_at(seconds: float | None) -> str:

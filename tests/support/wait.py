@@ -35,7 +35,7 @@ def summary_of(source: Any, event_id: str) -> dict[str, Any] | None:
         return None if response.status_code == 404 else dict(response.json())
     tracker = getattr(source, "tracker", None)
     if tracker is not None:
-        return tracker.summary(event_id)  # type: ignore[no-any-return]
+        return tracker.summary_by_id(event_id)  # type: ignore[no-any-return]
     return dict(source.event(event_id))
 
 

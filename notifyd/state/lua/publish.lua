@@ -1,10 +1,15 @@
 -- Accept an event durably, or say why not, in one atomic step.
 --
 -- KEYS[1] = event hash, KEYS[2] = dedup-key marker ("" when the event has no dedup_key),
--- KEYS[3] = queue list, KEYS[4] = queue messages hash (dramatiq's Redis layout)
+-- KEYS[3] = queue list, KEYS[4] = queue messages hash (dramatiq's Redis layout),
+-- KEYS[5] = the set of pages that took this event id (an index for reads; see keys.event_pages),
+-- KEYS[6] = the event id's record from before records were kept per page (keys.event of the bare id)
 -- ARGV[1] = event-id TTL (s), ARGV[2] = dedup window (s), ARGV[3] = now (epoch seconds),
 -- ARGV[4] = event JSON, ARGV[5] = page_id, ARGV[6] = type, ARGV[7] = priority,
 -- ARGV[8] = queue message id, ARGV[9] = encoded dramatiq message, ARGV[10] = event_id
+--
+-- KEYS[1] is the event's record under its page (keys.event of the event's ref): the same
+-- event id on another page is another event, never a duplicate of this one.
 --
 -- The queue message is written in the same script as the event record, so an
 -- accepted event is always enqueued and a crash can never leave an event that
@@ -24,6 +29,15 @@ if redis.call("exists", KEYS[1]) == 1 then
     end
     return "duplicate"
 end
+-- Accepted before the upgrade, for this page: a publisher's retry is still a duplicate.
+if redis.call("hget", KEYS[6], "page_id") == ARGV[5] then
+    return "duplicate"
+end
+
+local function index()
+    redis.call("sadd", KEYS[5], ARGV[5])
+    redis.call("expire", KEYS[5], ttl)
+end
 
 local fields = {"body", ARGV[4], "page_id", ARGV[5], "type", ARGV[6], "priority", ARGV[7],
                 "accepted_at", ARGV[3], "msg", ARGV[8]}
@@ -34,12 +48,14 @@ if KEYS[2] ~= "" then
         -- Nothing will ever render a deduplicated event: keep its record, not its body.
         redis.call("hset", KEYS[1], "state", "deduplicated", "finished_at", ARGV[3], unpack(fields, 3))
         redis.call("expire", KEYS[1], ttl)
+        index()
         return "deduplicated"
     end
 end
 
 redis.call("hset", KEYS[1], unpack(fields))
 redis.call("expire", KEYS[1], ttl)
+index()
 redis.call("hset", KEYS[4], ARGV[8], ARGV[9])
 redis.call("rpush", KEYS[3], ARGV[8])
 return "accepted"

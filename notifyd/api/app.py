@@ -33,19 +33,17 @@ from notifyd.api.headers import SecurityHeaders
 from notifyd.api.keystore import DashboardSessions, Grant, KeySpecError, KeyStore, parse_env_keys
 from notifyd.api.metrics import REQUESTS, QueueCollector
 from notifyd.api.ratelimit import DEFAULT_PUBLISH_RATE, AuthThrottle, PublishLimiter
+from notifyd.api.sync_body import SYNC_LIMIT
 from notifyd.models import Event, Subscriber
 from notifyd.runtime.settings import ConfigError
 from notifyd.runtime.wiring import Runtime
-
-#: Replication payloads carry a whole store state when a peer is new.
-SYNC_LIMIT = 64 * 1024 * 1024
 
 
 def body_limit_for(path: str) -> int | None:
     if path.endswith("/subscribers:import"):
         return None  # streamed line by line; each line has its own limit
     if path == "/v1/sync":
-        return SYNC_LIMIT
+        return None  # decoded as it is read, within the app's sync_limit (notifyd/api/sync_body.py)
     return DEFAULT_LIMIT
 
 
@@ -89,6 +87,7 @@ def create_app(
     *,
     extra_keys: Mapping[str, Grant | Iterable[str]] | None = None,
     publish_rate: str = DEFAULT_PUBLISH_RATE,
+    sync_limit: int = SYNC_LIMIT,
 ) -> FastAPI:
     """The API over ``runtime``. ``extra_keys`` ({key: grant or scopes}) adds keys held only in memory,
     such as the ones ``notifyd dev`` generates; they are hashed at once like the others."""
@@ -124,6 +123,8 @@ def create_app(
 
     app.state.ctx.selfservice = selfservice_for(runtime)
     app.state.queue_collector = QueueCollector(runtime)
+    #: The largest peer payload POST /v1/sync reads.
+    app.state.sync_limit = sync_limit
     problems.install(app)
 
     async def on_redis_error(request: Request, exc: Exception) -> Response:

@@ -23,6 +23,12 @@ from notifyd.state import circuits
 from notifyd.state.queues import snapshot
 
 PUBLISHED = Counter("notifyd_api_published_total", "Events published through the API, by answer", ["status"])
+#: Peer payloads refused on POST /v1/sync. Reasons (a closed set): ``too_large`` (over the sync
+#: body limit), ``bad_payload`` (not one well-formed sync message), ``wrong_peer`` (the sync key
+#: speaks for another peer) and ``clock_skew`` (a stamp, or a seen event id's expiry, beyond
+#: what this region's clock and the event-id TTL allow: a peer pre-seeding ids or pinning a
+#: status). Nothing of a refused payload is merged.
+SYNC_REFUSED = Counter("notifyd_sync_refused_total", "Peer sync payloads refused, by reason", ["reason"])
 REQUESTS = Counter(
     "notifyd_api_requests_total", "HTTP requests answered by the API", ["method", "route", "status"]
 )

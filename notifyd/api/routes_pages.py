@@ -13,8 +13,10 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from notifyd import unsubscribe
 from notifyd.api.auth import Principal, require
 from notifyd.api.context import ApiContext, context_of
+from notifyd.api.metrics import SYNC_REFUSED
 from notifyd.api.problems import ProblemError, documented
 from notifyd.api.schemas import PageStatus, Unsubscribed
+from notifyd.api.sync_body import read_sync_message
 from notifyd.state.subscribers import StoredSubscriber
 
 router = APIRouter()
@@ -142,21 +144,28 @@ async def sync(
     bound = principal.grant.peer
     if bound is not None and x_notifyd_peer != bound:
         # A sync key speaks for one region; it cannot feed a payload in another's name.
+        SYNC_REFUSED.labels("wrong_peer").inc()
         raise ProblemError(403, "this sync key is bound to another peer", kind="forbidden")
     store = _store(request)
-    receive = getattr(store, "receive_sync", None)
+    receive = getattr(store, "receive_sync_message", None)
     if receive is None:
         raise ProblemError(501, "this store does not replicate", kind="not-implemented")
-    body = await request.body()
     from notifyd.store.errors import ClockSkewError, StoreError
 
     try:
-        ack = await run_in_threadpool(receive, x_notifyd_peer, body)
+        msg = await read_sync_message(request, request.app.state.sync_limit)
+        ack = await run_in_threadpool(receive, x_notifyd_peer, msg)
+    except ProblemError as exc:
+        SYNC_REFUSED.labels("too_large" if exc.status == 413 else "bad_payload").inc()
+        raise
     except ClockSkewError:
+        # A register stamped, or a seen event id expiring, beyond our bounds: nothing is merged.
+        SYNC_REFUSED.labels("clock_skew").inc()
         raise ProblemError(
             409, "the peer's clock is too far ahead; it will resend", kind="clock-skew"
         ) from None
     except (StoreError, ValueError):
+        SYNC_REFUSED.labels("bad_payload").inc()
         raise ProblemError(400, "not a sync payload this store understands", kind="bad-payload") from None
     return Response(bytes(ack), media_type="application/msgpack")
 

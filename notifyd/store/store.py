@@ -281,7 +281,11 @@ class StatusStore:
     def receive_sync(self, from_peer: str, payload: bytes) -> bytes:
         """Merge a peer's payload; returns the ack to send back.  Raises ``ClockSkewError`` (no
         ack, the peer will resend) if the peer's clock is too far ahead of ours."""
-        msg = unpack_message(payload)
+        return self.receive_sync_message(from_peer, unpack_message(payload))
+
+    def receive_sync_message(self, from_peer: str, msg: list[Any]) -> bytes:
+        """:meth:`receive_sync` of a payload already decoded (``sync.check_message``'s answer), as
+        the API decodes it while it reads the body."""
         if msg[0] == KIND_ACK:
             raise SyncProtocolError(f"expected a sync payload from {from_peer}, got an ack")
         return self._receive(from_peer, msg)

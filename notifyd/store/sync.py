@@ -44,11 +44,26 @@ def pack_ack(sender: str, incarnation: int, seq: int) -> bytes:
     return msgpack.packb([KIND_ACK, sender, incarnation, seq], use_bin_type=True)
 
 
+#: How a sync message is decoded, whole (unpack_message) or fed in chunks (new_unpacker).
+UNPACK_OPTIONS: dict[str, Any] = {"raw": False, "strict_map_key": False}
+
+
+def new_unpacker(max_bytes: int) -> msgpack.Unpacker:
+    """An unpacker to feed a sync message chunk by chunk; ``feed`` raises ``msgpack.BufferFull``
+    past ``max_bytes``. Check what it yields with :func:`check_message`."""
+    return msgpack.Unpacker(max_buffer_size=max_bytes, **UNPACK_OPTIONS)
+
+
 def unpack_message(data: bytes) -> list[Any]:
     try:
-        msg = msgpack.unpackb(data, raw=False, strict_map_key=False)
+        msg = msgpack.unpackb(data, **UNPACK_OPTIONS)
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
         raise SyncProtocolError(f"undecodable sync message ({len(data)} bytes): {exc}") from exc
+    return check_message(msg)
+
+
+def check_message(msg: Any) -> list[Any]:
+    """``msg`` if it has the shape of a sync message (a payload or an ack); raises otherwise."""
     if not isinstance(msg, list) or not msg or msg[0] not in (KIND_DELTA, KIND_FULL, KIND_ACK):
         raise SyncProtocolError("sync message is not a [kind, ...] array with a known kind")
     if len(msg) != (4 if msg[0] == KIND_ACK else 6):

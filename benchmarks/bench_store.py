@@ -31,10 +31,17 @@ COMPONENTS = [
 ]  # fmt: skip
 STATUSES = ["operational", "degraded_performance", "partial_outage", "major_outage", "under_maintenance"]
 NODES = ("region-a", "region-b", "region-c")
-RESULTS: list[tuple[str, str, str, str]] = []
+RESULTS: list[Any] = []
 
 
-def report(name: str, value: str, target: str, vs: str) -> None:
+def report(name: str | dict[str, Any], value: str = "", target: str = "", vs: str = "") -> None:
+    """A row: ``(name, value, target, vs)``, or a dict with a pass/fail verdict (benchmarks/run.py)."""
+    if isinstance(name, dict):
+        RESULTS.append(name)
+        row = name
+        print(f"  {row['name']:<34} {row['measured']:>18}   target {row['target']:<12} {row['ratio']}"
+              f" (baseline {row['baseline']})", flush=True)  # fmt: skip
+        return
     RESULTS.append((name, value, target, vs))
     print(f"  {name:<34} {value:>18}   target {target:<12} {vs}", flush=True)
 
@@ -264,6 +271,106 @@ def bench_snapshot(pages: int = 1000) -> None:
         )
 
 
+# -- retention ------------------------------------------------------------
+
+
+def bench_retention(days: int = 30, per_day: int = 10_000, pages: int = 200) -> None:
+    """30 simulated days of 10k events a day: the compacted store's size levels off.
+
+    Each day: 60% component changes, 40% incident events (created, three updates, resolved).
+    The store compacts and snapshots once a simulated day, as ``maybe_compact`` would; the
+    baseline is the same events in a store that never forgets (the store before compaction).
+    """
+    start = datetime.now(UTC) - timedelta(days=days)
+    now = [start.timestamp()]
+    rng = random.Random(6)
+    forever = 10 * 365 * 86_400
+    sizes: dict[int, int] = {}
+    measured = {7, 14, 22, days}
+    meta = {"node": "region-a", "removed": []}
+    store = StatusStore.memory("region-a", clock=lambda: now[0])
+    never = StatusStore.memory(
+        "region-a",
+        clock=lambda: now[0],
+        event_id_ttl_s=forever,
+        incident_retention_s=forever,
+        tombstone_retention_s=forever,
+    )
+    i = 0
+    open_incidents: list[tuple[str, str, int]] = []
+    for day in range(days):
+        for k in range(per_day):
+            now[0] = start.timestamp() + day * 86_400 + k * (86_400 / per_day)
+            when = datetime.fromtimestamp(now[0], UTC)
+            i += 1
+            if rng.random() < 0.6 or (not open_incidents and rng.random() < 0.5):
+                cid, name = rng.choice(COMPONENTS)
+                e = event(i, f"page-{rng.randrange(pages):03d}", cid, name, rng.choice(STATUSES), when)
+            elif len(open_incidents) < 50 and (not open_incidents or rng.random() < 0.2):
+                open_incidents.append((f"page-{rng.randrange(pages):03d}", f"inc-{i}", 0))
+                e = incident(i, *open_incidents[-1][:2], "investigating", when)
+            else:
+                n = rng.randrange(len(open_incidents))
+                page, iid, updates = open_incidents[n]
+                status = "resolved" if updates >= 3 else "identified"
+                e = incident(i, page, iid, status, when)
+                if status == "resolved":
+                    open_incidents.pop(n)
+                else:
+                    open_incidents[n] = (page, iid, updates + 1)
+            store.apply_event(e)
+            never.apply_event(e)
+        store.compact()  # what maybe_compact does; the size is that of the snapshot it writes
+        if day + 1 in measured:
+            sizes[day + 1] = len(encode_snapshot(store.export_state(), meta))
+    stats = store.stats
+    t = time.perf_counter()
+    peer = StatusStore.memory("region-b", clock=lambda: now[0])
+    store.add_peer("region-b")
+    parts = 0
+    while (payload := store.sync_payload_for("region-b")) is not None:
+        store.receive_ack("region-b", peer.receive_sync("region-a", payload))
+        parts += 1
+    sync_s = time.perf_counter() - t
+    assert peer.export_state() == store.export_state()
+    baseline = len(encode_snapshot(never.export_state(), meta))
+    final, settled = sizes[days], sizes[22]
+    # Bounded: after the retentions (7 days, then 14 for tombstones) the size stops growing.
+    report(
+        {
+            "name": f"store snapshot after {days} days of {per_day // 1000}k events/day",
+            "measured": f"{final / 1024:,.0f} KiB",
+            "baseline": f"{baseline / 1024:,.0f} KiB never compacted",
+            "ratio": f"{final / baseline:.2f}x; {final / settled:.2f}x its day 22",
+            "target": "<= 1.15x its day 22",
+            "ok": final <= 1.15 * settled,
+        }
+    )
+    report("  ... by day (KiB)", " ".join(f"d{d}={b // 1024}" for d, b in sorted(sizes.items())), "-", "")
+    report(
+        "  ... what it holds",
+        f"{stats['seen_ids']:,} ids",
+        "-",
+        f"{stats['incidents']} incidents of which {stats['tombstones']} tombstones",
+    )
+    report(
+        f"full sync to a new peer after {days} days", f"{sync_s * 1000:,.0f} ms", "-", f"{parts} message(s)"
+    )
+
+
+def incident(i: int, page: str, iid: str, status: str, when: datetime) -> dict[str, Any]:
+    return {
+        "event_id": f"evt-{i:08d}",
+        "type": "incident_resolved" if status == "resolved" else "incident_updated",
+        "page_id": page,
+        "occurred_at": when,
+        "priority": "normal",
+        "notify": True,
+        "incident": {"id": iid, "title": "Database outage", "status": status, "impact": "major",
+                     "message": f"Update {i}: we are looking into it", "components": ["api", "db"]},
+    }  # fmt: skip
+
+
 # -- convergence ------------------------------------------------------------
 
 
@@ -280,13 +387,18 @@ def bench_convergence(rate: int = 1000, seconds: float = 2.0) -> None:
     )
 
 
-def main() -> None:
+def main(quick: bool = False, only: str | None = None) -> None:
     print("notifyd.store benchmarks")
-    bench_merges()
-    bench_writes()
-    bench_wire()
-    bench_snapshot()
-    bench_convergence()
+    benches = {
+        "merges": bench_merges,
+        "writes": bench_writes,
+        "wire": bench_wire,
+        "snapshot": bench_snapshot,
+        "retention": (lambda: bench_retention(per_day=1000)) if quick else bench_retention,
+        "convergence": bench_convergence,
+    }
+    for name in only.split(",") if only else benches:
+        benches[name]()
 
 
 if __name__ == "__main__":

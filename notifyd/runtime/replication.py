@@ -26,11 +26,12 @@ import time
 import httpx
 import msgpack
 import redis
+from prometheus_client import Counter
 
 from channels.backoff import Backoff
 from notifyd.runtime.settings import Settings
 from notifyd.store import StatusStore
-from notifyd.store.sync import unpack_message
+from notifyd.store.sync import KIND_DELTA, KIND_FULL, KIND_PART, unpack_message
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,29 @@ PEER_TIMEOUT_S = 5.0
 MAX_PEER_PAUSE_S = 30.0
 #: A peer region that does not answer is tried again after 1 s, 2 s, 4 s, ... up to MAX_PEER_PAUSE_S.
 PEER_BACKOFF = Backoff(first=1.0, cap=MAX_PEER_PAUSE_S)
+#: Parts of a full state sent to one peer per tick (each about 1 MiB, see notifyd/store/codec.py).
+PARTS_PER_TICK = 8
+
+_KIND_LABEL = {KIND_DELTA: "delta", KIND_FULL: "full", KIND_PART: "part"}
+#: The sender's side of notifyd_sync_refused_total (which a peer's API counts as it refuses).
+REFUSED_BY_PEER = Counter(
+    "notifyd_sync_refused_by_peer_total",
+    "Sync payloads a peer region refused (reason: its HTTP status) or never answered (unreachable)",
+    ["kind", "reason"],
+)
+
+
+def message_kind(payload: bytes) -> str:
+    """``delta``, ``full`` or ``part``: the label of a payload in logs and metrics."""
+    # Every message is a short msgpack array whose first element, the kind, is a fixint: read
+    # the second byte rather than decode a part of a megabyte to label it.
+    if len(payload) < 2 or payload[0] & 0xF0 != 0x90:
+        return "other"
+    return _KIND_LABEL.get(payload[1], "other")
+
+
+def refused(kind: str, reason: str) -> None:
+    REFUSED_BY_PEER.labels(kind=kind, reason=reason).inc()
 
 
 class LocalMesh:
@@ -109,30 +133,59 @@ class PeerRegions:
         for name, url in self.urls.items():
             if now < self._retry_at.get(name, 0.0):
                 continue
-            # Until a peer has answered once we do not know its replica's id: it gets the full state.
-            payload = self.store.sync_payload_for(self.learned.get(name, name))
-            if payload is None:
-                continue
-            try:
-                answer = self.http.post(f"{url}/v1/sync", content=payload)
-                answer.raise_for_status()
-                ack = answer.content
-                remote = str(unpack_message(ack)[1])
-                self.store.handle_message(remote, ack)
-            except Exception as exc:  # a peer region being down is routine; say so once
-                if name not in self._failing:
-                    self._failing.add(name)
-                    log.warning("sync with peer region %s (%s) failing: %s", name, url, _describe(exc))
-                pause = PEER_BACKOFF.next(self._pause.get(name))
-                self._pause[name] = pause
-                self._retry_at[name] = time.monotonic() + pause
+            sent = 0
+            remote = None
+            # A full state too big for one message goes in parts, several a tick.
+            while sent < PARTS_PER_TICK:
+                # Until a peer has answered once we do not know its replica's id: it gets the full state.
+                payload = self.store.sync_payload_for(self.learned.get(name, name))
+                if payload is None:
+                    break
+                kind = message_kind(payload)
+                try:
+                    answer = self.http.post(f"{url}/v1/sync", content=payload)
+                    answer.raise_for_status()
+                    ack = answer.content
+                    remote = str(unpack_message(ack)[1])
+                    self.store.handle_message(remote, ack)
+                except Exception as exc:  # a peer region being down is routine; say so once
+                    self._failed(name, url, kind, len(payload), exc)
+                    remote = None
+                    break
+                if self.learned.get(name, name) != remote:
+                    # What was sent under the configured name (a transfer in parts, say) is
+                    # tracked under the replica's own id from now on.
+                    self.store.forget_peer(self.learned.get(name, name))
+                self.learned[name] = remote
+                sent += 1
+                if kind != "part":
+                    break
+            if remote is None:
                 continue
             self._pause.pop(name, None)
             self._retry_at.pop(name, None)
-            self.learned[name] = remote
             if name in self._failing:
                 self._failing.discard(name)
                 log.warning("sync with peer region %s (%s) recovered", name, url)
+
+    def _failed(self, name: str, url: str, kind: str, size: int, exc: Exception) -> None:
+        if isinstance(exc, httpx.HTTPStatusError):
+            # The peer answered and refused it: that is not the peer being down. A refused part
+            # is a full state the peer cannot take in; say so each time, with its size.
+            refused(kind, str(exc.response.status_code))
+            if kind == "part" or name not in self._failing:
+                log.warning(
+                    "sync with peer region %s (%s) failing: %s for a sync %s of %d bytes",
+                    *(name, url, _describe(exc), kind, size),
+                )
+        else:
+            refused(kind, "unreachable")
+            if name not in self._failing:
+                log.warning("sync with peer region %s (%s) failing: %s", name, url, _describe(exc))
+        self._failing.add(name)
+        pause = PEER_BACKOFF.next(self._pause.get(name))
+        self._pause[name] = pause
+        self._retry_at[name] = time.monotonic() + pause
 
     def close(self) -> None:
         self.http.close()
@@ -164,9 +217,11 @@ class Replication:
     def tick_local(self) -> None:
         for peer in self.mesh.live_members():
             self.store.add_peer(peer)
-            payload = self.store.sync_payload_for(peer)
-            if payload is not None:
+            # A full state too big for one message goes in parts, several a tick.
+            for payload in self.store.sync_payloads_for(peer, max_parts=PARTS_PER_TICK):
                 self.mesh.send(peer, payload)
+        # Closed incidents, tombstones and event ids past their retention go (every few minutes).
+        self.store.maybe_compact()
 
     def _tick_loop(self) -> None:
         announced = time.monotonic()
@@ -206,7 +261,7 @@ class Replication:
             except redis.RedisError:
                 continue
             except Exception as exc:  # one bad message must not stop replication
-                log.warning("store sync message from %s refused: %s", sender, exc)
+                log.warning("store sync %s from %s refused: %s", message_kind(payload), sender, exc)
 
     def stop(self) -> None:
         self._stop.set()

@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     allow_private_targets: bool = False
     dedup_window_s: int = Field(default=300, ge=1)
     event_id_ttl_s: int = Field(default=604800, ge=1)
+    #: The status store forgets a closed incident (or maintenance) this long after its last
+    #: update, keeping a tombstone so that a peer that missed the close cannot bring it back ...
+    incident_retention_s: int = Field(default=604800, ge=60)
+    #: ... and drops the tombstone this long after that. A peer region cut off for longer must
+    #: rejoin with an empty store (see notifyd/store/compaction.py).
+    tombstone_retention_s: int = Field(default=1209600, ge=60)
     rate_limit: str = "10/hour"
     #: Events at or above this impact pass the rate limit (as every incident_resolved does).
     digest_bypass_impact: Literal["none", "minor", "major", "critical"] = "critical"

@@ -58,7 +58,13 @@ def open_store(settings: Settings, role: str) -> StatusStore:
     for n in range(1024):
         node = f"{settings.node_id}-{role}{n}"
         try:
-            return StatusStore.open(root / node, node_id=node, event_id_ttl_s=settings.event_id_ttl_s)
+            return StatusStore.open(
+                root / node,
+                node_id=node,
+                event_id_ttl_s=settings.event_id_ttl_s,
+                incident_retention_s=settings.incident_retention_s,
+                tombstone_retention_s=settings.tombstone_retention_s,
+            )
         except StoreLockedError:
             continue
     raise RuntimeError(f"no free status-store slot under {root}")

@@ -78,7 +78,12 @@ def encode_state(state: StoreState) -> list[Any]:
                 ctrs.append(hlc & 0xFFFF)
                 nodes.append(s(node))
         for iid in sorted(page.incidents):
-            incidents.append([pidx, s(iid), *_encode_incident(page.incidents[iid], s, base)])
+            inc = page.incidents[iid]
+            row = [pidx, s(iid), *_encode_incident(inc, s, base)]
+            if inc.tomb:
+                # A compacted incident's tombstone: a fifth element, absent from older rows.
+                row.append(inc.tomb)
+            incidents.append(row)
     # Event ids expire in bursts (one TTL after a burst of events), so group them by expiry
     # and store each distinct expiry once: [expiry - base, how many keys, ...].
     by_expiry = sorted((e, k) for k, e in state.seen.items.items())
@@ -199,11 +204,14 @@ def _decode(data: Any) -> StoreState:
             page = pages[pid] = PageState()
         page.components.update(zip(cid_keys[i : i + count], regs[i : i + count], strict=True))
         i += count
-    for pidx, iidx, fields, timeline in incidents:
+    for row in incidents:
+        pidx, iidx, fields, timeline = row[:4]
         page = pages.get(strings[pidx])
         if page is None:
             page = pages[strings[pidx]] = PageState()
-        page.incidents[strings[iidx]] = _decode_incident(fields, timeline, strings, base)
+        inc = page.incidents[strings[iidx]] = _decode_incident(fields, timeline, strings, base)
+        if len(row) > 4:
+            inc.tomb = int(row[4])
     if keys:
         expiries: list[int] = []
         for r in range(0, len(exps), 2):
@@ -244,3 +252,99 @@ def unpack_state(data: bytes) -> StoreState:
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
         raise StoreError(f"undecodable store state: {exc}") from exc
     return decode_state(obj)
+
+
+# -- a full state in parts ---------------------------------------------------------------------
+
+#: A full state larger than this is sent in parts of about this size.
+DEFAULT_PART_BYTES = 1024 * 1024
+#: Bytes a seen event id takes in a message (its 8-byte hash, plus its share of the expiry runs).
+_SEEN_ID_BYTES = 9
+_KEY_SPACE = 1 << 64
+
+#: One key range of a part: ("p", page) a whole page, ("c", page) its components,
+#: ("i", page, incident) one incident, ("s", lo, hi) the seen ids hashed into [lo, hi).
+PartItem = tuple[Any, ...]
+
+
+def plan_parts(state: StoreState, part_bytes: int) -> list[list[PartItem]]:
+    """Cut ``state`` into key ranges of at most about ``part_bytes`` encoded each.
+
+    Sizes are estimated from the raw strings (the encoding interns them, so a part comes out
+    smaller). A page too big for one part is cut into its components and single incidents; the
+    seen-set into hash ranges that together cover every possible id, so an id that arrives
+    while the parts go out still falls into one of them.
+    """
+    parts: list[list[PartItem]] = []
+    current: list[PartItem] = []
+    size = 0
+
+    def add(item: PartItem, n: int) -> None:
+        nonlocal current, size
+        if current and size + n > part_bytes:
+            parts.append(current)
+            current, size = [], 0
+        current.append(item)
+        size += n
+
+    for pid in sorted(state.pages):
+        page = state.pages[pid]
+        comps = sum(len(c) + len(r.node) + sum(map(len, r.value)) + 12 for c, r in page.components.items())
+        incs = {iid: _incident_bytes(iid, inc) for iid, inc in page.incidents.items()}
+        if len(pid) + comps + sum(incs.values()) <= part_bytes:
+            add(("p", pid), len(pid) + comps + sum(incs.values()))
+            continue
+        add(("c", pid), len(pid) + comps)
+        for iid in sorted(incs):
+            add(("i", pid, iid), incs[iid])
+    keys = sorted(state.seen.items)
+    lo = 0
+    per_part = max(1, part_bytes // _SEEN_ID_BYTES)
+    start = 0
+    while start < len(keys):
+        room = max(1, (part_bytes - size) // _SEEN_ID_BYTES) if current else per_part
+        end = min(len(keys), start + room)
+        hi = keys[end] if end < len(keys) else _KEY_SPACE
+        add(("s", lo, hi), (end - start) * _SEEN_ID_BYTES)
+        lo, start = hi, end
+    if lo < _KEY_SPACE:
+        add(("s", lo, _KEY_SPACE), 0)
+    if current or not parts:
+        parts.append(current)
+    return parts
+
+
+def _incident_bytes(iid: str, inc: IncidentState) -> int:
+    n = len(iid) + 24
+    for reg in inc.fields.values():
+        value = reg.value
+        n += 16 + len(reg.node) + (sum(map(len, value)) if isinstance(value, tuple) else len(str(value)))
+    for entry, dots in inc.timeline.entries.items():
+        eid, status, message, _ = cast("tuple[str, str, str, int]", entry)
+        n += 16 + len(eid) + len(status) + len(message) + 8 * len(dots)
+    return n + 8 * len(inc.timeline.ctx.vv.counters) + 8 * len(inc.timeline.ctx.cloud)
+
+
+def subset_state(state: StoreState, items: list[PartItem]) -> StoreState:
+    """The part of ``state`` that ``items`` name, as it is now (shares its registers; read only)."""
+    out = StoreState()
+    for item in items:
+        kind = item[0]
+        if kind == "s":
+            lo, hi = item[1], item[2]
+            out.seen.items.update((k, e) for k, e in state.seen.items.items() if lo <= k < hi)
+            continue
+        page = state.pages.get(item[1])
+        if page is None:
+            continue
+        mine = out.pages.get(item[1])
+        if mine is None:
+            mine = out.pages[item[1]] = PageState()
+        if kind == "p":
+            mine.components.update(page.components)
+            mine.incidents.update(page.incidents)
+        elif kind == "c":
+            mine.components.update(page.components)
+        elif (inc := page.incidents.get(item[2])) is not None:
+            mine.incidents[item[2]] = inc
+    return out

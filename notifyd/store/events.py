@@ -162,14 +162,17 @@ def plan_event(
             values["status"] = "resolved"
         cur_inc = page.incidents.get(iid) if page is not None else None
         cur_fields = cur_inc.fields if cur_inc is not None else {}
-        stamp = event_stamp(event_ms, [cur_fields.get(n) for n in values])
+        # A compacted incident's tombstone counts as a write of every field at its stamp.
+        tomb = cur_inc.tomb if cur_inc is not None else 0
+        touched = [cur_fields.get(n) for n in values]
+        stamp = event_stamp(event_ms, [*touched, LWW(tomb, "", None)] if tomb else touched)
         dinc = IncidentState()
         changed = False
         won_any = False
         for name, value in values.items():
             reg = LWW(stamp, node, value)
             old = cur_fields.get(name)
-            if lww_beats(reg, old):
+            if stamp > tomb and lww_beats(reg, old):
                 dinc.fields[name] = reg
                 won_any = True
                 changed = changed or old is None or old.value != value

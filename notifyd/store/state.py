@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any
 
-from notifyd.store.hlc import iso_from_ms
+from notifyd.store.hlc import iso_from_ms, physical_ms
 from notifyd.store.types import LWW, ExpiringSet, ORSet, lww_beats
 
 INCIDENT_FIELDS = ("title", "status", "impact", "components", "starts_at", "ends_at")
@@ -27,17 +27,34 @@ TimelineEntry = tuple[str, str, str, int]
 
 
 class IncidentState:
-    __slots__ = ("fields", "timeline")
+    """An incident's LWW fields and its timeline, plus ``tomb``: the stamp it was compacted at.
+
+    A compacted incident keeps only its tombstone and its timeline's causal context (a few
+    counters): every field register stamped at or below ``tomb`` is dropped, here and in
+    whatever a late peer sends, so a replica that never saw the close cannot bring the incident
+    back; the context keeps the timeline's dots unique if the id is used again.
+    """
+
+    __slots__ = ("fields", "timeline", "tomb")
 
     def __init__(self) -> None:
         self.fields: dict[str, LWW] = {}
         self.timeline = ORSet()
+        self.tomb = 0
 
     def merge_in(self, other: IncidentState, effective: IncidentState | None = None) -> bool:
         changed = False
         fields = self.fields
+        if other.tomb > self.tomb:
+            self.tomb = other.tomb
+            changed = True
+            if effective is not None:
+                effective.tomb = other.tomb
+            for name in [n for n, reg in fields.items() if reg.hlc <= other.tomb]:
+                del fields[name]
+        tomb = self.tomb
         for name, reg in other.fields.items():
-            if lww_beats(reg, fields.get(name)):
+            if reg.hlc > tomb and lww_beats(reg, fields.get(name)):
                 fields[name] = reg
                 changed = True
                 if effective is not None:
@@ -52,20 +69,37 @@ class IncidentState:
         out = IncidentState()
         out.fields = dict(self.fields)
         out.timeline = self.timeline.copy()
+        out.tomb = self.tomb
         return out
 
     def is_empty(self) -> bool:
-        return not self.fields and self.timeline.is_empty()
+        return not self.fields and self.timeline.is_empty() and not self.tomb
 
     def value(self, name: str, default: Any = None) -> Any:
         reg = self.fields.get(name)
         return default if reg is None else reg.value
+
+    def newest_ms(self) -> int:
+        """The physical time of the newest thing it holds: a field write or a timeline entry."""
+        newest = max((physical_ms(reg.hlc) for reg in self.fields.values()), default=0)
+        for entry in self.timeline.entries:
+            newest = max(newest, entry[3])  # type: ignore[index]
+        return newest
+
+    def is_closed(self, incident_id: str) -> bool:
+        """Resolved (an incident) or over (a maintenance); with no status, only a tombstone's remains."""
+        status = self.value("status")
+        if status is None:
+            return True
+        closed = MAINTENANCE_CLOSED if incident_id.startswith(MAINTENANCE_KEY) else CLOSED_STATUSES
+        return status in closed
 
     def __eq__(self, other: object) -> bool:
         return (
             isinstance(other, IncidentState)
             and self.fields == other.fields
             and self.timeline == other.timeline
+            and self.tomb == other.tomb
         )
 
     __hash__ = None  # type: ignore[assignment]

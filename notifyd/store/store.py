@@ -10,18 +10,47 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from notifyd.store.codec import decode_state, encode_state, pack_state, unpack_state
+from notifyd.store.codec import (
+    DEFAULT_PART_BYTES,
+    decode_state,
+    encode_state,
+    pack_state,
+    plan_parts,
+    subset_state,
+    unpack_state,
+)
+from notifyd.store.compaction import (
+    DEFAULT_INCIDENT_RETENTION_S,
+    DEFAULT_TOMBSTONE_RETENTION_S,
+    CompactionPlan,
+    drop_expired,
+    plan_compaction,
+)
 from notifyd.store.errors import ClockSkewError, StoreError, StoreLockedError, SyncProtocolError
 from notifyd.store.events import ApplyResult, event_key, plan_event
 from notifyd.store.hlc import DEFAULT_MAX_OFFSET_MS, HybridClock, physical_ms
 from notifyd.store.log import DurableLog, read_snapshot, write_snapshot
 from notifyd.store.state import PageState, StoreState, render_page
-from notifyd.store.sync import KIND_ACK, DeltaBuffer, pack_ack, pack_message, unpack_message
+from notifyd.store.sync import (
+    ACK_KINDS,
+    KIND_FULL,
+    KIND_PART,
+    KIND_PART_ACK,
+    DeltaBuffer,
+    Transfer,
+    pack_ack,
+    pack_message,
+    pack_part,
+    pack_part_ack,
+    unpack_message,
+)
 
 #: How long a seen event id is remembered (7 days), matching NOTIFYD_EVENT_ID_TTL_S's default.
 DEFAULT_EVENT_ID_TTL_S = 604_800
 #: The log is folded into a new snapshot once it grows past this.
 DEFAULT_SNAPSHOT_LOG_BYTES = 32 * 1024 * 1024
+#: How often :meth:`StatusStore.maybe_compact` compacts (and snapshots).
+DEFAULT_COMPACT_EVERY_S = 600
 
 SNAPSHOT_FILE = "snapshot.bin"
 LOG_FILE = "log.bin"
@@ -47,6 +76,10 @@ class StatusStore:
         clock: Callable[[], float] = time.time,
         fsync: bool = True,
         snapshot_log_bytes: int = DEFAULT_SNAPSHOT_LOG_BYTES,
+        incident_retention_s: int = DEFAULT_INCIDENT_RETENTION_S,
+        tombstone_retention_s: int = DEFAULT_TOMBSTONE_RETENTION_S,
+        compact_every_s: int = DEFAULT_COMPACT_EVERY_S,
+        sync_part_bytes: int = DEFAULT_PART_BYTES,
     ) -> None:
         if not node_id or not isinstance(node_id, str):
             raise StoreError(f"node_id must be a non-empty string, got {node_id!r}")
@@ -55,6 +88,12 @@ class StatusStore:
         self.max_clock_offset_ms = max_clock_offset_ms
         self.event_id_ttl_s = event_id_ttl_s
         self.snapshot_log_bytes = snapshot_log_bytes
+        self.incident_retention_s = incident_retention_s
+        self.tombstone_retention_s = tombstone_retention_s
+        self.compact_every_s = compact_every_s
+        #: A full state bigger than this goes to a peer in parts of about this size.
+        self.sync_part_bytes = sync_part_bytes
+        self._next_compaction_s = 0
         self._fsync = fsync
         self._lock = threading.RLock()
         self._state = StoreState()
@@ -94,6 +133,10 @@ class StatusStore:
         clock: Callable[[], float] = time.time,
         fsync: bool = True,
         snapshot_log_bytes: int = DEFAULT_SNAPSHOT_LOG_BYTES,
+        incident_retention_s: int = DEFAULT_INCIDENT_RETENTION_S,
+        tombstone_retention_s: int = DEFAULT_TOMBSTONE_RETENTION_S,
+        compact_every_s: int = DEFAULT_COMPACT_EVERY_S,
+        sync_part_bytes: int = DEFAULT_PART_BYTES,
     ) -> StatusStore:
         """Open (creating if needed) the store in ``data_dir``: load the snapshot, replay the log."""
         return cls(
@@ -104,6 +147,10 @@ class StatusStore:
             clock=clock,
             fsync=fsync,
             snapshot_log_bytes=snapshot_log_bytes,
+            incident_retention_s=incident_retention_s,
+            tombstone_retention_s=tombstone_retention_s,
+            compact_every_s=compact_every_s,
+            sync_part_bytes=sync_part_bytes,
         )
 
     @classmethod
@@ -114,10 +161,19 @@ class StatusStore:
         max_clock_offset_ms: int = DEFAULT_MAX_OFFSET_MS,
         event_id_ttl_s: int = DEFAULT_EVENT_ID_TTL_S,
         clock: Callable[[], float] = time.time,
+        incident_retention_s: int = DEFAULT_INCIDENT_RETENTION_S,
+        tombstone_retention_s: int = DEFAULT_TOMBSTONE_RETENTION_S,
+        sync_part_bytes: int = DEFAULT_PART_BYTES,
     ) -> StatusStore:
         """A store that keeps nothing on disk."""
         return cls(
-            node_id, max_clock_offset_ms=max_clock_offset_ms, event_id_ttl_s=event_id_ttl_s, clock=clock
+            node_id,
+            max_clock_offset_ms=max_clock_offset_ms,
+            event_id_ttl_s=event_id_ttl_s,
+            clock=clock,
+            incident_retention_s=incident_retention_s,
+            tombstone_retention_s=tombstone_retention_s,
+            sync_part_bytes=sync_part_bytes,
         )
 
     def _acquire_dir_lock(self, data_dir: Path) -> None:
@@ -143,10 +199,14 @@ class StatusStore:
             for peer in meta.get("removed", ()):
                 self._buffer.removed.add(peer)
         self._log = DurableLog(data_dir / LOG_FILE, fsync=self._fsync)
+        now_s = self._now_s()
         for record in self._log.replay():
             # Merges are idempotent, so records already folded into the snapshot do no harm.
-            self._state.merge_in(unpack_state(record))
+            # Event ids that expired since are skipped, as a live merge skips them.
+            self._state.merge_in(unpack_state(record), now_s=now_s)
             self.loaded_records += 1
+        # The log may also hold what a compaction dropped without a delta: expired tombstones.
+        drop_expired(self._state, self._plan_compaction().expired)
 
     def _release_dir_lock(self) -> None:
         if self._lock_fd is not None:
@@ -218,20 +278,53 @@ class StatusStore:
 
     # -- durability -----------------------------------------------------------------------------------------
 
+    def compact(self) -> dict[str, int]:
+        """Drop what the retentions let go (see :mod:`notifyd.store.compaction`): closed incidents
+        become tombstones (a delta, logged and replicated), expired tombstones and event ids go.
+        Returns how many of each."""
+        with self._lock:
+            self._check_open()
+            now_ms = self.clock.physical_now_ms()
+            plan = self._plan_compaction()
+            if plan.compacted:
+                self._commit(plan.delta, origin=None)
+            drop_expired(self._state, plan.expired)
+            expired_ids = self._state.seen.expire(now_ms // 1000)
+            return {"incidents": plan.compacted, "tombstones": len(plan.expired), "event_ids": expired_ids}
+
+    def _plan_compaction(self) -> CompactionPlan:
+        return plan_compaction(
+            self._state,
+            now_ms=self.clock.physical_now_ms(),
+            incident_retention_ms=self.incident_retention_s * 1000,
+            tombstone_retention_ms=self.tombstone_retention_s * 1000,
+        )
+
+    def maybe_compact(self) -> bool:
+        """Compact (and, on disk, snapshot) when ``compact_every_s`` has passed since the last
+        time; the runtime calls this from its sync loop. True if it ran."""
+        with self._lock:
+            if self._closed or self._now_s() < self._next_compaction_s:
+                return False
+            self._next_compaction_s = self._now_s() + self.compact_every_s
+            if self.data_dir is not None:
+                self.snapshot()
+            else:
+                self.compact()
+            return True
+
     def snapshot(self) -> int:
-        """Compact (drop expired event ids), write the snapshot atomically, truncate the log.
+        """Compact, write the snapshot atomically, truncate the log.
         Returns the snapshot's size in bytes (0 for an in-memory store)."""
         with self._lock:
             self._check_open()
-            self._state.seen.expire(self._now_s())
+            self.compact()
             if self.data_dir is None or self._log is None:
                 return 0
             meta = {"node": self.node_id, "removed": sorted(self._buffer.removed)}
             size = write_snapshot(self.data_dir / SNAPSHOT_FILE, self._state, meta, fsync=self._fsync)
             self._log.truncate()
             return size
-
-    compact = snapshot
 
     def close(self) -> None:
         with self._lock:
@@ -260,6 +353,12 @@ class StatusStore:
             if peer != self.node_id:
                 self._buffer.add_peer(peer)
 
+    def forget_peer(self, peer: str) -> None:
+        """Stop tracking ``peer`` without refusing it (unlike :meth:`remove_member`): for a name a
+        transport used until it learned the id of the replica behind it."""
+        with self._lock:
+            self._buffer.forget(peer)
+
     def remove_member(self, node_id: str) -> None:
         """Forget a replica for good: it no longer holds back delta GC, and its messages are refused."""
         with self._lock:
@@ -268,15 +367,60 @@ class StatusStore:
                 self.snapshot()
 
     def sync_payload_for(self, peer: str) -> bytes | None:
-        """What ``peer`` has not acknowledged yet (a delta group, or the full state), or None."""
+        """What ``peer`` has not acknowledged yet (a delta group, the full state, or the next part
+        of a full state larger than ``sync_part_bytes``), or None."""
         with self._lock:
             self._check_open()
             pending = self._buffer.pending_for(peer)
             if pending is None:
                 return None
             kind, seq, group = pending
-            body = encode_state(self._state if group is None else group)
-            return pack_message(kind, self.node_id, self._buffer.incarnation, seq, self.clock.now(), body)
+            if group is not None:
+                body = encode_state(group)
+                return pack_message(kind, self.node_id, self._buffer.incarnation, seq, self.clock.now(), body)
+            transfer = self._buffer.transfer_for(peer)
+            if transfer is None:
+                parts = plan_parts(self._state, self.sync_part_bytes)
+                if len(parts) == 1:
+                    body = encode_state(self._state)
+                    return pack_message(
+                        KIND_FULL, self.node_id, self._buffer.incarnation, seq, self.clock.now(), body
+                    )
+                transfer = self._buffer.start_transfer(peer, parts)
+            return self._pack_part(transfer, transfer.next_index())
+
+    def sync_payloads_for(self, peer: str, *, max_parts: int = 8) -> list[bytes]:
+        """Like :meth:`sync_payload_for`, for a transport that sends without waiting for the
+        acks: up to ``max_parts`` different parts of a full state in transfer, else one payload."""
+        with self._lock:
+            first = self.sync_payload_for(peer)
+            if first is None:
+                return []
+            payloads = [first]
+            transfer = self._buffer.transfers.get(peer)
+            if transfer is None:
+                return payloads
+            sent = {(transfer.cursor - 1) % len(transfer.parts)}
+            while len(payloads) < max_parts:
+                index = transfer.next_index()
+                if index in sent:
+                    transfer.cursor = index  # it comes round first next time
+                    break
+                sent.add(index)
+                payloads.append(self._pack_part(transfer, index))
+            return payloads
+
+    def _pack_part(self, transfer: Transfer, index: int) -> bytes:
+        body = encode_state(subset_state(self._state, transfer.parts[index]))
+        return pack_part(
+            self.node_id,
+            self._buffer.incarnation,
+            transfer.seq,
+            self.clock.now(),
+            body,
+            index,
+            len(transfer.parts),
+        )
 
     def receive_sync(self, from_peer: str, payload: bytes) -> bytes:
         """Merge a peer's payload; returns the ack to send back.  Raises ``ClockSkewError`` (no
@@ -286,28 +430,33 @@ class StatusStore:
     def receive_sync_message(self, from_peer: str, msg: list[Any]) -> bytes:
         """:meth:`receive_sync` of a payload already decoded (``sync.check_message``'s answer), as
         the API decodes it while it reads the body."""
-        if msg[0] == KIND_ACK:
+        if msg[0] in ACK_KINDS:
             raise SyncProtocolError(f"expected a sync payload from {from_peer}, got an ack")
         return self._receive(from_peer, msg)
 
     def receive_ack(self, from_peer: str, ack: bytes) -> None:
         msg = unpack_message(ack)
-        if msg[0] != KIND_ACK:
+        if msg[0] not in ACK_KINDS:
             raise SyncProtocolError(f"expected an ack from {from_peer}, got a payload")
-        with self._lock:
-            self._buffer.ack(msg[1], msg[2], msg[3])
+        self._take_ack(msg)
 
     def handle_message(self, from_peer: str, data: bytes) -> bytes | None:
         """Transport entry point: a payload gets an ack back, an ack gets nothing."""
         msg = unpack_message(data)
-        if msg[0] == KIND_ACK:
-            with self._lock:
-                self._buffer.ack(msg[1], msg[2], msg[3])
+        if msg[0] in ACK_KINDS:
+            self._take_ack(msg)
             return None
         return self._receive(from_peer, msg)
 
+    def _take_ack(self, msg: list[Any]) -> None:
+        with self._lock:
+            if msg[0] == KIND_PART_ACK:
+                self._buffer.ack_part(msg[1], msg[2], msg[3], msg[4])
+            else:
+                self._buffer.ack(msg[1], msg[2], msg[3])
+
     def _receive(self, from_peer: str, msg: list[Any]) -> bytes:
-        kind, sender, incarnation, seq, clock_stamp, body = msg
+        kind, sender, incarnation, seq, clock_stamp, body = msg[:6]
         if sender != from_peer:
             raise SyncProtocolError(f"payload says it is from {sender!r} but arrived from {from_peer!r}")
         with self._lock:
@@ -320,7 +469,10 @@ class StatusStore:
             self._check_payload_stamps(delta)
             self.clock.update(clock_stamp)
             self._buffer.add_peer(sender)
+            # A part is a delta like any other: what it holds joins the state at once.
             self._commit(delta, origin=sender)
+            if kind == KIND_PART:
+                return pack_part_ack(self.node_id, incarnation, seq, msg[6])
             return pack_ack(self.node_id, incarnation, seq)
 
     # -- internals ----------------------------------------------------------------------------------
@@ -373,6 +525,10 @@ class StatusStore:
                 "pages": len(self._state.pages),
                 "live_keys": self._state.live_keys(),
                 "seen_ids": len(self._state.seen),
+                "incidents": sum(len(p.incidents) for p in self._state.pages.values()),
+                "tombstones": sum(
+                    1 for p in self._state.pages.values() for i in p.incidents.values() if i.tomb
+                ),
                 "delta_buffer": len(self._buffer.entries),
                 "log_bytes": self._log.size if self._log is not None else 0,
             }

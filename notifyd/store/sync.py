@@ -30,6 +30,12 @@ log = logging.getLogger(__name__)
 KIND_DELTA = 0
 KIND_FULL = 1
 KIND_ACK = 2
+#: One part of a full state too big for one message: ``[..., body, index, count]``.
+KIND_PART = 3
+#: The ack of one part: ``[KIND_PART_ACK, sender, incarnation, seq, index]``.
+KIND_PART_ACK = 4
+ACK_KINDS = frozenset({KIND_ACK, KIND_PART_ACK})
+_FIELDS = {KIND_DELTA: 6, KIND_FULL: 6, KIND_ACK: 4, KIND_PART: 8, KIND_PART_ACK: 5}
 #: Default anti-entropy period.
 DEFAULT_INTERVAL_S = 0.1
 #: Unacknowledged delta groups kept per replica before laggards are switched to full state.
@@ -54,6 +60,16 @@ def new_unpacker(max_bytes: int) -> msgpack.Unpacker:
     return msgpack.Unpacker(max_buffer_size=max_bytes, **UNPACK_OPTIONS)
 
 
+def pack_part(
+    sender: str, incarnation: int, seq: int, clock: int, body: Any, index: int, count: int
+) -> bytes:
+    return msgpack.packb([KIND_PART, sender, incarnation, seq, clock, body, index, count], use_bin_type=True)
+
+
+def pack_part_ack(sender: str, incarnation: int, seq: int, index: int) -> bytes:
+    return msgpack.packb([KIND_PART_ACK, sender, incarnation, seq, index], use_bin_type=True)
+
+
 def unpack_message(data: bytes) -> list[Any]:
     try:
         msg = msgpack.unpackb(data, **UNPACK_OPTIONS)
@@ -64,11 +80,38 @@ def unpack_message(data: bytes) -> list[Any]:
 
 def check_message(msg: Any) -> list[Any]:
     """``msg`` if it has the shape of a sync message (a payload or an ack); raises otherwise."""
-    if not isinstance(msg, list) or not msg or msg[0] not in (KIND_DELTA, KIND_FULL, KIND_ACK):
+    if not isinstance(msg, list) or not msg or msg[0] not in _FIELDS:
         raise SyncProtocolError("sync message is not a [kind, ...] array with a known kind")
-    if len(msg) != (4 if msg[0] == KIND_ACK else 6):
+    if len(msg) != _FIELDS[msg[0]]:
         raise SyncProtocolError(f"sync message of kind {msg[0]} has {len(msg)} fields")
     return msg
+
+
+class Transfer:
+    """A full state sent in parts: the plan taken at ``seq`` and the parts acknowledged so far.
+
+    Each part is a set of keys (see :func:`notifyd.store.codec.plan_parts`), encoded from the live
+    state when it is sent, so it holds at least what those keys held at ``seq``; what changed
+    after ``seq`` is in the delta buffer, which this transfer holds back from trimming.
+    """
+
+    __slots__ = ("seq", "parts", "acked", "cursor")
+
+    def __init__(self, seq: int, parts: list[Any]) -> None:
+        self.seq = seq
+        self.parts = parts
+        self.acked: set[int] = set()
+        self.cursor = 0
+
+    def next_index(self) -> int:
+        """The next part not acknowledged yet, round robin: a lost part comes round again."""
+        count = len(self.parts)
+        for step in range(count):
+            index = (self.cursor + step) % count
+            if index not in self.acked:
+                self.cursor = index + 1
+                return index
+        raise SyncProtocolError("every part of this transfer is acknowledged")
 
 
 class DeltaBuffer:
@@ -83,6 +126,8 @@ class DeltaBuffer:
         self.acks: dict[str, int | None] = {}
         self.removed: set[str] = set()
         self.max_buffered = max_buffered
+        #: Full states being sent in parts, by peer.
+        self.transfers: dict[str, Transfer] = {}
 
     def add_peer(self, peer: str) -> None:
         self.removed.discard(peer)
@@ -90,8 +135,38 @@ class DeltaBuffer:
 
     def remove_member(self, peer: str) -> None:
         self.acks.pop(peer, None)
+        self.transfers.pop(peer, None)
         self.removed.add(peer)
         self.gc()
+
+    def forget(self, peer: str) -> None:
+        """Drop what is tracked for ``peer`` (a name used before its replica's id was known)."""
+        self.acks.pop(peer, None)
+        self.transfers.pop(peer, None)
+        self.gc()
+
+    def transfer_for(self, peer: str) -> Transfer | None:
+        """The transfer in progress to ``peer``, unless the buffer was trimmed past its start
+        (what changed since is lost from the buffer: the transfer starts over)."""
+        transfer = self.transfers.get(peer)
+        if transfer is not None and transfer.seq < self.trimmed:
+            del self.transfers[peer]
+            return None
+        return transfer
+
+    def start_transfer(self, peer: str, parts: list[Any]) -> Transfer:
+        transfer = self.transfers[peer] = Transfer(self.seq, parts)
+        return transfer
+
+    def ack_part(self, peer: str, incarnation: int, seq: int, index: int) -> None:
+        transfer = self.transfers.get(peer)
+        if incarnation != self.incarnation or transfer is None or transfer.seq != seq:
+            return
+        if 0 <= index < len(transfer.parts):
+            transfer.acked.add(index)
+        if len(transfer.acked) == len(transfer.parts):
+            del self.transfers[peer]
+            self.ack(peer, incarnation, seq)
 
     def push(self, origin: str | None, delta: StoreState) -> int:
         self.seq += 1
@@ -135,6 +210,8 @@ class DeltaBuffer:
         """Drop entries every live member has acknowledged.  A peer that never acked holds
         nothing back: it will be sent the full state anyway."""
         known = [a for a in self.acks.values() if a is not None]
+        # A full state in transfer needs every delta since it started.
+        known += [t.seq for t in self.transfers.values()]
         floor = min(known) if known else self.seq
         while self.trimmed < floor and self.entries:
             self.entries.popleft()

@@ -220,3 +220,60 @@ def test_two_regions_end_to_end_region_b_delivers_nothing_for_what_region_a_took
 
 def _iso(moment: Any) -> str:
     return str(moment.isoformat().replace("+00:00", "Z"))
+
+
+def test_a_peer_region_catches_up_on_a_state_bigger_than_one_part_over_its_sync_endpoint(
+    start_api: Callable[..., Api], make_settings: Callable[..., Settings], namespace: str
+) -> None:
+    eu = StatusStore.memory("eu-api0", sync_part_bytes=16 * 1024)
+    for i in range(120):
+        eu.apply_event(incident_event(f"page-{i % 9}", incident_id=f"inc-{i}", message="m" * 1000 + str(i)))
+    us = start_api(store=StatusStore.memory("us-api0"), node_id="us", namespace=f"{namespace}-us")
+    settings = make_settings(node_id="eu", peers=f"us={us.url}", sync_key=KEYS["sync"], sync_interval_ms=50)
+    refused_before = _refused()
+    replication = start_replication(settings, us.runtime.url, eu, with_regions=True)
+    try:
+        assert wait_until(lambda: eu._buffer.acks.get("us-api0") == eu._buffer.seq, timeout=30)
+        assert us.store.export_state() == eu.export_state()
+        assert not eu._buffer.transfers and set(eu._buffer.acks) == {"us-api0"}
+        assert _refused() == refused_before
+        assert all(_status(us, f"page-{p}") == eu.page_status(f"page-{p}") for p in range(9))
+    finally:
+        replication.stop()
+
+
+def test_a_part_the_peer_region_refuses_is_counted_and_logged(
+    start_api: Callable[..., Api], make_settings: Callable[..., Settings], namespace: str, caplog: Any
+) -> None:
+    import time
+
+    # A clock an hour ahead of the peer's: the peer answers each part with 409.
+    eu = StatusStore.memory("eu-api0", sync_part_bytes=8 * 1024, clock=lambda: time.time() + 3600)
+    for i in range(40):
+        eu.apply_event(incident_event(incident_id=f"inc-{i}", message="m" * 1000 + str(i)))
+    us = start_api(store=StatusStore.memory("us-api0"), node_id="us", namespace=f"{namespace}-us")
+    settings = make_settings(node_id="eu", peers=f"us={us.url}", sync_key=KEYS["sync"])
+    replication = start_replication(settings, us.runtime.url, eu, with_regions=True)
+    assert replication.regions is not None
+    try:
+        before = _refused(kind="part", reason="409")
+        replication.regions.tick()
+        assert _refused(kind="part", reason="409") == before + 1
+        assert "HTTP 409 for a sync part of" in caplog.text
+        assert us.store.stats["incidents"] == 0
+    finally:
+        replication.stop()
+
+
+def _refused(**labels: str) -> float:
+    from prometheus_client import REGISTRY
+
+    if labels:
+        return REGISTRY.get_sample_value("notifyd_sync_refused_by_peer_total", labels) or 0.0
+    return sum(
+        s.value
+        for metric in REGISTRY.collect()
+        if metric.name == "notifyd_sync_refused_by_peer"
+        for s in metric.samples
+        if s.name.endswith("_total")
+    )

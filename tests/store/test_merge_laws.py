@@ -1,4 +1,5 @@
-"""The join of every type is commutative, associative and idempotent, and deltas act like states."""
+"""The join of every type is commutative, associative and idempotent, and deltas act like states;
+tombstones (compaction deltas) included."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from notifyd.store.compaction import plan_compaction
 from notifyd.store.events import plan_event
 from notifyd.store.state import StoreState
 from notifyd.store.types import LWW, ExpiringSet, ORSet, VersionVector, lww_merge, value_key
@@ -52,13 +54,20 @@ def store_states(draw: st.DrawFn) -> list[StoreState]:
     """Reachable store states: events applied on three replicas with random merges in between."""
     replicas = {n: StoreState() for n in NODES}
     steps = draw(
-        st.lists(st.tuples(st.integers(0, 5), st.sampled_from(NODES), st.sampled_from(NODES)), max_size=20)
+        st.lists(st.tuples(st.integers(0, 6), st.sampled_from(NODES), st.sampled_from(NODES)), max_size=20)
     )
     for i, (kind, node, other) in enumerate(steps):
         seconds = draw(st.integers(0, 3))
         event: dict[str, Any]
         if kind == 0:
             replicas[node].merge_in(replicas[other])
+            continue
+        if kind == 6:
+            # A compaction: every closed incident becomes a tombstone (a delta, merged like any other).
+            plan = plan_compaction(
+                replicas[node], now_ms=10**13, incident_retention_ms=0, tombstone_retention_ms=10**15
+            )
+            replicas[node].merge_in(plan.delta)
             continue
         if kind in (1, 2):
             event = component_event(
@@ -69,6 +78,7 @@ def store_states(draw: st.DrawFn) -> list[StoreState]:
                 event_id=f"e{i}",
                 status=["investigating", "identified", "resolved"][kind - 3],
                 seconds=seconds,
+                message=f"m{i}",
             )
         plan = plan_event(replicas[node], event, node=node, now_ms=10**13, max_offset_ms=500, ttl_s=60)
         replicas[node].merge_in(plan.delta)

@@ -1,6 +1,7 @@
 """A hypothesis state machine: replicas write, remove, lose/duplicate/reorder/delay deltas,
-restart from their files and have their clocks stepped back; once they have exchanged everything
-they must be equal to each other and to a sequential reference model."""
+restart from their files, have their clocks stepped back, and compact while days pass (closed
+incidents become tombstones, tombstones and event ids expire); once they have compacted and
+exchanged everything they must be equal to each other and to a sequential reference model."""
 
 from __future__ import annotations
 
@@ -26,19 +27,32 @@ COMPONENTS = ("api", "db", "cdn")
 STATUSES = ("operational", "degraded_performance", "major_outage")
 INCIDENT_STATUSES = ("investigating", "identified", "monitoring", "resolved")
 DAY_MS = 86_400_000
+DAY = 86_400
+#: Retentions half an hour off whole days: days pass whole, and the replicas' clocks differ by
+#: seconds, so every replica reaches a retention at the same day boundary.
+TTL = 7 * DAY + 1800
+RETENTION = {"incident_retention_s": TTL, "tombstone_retention_s": 14 * DAY, "event_id_ttl_s": TTL}
 
 
 class Model:
-    """The sequential reference: every LWW key holds the greatest write ever made, and the
-    timeline holds every entry added and never removed."""
+    """The sequential reference: every LWW key holds the greatest write ever made, unless a
+    compaction's tombstone covers it, and the timeline holds every entry added and never removed
+    (by hand, or by a compaction that observed it)."""
 
     def __init__(self) -> None:
         self.components: dict[str, LWW] = {}
         self.fields: dict[str, LWW] = {}
         self.timeline: dict[str, dict[str, Any]] = {}
+        self.tomb = 0
 
     def write(self, table: dict[str, LWW], key: str, reg: LWW) -> None:
+        if table is self.fields and reg.hlc <= self.tomb:
+            return
         table[key] = lww_merge(table.get(key), reg)  # type: ignore[assignment]
+
+    def bury(self, tomb: int) -> None:
+        self.tomb = max(self.tomb, tomb)
+        self.fields = {k: reg for k, reg in self.fields.items() if reg.hlc > self.tomb}
 
     def page_status(self) -> dict[str, Any]:
         comps = [
@@ -70,12 +84,20 @@ class ReplicaMachine(RuleBasedStateMachine):
         self.inflight: list[tuple[str, str, bytes]] = []
         self.model = Model()
         self.next_id = 0
-        self.applied: list[str] = []
+        #: event id -> seconds elapsed when it was applied (its seen-set entry expires TTL later).
+        self.applied: dict[str, int] = {}
         self.wrote: dict[str, list[str]] = {r: [] for r in REPLICAS}
+        #: Whole days passed: events occur this long after T0, as the clocks have moved on.
+        self.elapsed = 0
 
     def _open(self, name: str) -> StatusStore:
         store = StatusStore.open(
-            self.root / name, name, clock=self.clocks[name], fsync=False, max_clock_offset_ms=DAY_MS
+            self.root / name,
+            name,
+            clock=self.clocks[name],
+            fsync=False,
+            max_clock_offset_ms=DAY_MS,
+            **RETENTION,  # type: ignore[arg-type]
         )
         for peer in REPLICAS:
             store.add_peer(peer)
@@ -92,10 +114,12 @@ class ReplicaMachine(RuleBasedStateMachine):
     def write_component(self, r: str, cid: str, status: str, dt: int) -> None:
         eid = self._event_id()
         result = self.stores[r].apply_event(
-            component_event(event_id=eid, status=status, seconds=dt, component=cid, name=cid.upper())
+            component_event(
+                event_id=eid, status=status, seconds=self.elapsed + dt, component=cid, name=cid.upper()
+            )
         )
         assert not result.duplicate
-        self.applied.append(eid)
+        self.applied[eid] = self.elapsed
         self.wrote[r].append(eid)
         self.model.write(self.model.components, cid, LWW(result.hlc, r, (cid.upper(), status)))
 
@@ -104,10 +128,15 @@ class ReplicaMachine(RuleBasedStateMachine):
     def write_incident(self, r: str, status: str, dt: int, title: str) -> None:
         eid = self._event_id()
         event = incident_event(
-            event_id=eid, status=status, seconds=dt, incident_id="inc-1", title=title, message=f"m{eid}"
+            event_id=eid,
+            status=status,
+            seconds=self.elapsed + dt,
+            incident_id="inc-1",
+            title=title,
+            message=f"m{eid}",
         )
         result = self.stores[r].apply_event(event)
-        self.applied.append(eid)
+        self.applied[eid] = self.elapsed
         self.wrote[r].append(eid)
         inc = event["incident"]
         for name in ("title", "status", "impact"):
@@ -171,6 +200,35 @@ class ReplicaMachine(RuleBasedStateMachine):
         self.stores[r] = self._open(r)
         assert self.stores[r].export_state() == before
 
+    @rule(days=st.sampled_from([1, 3, 8, 15]))
+    def days_pass(self, days: int) -> None:
+        """Replicas hear from each other within a day (what tombstone GC assumes), and each
+        compacts at the day's start, as ``maybe_compact`` would."""
+        self._exchange_all()
+        for clock in self.clocks.values():
+            clock.advance(days * DAY)
+        self.elapsed += days * DAY
+        for r in REPLICAS:
+            self.compact(r)
+        self._exchange_all()
+
+    @rule(r=st.sampled_from(REPLICAS))
+    def compact(self, r: str) -> None:
+        """Replica ``r`` compacts (and snapshots); the model learns what it buried and observed."""
+        held = self._timeline_of(r)
+        self.stores[r].snapshot()
+        page = self.stores[r].export_state().pages.get("acme")
+        inc = page.incidents.get("inc-1") if page is not None else None
+        if inc is not None and inc.tomb:
+            self.model.bury(inc.tomb)
+        for eid in held - self._timeline_of(r):
+            self.model.timeline.pop(eid, None)
+
+    def _timeline_of(self, r: str) -> set[str]:
+        page = self.stores[r].export_state().pages.get("acme")
+        inc = page.incidents.get("inc-1") if page is not None else None
+        return set() if inc is None else {e[0] for e in inc.timeline.entries}  # type: ignore[index]
+
     @rule(r=st.sampled_from(REPLICAS), seconds=st.integers(1, 5))
     def step_clock_back(self, r: str, seconds: int) -> None:
         last = self.stores[r].clock.now()
@@ -184,10 +242,18 @@ class ReplicaMachine(RuleBasedStateMachine):
 
     # -- convergence -------------------------------------------------------------
 
+    def _live(self, eid: str) -> bool:
+        """Applied within the event-id TTL (a day of margin: the clocks differ by seconds)."""
+        return self.elapsed - self.applied[eid] < TTL - DAY
+
+    def _expired(self, eid: str) -> bool:
+        return self.elapsed - self.applied[eid] > TTL + DAY
+
     @invariant()
     def each_replica_has_seen_what_it_applied_itself(self) -> None:
         for r in REPLICAS:
-            assert all(self.stores[r].seen("acme", eid) for eid in self.wrote[r])
+            assert all(self.stores[r].seen("acme", eid) for eid in self.wrote[r] if self._live(eid))
+            assert not any(self.stores[r].seen("acme", eid) for eid in self.wrote[r] if self._expired(eid))
 
     @rule()
     def exchange_everything(self) -> None:
@@ -195,6 +261,19 @@ class ReplicaMachine(RuleBasedStateMachine):
 
     def _converge(self) -> None:
         """Exchange everything in flight and more; then every replica equals the model."""
+        self._exchange_all()
+        states = [self.stores[r].export_state() for r in REPLICAS]
+        assert all(s == states[0] for s in states[1:])
+        expected = self.model.page_status()
+        for r in REPLICAS:
+            assert self.stores[r].page_status("acme") == expected, r
+            for eid in self.applied:
+                if self._live(eid):
+                    assert self.stores[r].seen("acme", eid)
+            # Bounded: what the seen-set holds is what the TTL lets it hold.
+            assert self.stores[r].stats["seen_ids"] <= sum(1 for e in self.applied if not self._expired(e))
+
+    def _exchange_all(self) -> None:
         for _ in range(20):
             for r in REPLICAS:
                 self.send(r)
@@ -203,13 +282,6 @@ class ReplicaMachine(RuleBasedStateMachine):
             while self.inflight:
                 self._deliver(self.inflight.pop(0))
         assert not self.inflight, "replicas did not quiesce"
-        states = [self.stores[r].export_state() for r in REPLICAS]
-        assert all(s == states[0] for s in states[1:])
-        expected = self.model.page_status()
-        for r in REPLICAS:
-            assert self.stores[r].page_status("acme") == expected, r
-            for eid in self.applied:
-                assert self.stores[r].seen("acme", eid)
 
     def teardown(self) -> None:
         try:

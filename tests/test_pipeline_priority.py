@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+
+import dramatiq
+
+from notifyd.runtime.broker import LANE_PRIORITY
 from tests.support.events import component_event, incident_event
 from tests.support.sink import SinkProcess
 from tests.support.wait import wait_done, wait_until
@@ -66,3 +71,41 @@ def test_a_critical_event_is_delivered_while_low_work_holds_every_ordinary_worke
     assert not [r for r in sink.received if r.path.startswith("/low/")]
     low_gate.open()
     assert wait_done(rt, low["event_id"], timeout=60)["counts"]["delivered"] == 100
+
+
+def test_critical_steps_run_on_threads_of_their_own_while_low_steps_hold_every_ordinary_thread(
+    runtime, sink, start_worker
+):
+    """The urgent lanes' thread pool is load-bearing: low *steps* (not sends, which the dispatcher
+    takes off the threads) hold every ordinary worker thread, and a critical event still goes out."""
+    rt = runtime()
+    for i in range(3):
+        rt.subscribers.add("vip", {"channel": "webhook", "target": f"{sink.url}/crit/{i}"})
+    holding: list[str] = []
+    release = threading.Event()
+
+    def hold_a_low_thread(n: int) -> None:
+        holding.append(threading.current_thread().name)
+        release.wait(90)
+
+    low_step = dramatiq.Actor(
+        hold_a_low_thread,
+        broker=rt.broker,
+        actor_name="test_hold_a_low_thread",
+        queue_name=rt.keys.queue_name("low"),
+        priority=LANE_PRIORITY["low"],
+        options={},
+    )
+    start_worker(rt, threads=2)
+    try:
+        for n in range(4):  # more than there are ordinary threads
+            low_step.send(n)
+        assert wait_until(lambda: len(holding) == 2, timeout=30), holding
+        critical = incident_event(page="vip", priority="critical")
+        rt.publisher.publish(critical)
+        assert wait_done(rt, critical["event_id"], timeout=30)["counts"]["delivered"] == 3
+        assert len(sink.on_prefix("/crit/")) == 3
+        assert len(holding) == 2 and not release.is_set()  # the low steps held on throughout
+    finally:
+        release.set()
+    assert wait_until(lambda: len(holding) == 4, timeout=30)

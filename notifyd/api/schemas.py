@@ -6,17 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-DeliveryStatus = Literal[
-    "pending",
-    "delivered",
-    "retrying",
-    "failed",
-    "rate_limited",
-    "suppressed",
-    "deferred",
-    "digested",
-    "superseded",
-]
+from notifyd.state.tracking import DeliveryStatus
+
 ChannelName = Literal["email", "sms", "slack", "webhook"]
 
 

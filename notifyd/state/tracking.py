@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import redis
 
@@ -24,7 +24,20 @@ from notifyd.ids import delivery_id
 from notifyd.state.keys import BUCKET, Keys, bucket_of, event_ref, split_ref
 from notifyd.state.scripts import register
 
-STATUS_CODES = {
+#: Every status a delivery can be in, as the API names it (api/schemas.py documents this type).
+DeliveryStatus = Literal[
+    "pending",
+    "delivered",
+    "retrying",
+    "failed",
+    "rate_limited",
+    "suppressed",
+    "deferred",
+    "digested",
+    "superseded",
+]
+#: Each status's one-letter code in a tracking record: one for every DeliveryStatus (a test pins it).
+STATUS_CODES: dict[str, str] = {
     "pending": "p",
     "delivered": "d",
     "retrying": "r",

@@ -115,3 +115,33 @@ def test_quiet_hours_tz_is_an_enum_of_the_zones_the_server_accepts(document: dic
             }
             r = http.post("/v1/pages/acme/subscribers", json=subscriber)
             assert r.status_code == (201 if tz in TIME_ZONES else 422), (tz, r.text)
+
+
+def test_the_delivery_statuses_the_document_lists_are_exactly_those_a_tracking_record_can_hold(
+    document: dict,
+):
+    """The API's status enum (query filter and answers) and tracking.STATUS_CODES are one set: a
+    status added to one but not the other would be a filter that matches nothing, or an answer
+    the document forbids."""
+    from typing import get_args
+
+    from notifyd.state.tracking import STATUS_CODES, DeliveryStatus, Record
+
+    assert set(get_args(DeliveryStatus)) == set(STATUS_CODES)
+    assert len(set(STATUS_CODES.values())) == len(STATUS_CODES)  # one code per status
+    for status in STATUS_CODES:  # each round-trips through its stored form
+        assert Record.decode(Record(status, 1, 2).encode()).status == status
+    deliveries = document["paths"]["/v1/events/{event_id}/deliveries"]["get"]
+    [status_filter] = [p for p in deliveries["parameters"] if p["name"] == "status"]
+    enums = [s["enum"] for s in _walk_schemas(status_filter["schema"]) if "enum" in s]
+    assert enums and all(set(e) == set(STATUS_CODES) for e in enums), status_filter
+    record = document["components"]["schemas"]["Delivery"]["properties"]["status"]
+    assert set(record["enum"]) == set(STATUS_CODES)
+
+
+def _walk_schemas(schema: dict) -> list[dict]:
+    found = [schema]
+    for key in ("anyOf", "oneOf", "allOf"):
+        for sub in schema.get(key, []):
+            found += _walk_schemas(sub)
+    return found

@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from notifyd.preferences import NO_PREFERENCES, Preferences
-from notifyd.targets import TargetError, normalize_target
+from notifyd.targets import TargetError, normalize_target, webhook_url
 
 MAX_EVENT_BYTES = 64 * 1024
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)\Z")
@@ -318,6 +318,8 @@ class SubscriberLine:
     components: list[str] | None = None
     contact_email: str | None = None
     prefs: Preferences = NO_PREFERENCES
+    #: The URL's host, when the target check already found it (else ``host_of`` parses it).
+    host: str | None = None
 
     def __repr__(self) -> str:
         hidden = "***" if self.secret else None
@@ -373,7 +375,10 @@ def quick_line(data: dict[str, Any], *, allow_private: bool) -> SubscriberLine |
             if channel not in ("webhook", "slack") or not _bare(contact):
                 return None
             contact = normalize_target("email", contact, allow_private=allow_private)
-        target = normalize_target(channel, target, allow_private=allow_private)  # type: ignore[arg-type]
+        if channel == "webhook":
+            target, host = webhook_url(target, allow_private=allow_private)  # type: ignore[arg-type]
+        else:
+            target, host = normalize_target(channel, target, allow_private=allow_private), None  # type: ignore[arg-type]
     except TargetError:
         return None
-    return SubscriberLine(channel, target, sub_id, secret, components, contact)  # type: ignore[arg-type]
+    return SubscriberLine(channel, target, sub_id, secret, components, contact, host=host)  # type: ignore[arg-type]

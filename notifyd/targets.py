@@ -171,6 +171,16 @@ def url_host(target: str) -> str | None:
 
 
 def _url(target: str, allow_private: bool, *, what: str) -> str:
+    return _url_and_host(target, allow_private, what=what)[0]
+
+
+def webhook_url(target: str, *, allow_private: bool) -> tuple[str, str]:
+    """A webhook target as ``normalize_target("webhook", ...)`` returns it, and its lower-cased
+    host (what :func:`url_host` gives): an import line's URL is parsed once, not twice."""
+    return _url_and_host(target.strip(), allow_private, what="webhook")
+
+
+def _url_and_host(target: str, allow_private: bool, *, what: str) -> tuple[str, str]:
     if len(target) > MAX_URL_CHARS:
         raise TargetError(f"{what} URL is longer than {MAX_URL_CHARS} characters")
     if not _URI_CLASS.fullmatch(target) or ("%" in target and not URI_CHARS.match(target)):
@@ -197,7 +207,7 @@ def _url(target: str, allow_private: bool, *, what: str) -> str:
         refusal = host_refusal(host)
         if refusal is not None:
             raise TargetError(f"{what} URL's host {refusal}: {PRIVATE_HINT}")
-    return target
+    return target, host
 
 
 def _webhook(target: str, allow_private: bool) -> str:

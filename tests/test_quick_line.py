@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from notifyd.models import Subscriber, SubscriberLine, quick_line
 from notifyd.state.subscribers import line_of
+from notifyd.state.target_hosts import host_of
 
 SECRET = "whsec_" + base64.b64encode(b"quick-line-test-secret!!").decode()
 
@@ -52,6 +53,7 @@ def test_the_common_line_shapes_take_the_fast_path_and_mean_what_the_model_means
     assert quick is not None
     model = _model_line(line, allow_private=False)
     assert model is not None and _same(quick, model)
+    assert quick.host == host_of(model) or (quick.host is None and quick.channel != "webhook")
 
 
 BAD_LINES = [
@@ -140,3 +142,4 @@ def test_the_fast_path_never_accepts_what_the_model_refuses_nor_means_another_su
     model = _model_line(line, allow_private)
     assert model is not None, f"fast path accepted a line the model refuses: {line!r}"
     assert _same(quick, model)
+    assert quick.host is None or quick.host == host_of(model)

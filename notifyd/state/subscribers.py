@@ -336,7 +336,7 @@ class SubscriberRepo:
                 checked.append((i, self.validate(row)))
             except SubscriberError as exc:
                 prepared.results[i] = exc
-        hosts = {} if self.allow_private_targets else {i: host_of(sub) for i, sub in checked}
+        hosts = {} if self.allow_private_targets else {i: sub.host or host_of(sub) for i, sub in checked}
         self.hosts.prefetch(h for h in hosts.values() if h)
         parts: list[str] = []
         for i, sub in checked:

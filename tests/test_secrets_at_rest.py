@@ -185,23 +185,38 @@ def test_a_legacy_clear_secret_is_read_as_it_is_and_sealed_by_rewrap(runtime):
     assert rt.subscribers.secret_of(rt.subscribers.get("acme", sub.id)) == legacy
 
 
-def test_the_secrets_rewrap_command_reseals_every_page_and_the_link_keys(runtime, make_settings):
+def test_the_secrets_rewrap_command_reseals_every_page_pending_signups_and_the_link_keys(runtime):
     from notifyd.cli.secrets import rewrap
+    from notifyd.selfservice.wiring import optin_for
 
     old = runtime(secret_key=OLD_KEY)
     for page in ("acme", "beta"):
         old.subscribers.add(page, {"channel": "webhook", "target": f"https://{page}.example/h"})
     old.link_keys.current()
+    pending_secret = _secret("waiting-for-confirmation")
+    started = optin_for(old).start(
+        "acme",
+        {"channel": "webhook", "target": "https://c.example/h", "secret": pending_secret},
+        source="api",
+    )
     new = runtime(secret_key=f"{NEW_KEY},{OLD_KEY}")
     summary = rewrap(new)
     assert summary == {
         "key": new.keyring.newest_kid,
         "subscriber_secrets": 2,
         "pages": 2,
+        "pending_signups": 1,
         "link_keys": True,
     }
-    assert rewrap(new)["subscriber_secrets"] == 0
+    assert rewrap(new) == {**summary, "subscriber_secrets": 0, "pending_signups": 0, "link_keys": False}
     assert sealed_key_id(new.client.get(new.keys.link_keys()).decode()) == new.keyring.newest_kid
+    # After rewrap the old key opens nothing: the new key alone reads every secret.
+    new_only = runtime(secret_key=NEW_KEY)
+    assert optin_for(new_only).get(started.pending_id).subscriber["secret"] == pending_secret
+    assert new_only.client.ttl(new_only.keys.pending(started.pending_id)) > 0
+    for page in ("acme", "beta"):
+        (sub,), _ = new_only.subscribers.page(page)
+        assert new_only.subscribers.secret_of(sub).startswith("whsec_")
 
 
 def test_without_a_configured_key_one_is_generated_in_the_data_dir_owner_only_and_kept(make_settings):

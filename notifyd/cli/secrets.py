@@ -65,16 +65,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def rewrap(runtime: Any) -> dict[str, Any]:
-    """Re-seal what is stored with the newest key: every page's webhook secrets, and the link keys.
+    """Re-seal what is stored with the newest key: every page's webhook secrets, the secrets of
+    sign-ups waiting for confirmation, and the link keys. Afterwards the old key opens nothing."""
+    from notifyd.selfservice.wiring import optin_for
 
-    Pending sign-ups are not walked: they expire within ``NOTIFYD_CONFIRM_TTL_S``, so keep
-    an old key configured that long after a rotation.
-    """
     repo = runtime.subscribers
     pages = {page: repo.rewrap(page) for page in repo.pages()}
     return {
         "key": runtime.keyring.newest_kid,
         "subscriber_secrets": sum(pages.values()),
         "pages": len(pages),
+        "pending_signups": optin_for(runtime).rewrap(),
         "link_keys": runtime.link_keys.rewrap(),
     }

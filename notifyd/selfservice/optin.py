@@ -181,6 +181,35 @@ class OptIn:
             pending = dataclasses.replace(pending, subscriber={**pending.subscriber, "secret": opened})
         return pending
 
+    def rewrap(self) -> int:
+        """Re-seal the secrets of sign-ups still waiting with the newest key (a key rotation);
+        returns how many. Each record keeps its TTL; one confirmed meanwhile is left alone."""
+        keyring = self.subscribers.keyring
+        prefix = self.keys.pending("")
+        done = 0
+        for name in self.client.scan_iter(match=self.keys.pending("*"), count=1000):
+            key = name.decode()
+            resealed: list[bool] = []
+
+            def write(pipe: Any, key: str = key, resealed: list[bool] = resealed) -> None:
+                raw = pipe.get(key)
+                if raw is None:
+                    return
+                stored = Pending.decode(key.removeprefix(prefix), raw)
+                secret = stored.subscriber.get("secret")
+                if not secret or keyring.is_current(str(secret)):
+                    return
+                context = self._context(stored.id, stored.page_id, stored.subscriber)
+                sealed = keyring.reseal(str(secret), context)
+                again = dataclasses.replace(stored, subscriber={**stored.subscriber, "secret": sealed})
+                pipe.multi()
+                pipe.set(key, again.encode(), keepttl=True)
+                resealed[:] = [True]
+
+            self.client.transaction(write, key)
+            done += bool(resealed)
+        return done
+
     # -- confirmation ---------------------------------------------------------------------
 
     def confirm(self, pending_id: str, *, via: str) -> StoredSubscriber:

@@ -15,11 +15,12 @@ before the window existed (no ``shards_enqueued``) gets all its shards
 enqueued here, as it used to.
 
 The status store's seen-set decides whether a peer region already took the
-event. Its mark is written by this ingest too, so before applying, ingest
-claims the event in Redis (``store_claim`` on the event record). A re-run
-that finds its own claim knows the seen mark is its own: a crash between the
-store write and the shard count never turns an accepted event into a
-duplicate.
+event; a mark counts only with the event's effect behind it in the store
+(``store.events.shows_event``), so a peer cannot pre-seed ids. Its mark is
+written by this ingest too, so before applying, ingest claims the event in
+Redis (``store_claim`` on the event record). A re-run that finds its own
+claim knows the seen mark is its own: a crash between the store write and the
+shard count never turns an accepted event into a duplicate.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import redis
 from notifyd.models import Event
 from notifyd.pipeline.events import StatusStoreLike
 from notifyd.pipeline.filters import INGEST_FILTERS, EventView, IngestFilter, StoreVerdict, first_reason
-from notifyd.pipeline.metrics import EVENTS_INGESTED
+from notifyd.pipeline.metrics import EVENTS_INGESTED, UNBACKED_SEEN
 from notifyd.pipeline.steps import DELIVER_SHARD, StepQueue, step_message
 from notifyd.state.incident_events import IncidentEvents
 from notifyd.state.keys import Keys
@@ -137,15 +138,18 @@ class Ingest:
         if self.store is None:
             return StoreVerdict()
         if CLAIM_FIELD not in h:
-            if self.store.seen(event.page_id, event.event_id):
+            body = json.loads(h["body"])
+            if self.store.taken(body):
                 return StoreVerdict(duplicate=True)  # a peer region took it; we never claimed it
             self.client.hset(self.keys.event(ref), CLAIM_FIELD, f"{time.time():.3f}")
-            result = self.store.apply_event(json.loads(h["body"]))
+            result = self.store.apply_event(body, require_effect=True)
+            if getattr(result, "unbacked", False):
+                UNBACKED_SEEN.inc()  # a mark with nothing of the event behind it: not a duplicate
             return StoreVerdict(
                 bool(getattr(result, "duplicate", False)), bool(getattr(result, "stale", False))
             )
         # An earlier run of this ingest claimed the event: a seen mark is its own, not a peer's.
-        result = self.store.apply_event(json.loads(h["body"]))
+        result = self.store.apply_event(json.loads(h["body"]), require_effect=True)
         if getattr(result, "duplicate", False):
             log.info("ingest: %s was applied to the store by an earlier attempt; resuming", event.event_id)
         return StoreVerdict(duplicate=False, stale=bool(getattr(result, "stale", False)))

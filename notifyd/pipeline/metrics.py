@@ -28,6 +28,11 @@ SUPERSEDED = Counter(
     "notifyd_deliveries_superseded_total", "Deliveries a newer update of the same incident made moot"
 )
 DIGESTS = Counter("notifyd_digests_total", "Digests sent, by outcome", ["channel", "outcome"])
+UNBACKED_SEEN = Counter(
+    "notifyd_events_unbacked_seen_total",
+    "Events delivered although their id was marked seen: nothing of the event was in the status "
+    "store behind the mark (a peer pre-seeding ids)",
+)
 SHARDS = Counter("notifyd_shards_total", "Fanout shards run", ["priority"])
 PUBLISH_TO_DELIVERY = Histogram(
     "notifyd_publish_to_delivery_seconds",

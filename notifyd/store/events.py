@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from notifyd.store.errors import InvalidEventError, StoreError
-from notifyd.store.hlc import COUNTER_BITS, COUNTER_MASK, ms_from_datetime, pack
+from notifyd.store.hlc import COUNTER_BITS, COUNTER_MASK, ms_from_datetime, pack, physical_ms
 from notifyd.store.state import INCIDENT_FIELDS, MAINTENANCE_KEY, IncidentState, PageState, StoreState
 from notifyd.store.types import LWW, lww_beats
 
@@ -49,12 +49,16 @@ class ApplyResult:
     (the event is still recorded: its id is remembered and an incident update joins the timeline).
     ``changed``: at least one register now shows a different value.
     ``hlc``: the stamp the event's writes carry (0 for a duplicate).
+    ``unbacked``: asked to ``require_effect``, the id was marked seen but nothing of the event
+    was in the state (see :func:`shows_event`): a mark without the event behind it is a claim,
+    not a duplicate, so the event was applied.
     """
 
     duplicate: bool
     stale: bool
     changed: bool
     hlc: int = 0
+    unbacked: bool = False
 
 
 def event_key(page_id: str, event_id: str) -> int:
@@ -65,6 +69,49 @@ def event_key(page_id: str, event_id: str) -> int:
     recognised; see docs/operations.md, "Event ids are per page".)"""
     text = f"{page_id}\x1f{event_id}"
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+def shows_event(page: PageState | None, event: Mapping[str, Any], event_ms: int) -> bool:
+    """Whether ``page`` shows ``event`` applied: its entry in the incident's (or maintenance's)
+    timeline, or a component register at least as new as the event.
+
+    A region that takes an event marks its id seen and applies it in one delta, so a peer's
+    mark arrives with the event's effect. A mark alone is a claim nothing backs: a peer
+    pre-seeding the id of an event it never took, so that the real one looks like a duplicate.
+    Timeline entries removed since (``remove_timeline_entry``) no longer back their ids.
+    """
+    if page is None:
+        return False
+    etype = str(event.get("type", ""))
+    if etype == "component_status_changed":
+        reg = page.components.get(str((event.get("component") or {}).get("id", "")))
+        return reg is not None and physical_ms(reg.hlc) >= event_ms
+    maintenance = etype.startswith("maintenance_")
+    about = event.get("maintenance" if maintenance else "incident") or {}
+    iid = str(about.get("id", "")) if isinstance(about, Mapping) else ""
+    inc = page.incidents.get(MAINTENANCE_KEY + iid if maintenance else iid)
+    event_id = str(event.get("event_id", ""))
+    return inc is not None and any(
+        isinstance(entry, tuple) and entry[0] == event_id for entry in inc.timeline.entries
+    )
+
+
+def event_ms_of(event: Mapping[str, Any], *, now_ms: int, max_offset_ms: int) -> int:
+    """The event's time in ms, clamped to ``max_offset_ms`` ahead of now (see :func:`plan_event`)."""
+    try:
+        event_ms = ms_from_datetime(_require(event, "occurred_at", ""))
+    except StoreError as exc:
+        raise InvalidEventError(str(exc)) from exc
+    return max(0, min(event_ms, now_ms + max_offset_ms))
+
+
+def taken(state: StoreState, event: Mapping[str, Any], *, now_ms: int, max_offset_ms: int) -> bool:
+    """Whether a region took ``event``: its id is marked seen and the state shows its effect."""
+    key = event_key(str(event.get("page_id", "")), str(event.get("event_id", "")))
+    if not state.seen.contains(key, now_ms // 1000):
+        return False
+    event_ms = event_ms_of(event, now_ms=now_ms, max_offset_ms=max_offset_ms)
+    return shows_event(state.pages.get(str(event.get("page_id", ""))), event, event_ms)
 
 
 def _require(mapping: Mapping[str, Any], key: str, where: str) -> Any:
@@ -98,9 +145,20 @@ class EventPlan:
 
 
 def plan_event(
-    state: StoreState, event: Mapping[str, Any], *, node: str, now_ms: int, max_offset_ms: int, ttl_s: int
+    state: StoreState,
+    event: Mapping[str, Any],
+    *,
+    node: str,
+    now_ms: int,
+    max_offset_ms: int,
+    ttl_s: int,
+    require_effect: bool = False,
 ) -> EventPlan:
     """Build the delta for ``event`` against ``state`` without touching ``state``.
+
+    A seen id makes the event a duplicate; with ``require_effect``, only when the state also
+    shows the event (:func:`shows_event`), which is how the pipeline tells a region that took
+    the event from a peer that only claims it did.
 
     An ``occurred_at`` more than ``max_offset_ms`` ahead of local time is clamped to that bound
     (not refused): the event is already accepted upstream, and clamping at the origin keeps
@@ -113,20 +171,17 @@ def plan_event(
     page_id = _require(event, "page_id", "")
     if etype not in EVENT_TYPES:
         raise InvalidEventError(f"unknown event type {etype!r}; expected one of {sorted(EVENT_TYPES)}")
-    try:
-        event_ms = ms_from_datetime(_require(event, "occurred_at", ""))
-    except StoreError as exc:
-        raise InvalidEventError(str(exc)) from exc
-    event_ms = max(0, min(event_ms, now_ms + max_offset_ms))
+    event_ms = event_ms_of(event, now_ms=now_ms, max_offset_ms=max_offset_ms)
 
     delta = StoreState()
     key = event_key(str(page_id), str(event_id))
     now_s = now_ms // 1000
-    if state.seen.contains(key, now_s):
+    page = state.pages.get(page_id)
+    marked = state.seen.contains(key, now_s)
+    if marked and (not require_effect or shows_event(page, event, event_ms)):
         return EventPlan(delta, ApplyResult(duplicate=True, stale=False, changed=False))
     delta.seen.items[key] = now_s + ttl_s
 
-    page = state.pages.get(page_id)
     dpage = PageState()
     if etype == "component_status_changed":
         comp = _require(event, "component", "")
@@ -184,4 +239,6 @@ def plan_event(
         dpage.incidents[iid] = dinc
     if not dpage.is_empty():
         delta.pages[page_id] = dpage
-    return EventPlan(delta, ApplyResult(duplicate=False, stale=stale, changed=changed, hlc=stamp))
+    return EventPlan(
+        delta, ApplyResult(duplicate=False, stale=stale, changed=changed, hlc=stamp, unbacked=marked)
+    )

@@ -27,7 +27,7 @@ from notifyd.store.compaction import (
     plan_compaction,
 )
 from notifyd.store.errors import ClockSkewError, StoreError, StoreLockedError, SyncProtocolError
-from notifyd.store.events import ApplyResult, event_key, plan_event
+from notifyd.store.events import ApplyResult, event_key, plan_event, taken
 from notifyd.store.hlc import DEFAULT_MAX_OFFSET_MS, HybridClock, physical_ms
 from notifyd.store.log import DurableLog, read_snapshot, write_snapshot
 from notifyd.store.state import PageState, StoreState, render_page
@@ -215,8 +215,11 @@ class StatusStore:
 
     # -- the pipeline's API -------------------------------------------------------------------------------
 
-    def apply_event(self, event: Mapping[str, Any]) -> ApplyResult:
-        """Record one validated event; see :class:`ApplyResult` for what the flags mean."""
+    def apply_event(self, event: Mapping[str, Any], *, require_effect: bool = False) -> ApplyResult:
+        """Record one validated event; see :class:`ApplyResult` for what the flags mean.
+
+        ``require_effect``: a seen mark makes the event a duplicate only when the state shows
+        the event too (``events.shows_event``); the pipeline's ingest asks for this."""
         with self._lock:
             self._check_open()
             plan = plan_event(
@@ -226,6 +229,7 @@ class StatusStore:
                 now_ms=self.clock.physical_now_ms(),
                 max_offset_ms=self.max_clock_offset_ms,
                 ttl_s=self.event_id_ttl_s,
+                require_effect=require_effect,
             )
             if not plan.result.duplicate:
                 self._commit(plan.delta, origin=None)
@@ -233,9 +237,20 @@ class StatusStore:
             return plan.result
 
     def seen(self, page_id: str, event_id: str) -> bool:
-        """Whether this page's event id was taken here or by a peer, within the event-id TTL."""
+        """Whether this page's event id is marked seen (here or by a peer) within the event-id TTL."""
         with self._lock:
             return self._state.seen.contains(event_key(page_id, event_id), self._now_s())
+
+    def taken(self, event: Mapping[str, Any]) -> bool:
+        """Whether ``event`` was taken, here or by a peer: its id is marked seen *and* the state
+        shows its effect (``events.shows_event``). A mark with nothing behind it does not count."""
+        with self._lock:
+            return taken(
+                self._state,
+                event,
+                now_ms=self.clock.physical_now_ms(),
+                max_offset_ms=self.max_clock_offset_ms,
+            )
 
     def page_status(self, page_id: str) -> dict[str, Any]:
         with self._lock:

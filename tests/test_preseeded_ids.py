@@ -104,3 +104,17 @@ def test_a_component_event_counts_as_taken_when_the_state_is_as_new_as_it():
     # Without require_effect, the store's own rule is unchanged: a marked id is a duplicate.
     _claim_only(store, "acme", "cmp-4")
     assert store.apply_event(component_event("acme", event_id="cmp-4", seconds=40)).duplicate
+
+
+def test_an_event_of_a_compacted_incident_still_counts_as_taken():
+    from tests.store._support import FakeClock
+
+    clock = FakeClock()
+    store = StatusStore.memory("eu-worker0", clock=clock, incident_retention_s=60, tombstone_retention_s=600)
+    first = incident_event(event_id="old-1", status="investigating", seconds=1)
+    store.apply_event(first)
+    store.apply_event(incident_event(event_id="old-2", status="resolved", seconds=2))
+    clock.advance(120)
+    assert store.compact()["incidents"] == 1  # its timeline is gone; its tombstone stays
+    assert store.taken(first)
+    assert store.apply_event(first, require_effect=True).duplicate

@@ -73,7 +73,8 @@ def event_key(page_id: str, event_id: str) -> int:
 
 def shows_event(page: PageState | None, event: Mapping[str, Any], event_ms: int) -> bool:
     """Whether ``page`` shows ``event`` applied: its entry in the incident's (or maintenance's)
-    timeline, or a component register at least as new as the event.
+    timeline, or the incident's tombstone at least as new as the event (the timeline was
+    compacted away), or a component register at least as new as the event.
 
     A region that takes an event marks its id seen and applies it in one delta, so a peer's
     mark arrives with the event's effect. A mark alone is a claim nothing backs: a peer
@@ -90,10 +91,12 @@ def shows_event(page: PageState | None, event: Mapping[str, Any], event_ms: int)
     about = event.get("maintenance" if maintenance else "incident") or {}
     iid = str(about.get("id", "")) if isinstance(about, Mapping) else ""
     inc = page.incidents.get(MAINTENANCE_KEY + iid if maintenance else iid)
+    if inc is None:
+        return False
+    if inc.tomb and physical_ms(inc.tomb) >= event_ms:
+        return True
     event_id = str(event.get("event_id", ""))
-    return inc is not None and any(
-        isinstance(entry, tuple) and entry[0] == event_id for entry in inc.timeline.entries
-    )
+    return any(isinstance(entry, tuple) and entry[0] == event_id for entry in inc.timeline.entries)
 
 
 def event_ms_of(event: Mapping[str, Any], *, now_ms: int, max_offset_ms: int) -> int:

@@ -125,6 +125,7 @@ def test_a_legacy_clear_link_key_in_redis_is_kept_and_sealed_on_first_read(runti
     rt.client.set(rt.keys.link_keys(), legacy)
     keys = rt.link_keys.current()
     assert keys.signing.key == legacy.encode()  # links already sent keep working
+    assert legacy not in repr(keys) and legacy not in repr(rt.link_keys) and keys.signing.kid in repr(keys)
     stored = rt.client.get(rt.keys.link_keys()).decode()
     assert is_sealed(stored) and legacy not in stored
 

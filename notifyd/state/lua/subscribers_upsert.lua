@@ -223,10 +223,17 @@ local stored_id = hmget(ids, line_ids)
 local new_target, new_id = {}, {} -- written by this batch: tkey -> seq, id -> seq
 local records = {} -- seq (string) -> record written by this batch
 local target_writes, id_writes = {}, {}
+local created = 0 -- entries in target_writes and id_writes
 local bucket_writes, bucket_order = {}, {}
 
+local last_bucket, last_key = nil, nil
 local function write_record(seq, rec)
-    local key = bucket(tonumber(seq))
+    local b = math.floor(tonumber(seq) / per_bucket)
+    local key = last_key
+    if b ~= last_bucket then
+        key = prefix .. tostring(b)
+        last_bucket, last_key = b, key
+    end
     local w = bucket_writes[key]
     if w == nil then
         w = {}
@@ -291,19 +298,23 @@ for i = 1, n do
             local rec = join(id, sec, nil, rest, "")
             new_target[tkey] = s
             new_id[id] = s
-            target_writes[#target_writes + 1] = tkey
-            target_writes[#target_writes + 1] = s
-            id_writes[#id_writes + 1] = id
-            id_writes[#id_writes + 1] = s
+            created = created + 2
+            target_writes[created - 1] = tkey
+            target_writes[created] = s
+            id_writes[created - 1] = id
+            id_writes[created] = s
             write_record(s, rec)
             created_any = true
-            result = {"created", s, id}
             if want_records then
-                result[4] = rec
+                result = {"created", s, id, rec}
+            else
+                out[i] = "created" .. RS .. s .. RS .. id .. RS -- the common line: no table
             end
         end
     end
-    out[i] = table.concat(result, RS) .. RS
+    if result ~= nil then
+        out[i] = table.concat(result, RS) .. RS
+    end
 end
 
 hset_all(targets, target_writes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import stat
 import time
 
@@ -110,4 +111,67 @@ def test_a_user_killed_without_leaving_does_not_keep_the_server_alive(tmp_path):
         victim.communicate()
     assert starter.users() == 1
     starter.stop()
+    assert not _answers(url)
+
+
+def _user_pids(tmp_path) -> set[int]:
+    return {int(p.name.split("-")[0]) for p in (tmp_path / "redis" / "users").glob("*")}
+
+
+def test_worker_processes_children_are_users_so_the_server_outlives_their_parent(tmp_path):
+    """`notifyd worker --processes 2` on the embedded server: each child attaches as a user, so
+    the parent dying and another user leaving does not shut the server down under the children;
+    the last child to leave does."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.support.env import cli_env
+    from tests.support.wait import wait_until
+
+    observer = EmbeddedRedis(tmp_path)
+    env = cli_env(data_dir=tmp_path, redis_url=None, namespace="embedded-children")
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "notifyd", "worker", "--processes", "2", "--threads", "1"],
+        env=env,
+        start_new_session=True,  # its own group: the cleanup below reaches the children too
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert wait_until(lambda: observer.users() == 3, timeout=90), parent.stderr
+        children = _user_pids(tmp_path) - {parent.pid}
+        assert len(children) == 2
+        url = observer.start()  # one more user, as a `notifyd publish` without a URL would be
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=30)
+        assert wait_until(lambda: observer.users() == 3, timeout=10)
+        observer.stop()
+        assert _answers(url), "the server stopped under the children of a dead parent"
+        assert observer.users() == 2
+        for pid in children:
+            os.kill(pid, signal.SIGTERM)
+        # The last child to leave shuts the server down (and fsyncs the AOF on the way).
+        assert wait_until(lambda: not _answers(url), timeout=60)
+        assert observer.users() == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=30)
+        if parent.stderr is not None:
+            parent.stderr.close()
+
+
+def test_a_data_dir_too_deep_for_a_socket_path_still_gives_every_process_the_same_server(tmp_path):
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    first = EmbeddedRedis(deep)
+    url = first.start()
+    second = EmbeddedRedis(deep)  # as another process computes it
+    try:
+        assert second.url == url and len(url) < 110
+        assert second.start() == url and first.users() == 2, "a second server on the same AOF"
+    finally:
+        second.stop()
+        first.stop()
     assert not _answers(url)

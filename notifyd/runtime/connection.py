@@ -27,6 +27,13 @@ def resolve_redis(settings: Settings) -> tuple[str, EmbeddedRedis | None]:
     """
     if settings.redis_url:
         check_reachable(settings.redis_url)
+        if settings.redis_url.startswith("unix://"):
+            server = EmbeddedRedis(settings.data_dir, maxmemory=settings.embedded_maxmemory)
+            if settings.redis_url == server.url:
+                # This data dir's embedded server, which `notifyd worker --processes N` passes on
+                # to its children: each is one of its users, so it runs until the last one leaves.
+                server.attach()
+                return settings.redis_url, server
         return settings.redis_url, None
     server = EmbeddedRedis(settings.data_dir, maxmemory=settings.embedded_maxmemory)
     url = server.start()

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
+import stat
 import subprocess
 import tempfile
 import threading
@@ -49,12 +51,21 @@ def _server_binary() -> str:
 
 
 def _socket_path(data_dir: Path) -> Path:
+    """Where the server of ``data_dir`` listens: the same path in every process that computes it,
+    so a second process finds the running server instead of starting another on the same AOF."""
     candidate = data_dir / "redis.sock"
-    # AF_UNIX paths are limited to ~107 bytes; deep data dirs fall back to /tmp.
+    # AF_UNIX paths are limited to ~107 bytes; deep data dirs use a directory of ours in /tmp
+    # named after the data dir.
     if len(str(candidate)) < 100:
         return candidate
-    short = Path(tempfile.mkdtemp(prefix="notifyd-")) / "redis.sock"
-    return short
+    digest = hashlib.sha256(str(data_dir).encode()).hexdigest()[:16]
+    short = Path(tempfile.gettempdir()) / f"notifyd-{os.getuid()}-{digest}"
+    with contextlib.suppress(FileExistsError):
+        short.mkdir(mode=0o700)
+    info = os.lstat(short)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise EmbeddedServerError(f"{short} is not a private directory of this user; remove it")
+    return short / "redis.sock"
 
 
 class EmbeddedRedis:
@@ -152,6 +163,18 @@ class EmbeddedRedis:
             return self.url
         with self._exclusive():
             self._run_server(timeout_s)
+            self._attach()
+        return self.url
+
+    def attach(self) -> str:
+        """Attach to the server of this data dir, which another process runs (a ``notifyd worker
+        --processes N`` child's parent): counted as a user, never starting one. Raises
+        EmbeddedServerError when it does not answer."""
+        if self._user is not None:
+            return self.url
+        with self._exclusive():
+            if not self._answers():
+                raise EmbeddedServerError(f"the embedded server at {self.url} does not answer")
             self._attach()
         return self.url
 

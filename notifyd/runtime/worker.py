@@ -161,6 +161,11 @@ class InProcessWorker:
 
 def run_forever(settings: Settings, *, lanes: Sequence[str], threads: int) -> int:
     """Run one worker process until SIGINT or SIGTERM."""
+    # Before anything attaches: a SIGTERM during start-up still ends in a clean stop, which
+    # leaves the embedded server properly (the last user to leave shuts it down).
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     runtime = Runtime.start(settings)
     try:
         log.info("durability %s", runtime.require_durability())
@@ -171,9 +176,6 @@ def run_forever(settings: Settings, *, lanes: Sequence[str], threads: int) -> in
     store = open_store(settings, "worker")
     replication = start_replication(settings, runtime.url, store, with_regions=False)
     worker = InProcessWorker.start(runtime, lanes=lanes, threads=threads, store=store)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     log.info(
         "worker %d serving %s with %d threads (+%d for critical and high)",
         os.getpid(),

@@ -158,6 +158,21 @@ def test_the_cli_stops_an_import_past_its_line_cap_with_a_clear_error(cli):  # n
     assert json.loads(done.stdout)["imported"] == 10
 
 
+def test_the_cli_draws_its_progress_bar_only_where_rich_sees_a_terminal(cli, tmp_path):  # noqa: F811
+    path = tmp_path / "subscribers.ndjson"
+    path.write_text(
+        "".join(json.dumps({"channel": "sms", "target": f"+1415555{n:04d}"}) + "\n" for n in range(50))
+    )
+    plain = {"FORCE_COLOR": "", "TTY_COMPATIBLE": ""}
+    piped = cli("subscribers", "import", "--page", "acme", str(path), extra_env=plain)
+    assert piped.returncode == 0 and "importing" not in piped.stderr
+    colour = {**plain, "FORCE_COLOR": "1"}
+    forced = cli("subscribers", "import", "--page", "acme", str(path), extra_env=colour)
+    assert forced.returncode == 0, forced.stderr
+    assert "importing" in forced.stderr and "lines/s" in forced.stderr
+    assert json.loads(forced.stdout)["updated"] == 50
+
+
 def test_the_api_answers_413_past_the_line_cap_and_keeps_the_lines_before(start_api: Callable[..., Api]):
     api = start_api(import_max_lines=2500)
     body = "".join(json.dumps({"channel": "sms", "target": f"+1415555{n:04d}"}) + "\n" for n in range(6000))

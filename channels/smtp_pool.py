@@ -80,16 +80,23 @@ class SMTPPool:
 
 
 async def _close(conn: aiosmtplib.SMTP, *, polite: bool = False) -> None:
+    # Taken before QUIT: aiosmtplib's quit() closes the transport and forgets it. Over TLS that
+    # close() only starts the close_notify exchange, which outlives the loop if the adapter is
+    # closed as its loop ends, and leaves the socket to the garbage collector ("unclosed
+    # transport"). After QUIT's reply nothing is left to say, so the socket is aborted here.
+    transport = conn.transport
     if polite and conn.is_connected:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(conn.quit(), timeout=2.0)
-    _abort(conn)
+    _abort(conn, transport)
+    # One turn of the loop runs the transport's connection_lost, which closes the socket now.
+    await asyncio.sleep(0)
 
 
-def _abort(conn: aiosmtplib.SMTP) -> None:
+def _abort(conn: aiosmtplib.SMTP, transport: asyncio.BaseTransport | None = None) -> None:
     # abort(), not close(): a TLS transport's close() waits for the peer's close_notify, and a
     # failed or dropped connection may never send it, leaving the socket open behind it.
-    transport = conn.transport
+    transport = transport or conn.transport
     if isinstance(transport, asyncio.WriteTransport):
         transport.abort()
     conn.close()

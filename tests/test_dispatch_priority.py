@@ -23,7 +23,8 @@ def _done(rt, event_id):
     return (summary_of(rt, event_id) or {}).get("state") == "done"
 
 
-def test_freed_send_slots_go_to_a_critical_event_before_queued_low_deliveries(runtime, sink, start_worker):
+def test_a_critical_event_does_not_queue_behind_low_deliveries_waiting_for_slots(runtime, sink, start_worker):
+    # No reserve: the low lanes may take every slot of the window, and they do.
     rt = runtime(dispatch_window=6, dispatch_reserve=0, shard_size=100, rate_limit="100/hour")
     _add(rt, "bulk", f"{sink.url}/low", 50)
     _add(rt, "ops", f"{sink.url}/crit", 5)
@@ -32,21 +33,20 @@ def test_freed_send_slots_go_to_a_critical_event_before_queued_low_deliveries(ru
     low = incident_event(page="bulk", priority="low")
     rt.publisher.publish(low)
     assert sink.wait_for(lambda: gate.waiting == 6)  # every slot is held by a low delivery
-    dispatcher = worker.holder.get().dispatcher
-    assert wait_until(lambda: dispatcher.waiting == 44)
+    bulk = worker.holder.get().dispatchers.bulk
+    assert wait_until(lambda: bulk.waiting == 44)
     critical = incident_event(page="ops", priority="critical")
     rt.publisher.publish(critical)
-    assert wait_until(lambda: dispatcher.waiting == 49)  # queued behind the held slots, too
-    assert not [p for p in sink.arrivals if p.startswith("/crit/")]
+    # The critical lane has a dispatcher of its own: its sends went out while every low slot was
+    # held and forty-four low deliveries were still queued for one.
+    assert wait_until(lambda: _done(rt, critical["event_id"]))
+    assert rt.tracker.summary(ref(critical))["counts"]["delivered"] == 5
+    assert gate.waiting == 6 and bulk.waiting == 44
+    assert len([p for p in sink.arrivals if p.startswith("/low/")]) == 6
 
     gate.open()
-    assert wait_until(lambda: _done(rt, critical["event_id"]) and _done(rt, low["event_id"]))
-    order = list(sink.arrivals)
-    last_critical = max(i for i, p in enumerate(order) if p.startswith("/crit/"))
-    lows_before = sum(1 for p in order[:last_critical] if p.startswith("/low/"))
-    # The six held ones, and at most a slot or two that freed while the critical sends went out;
-    # first come, first served would put all fifty low deliveries first.
-    assert lows_before <= 6 + 2, order
+    assert wait_until(lambda: _done(rt, low["event_id"]))
+    assert rt.tracker.summary(ref(low))["counts"]["delivered"] == 50
 
 
 def test_a_critical_event_is_delivered_while_low_deliveries_hold_every_ordinary_slot(
@@ -120,3 +120,23 @@ def test_a_small_page_of_the_same_lane_is_not_stuck_behind_a_queued_fan_out(runt
     # Freed slots alternate between the two events: the six held, then about one of the fan-out's
     # per delivery of the page; first come, first served would put all sixty first.
     assert big_before <= 6 + 5 + 2, order
+
+
+def test_normal_deliveries_held_back_by_urgent_work_go_out_once_it_is_over(runtime, sink, start_worker):
+    rt = runtime(shard_size=100, rate_limit="100/hour")
+    _add(rt, "ops", f"{sink.url}/crit", 2)
+    _add(rt, "acme", f"{sink.url}/normal", 3)
+    gate = sink.gate("/crit")
+    worker = start_worker(rt, threads=2)
+    critical = incident_event(page="ops", priority="critical")
+    rt.publisher.publish(critical)
+    assert sink.wait_for(lambda: gate.waiting == 2)  # urgent sends in flight: the bulk lanes wait
+    normal = incident_event(page="acme", priority="normal")
+    rt.publisher.publish(normal)
+    bulk = worker.holder.get().dispatchers.bulk
+    assert wait_until(lambda: bulk.waiting == 3)
+    assert not [p for p in sink.arrivals if p.startswith("/normal/")]
+    # Nothing of the bulk lanes is in flight, so no completion starts them: the urgent work's end does.
+    gate.open()
+    assert wait_until(lambda: _done(rt, critical["event_id"]) and _done(rt, normal["event_id"]))
+    assert rt.tracker.summary(ref(normal))["counts"]["delivered"] == 3

@@ -16,7 +16,7 @@ from notifyd.pipeline.engine import Engine
 from notifyd.pipeline.steps import CONFIRM, DELIVER_SHARD, INGEST, RESUME, RETRY, actor_name
 from notifyd.runtime.broker import LANE_PRIORITY
 from notifyd.runtime.logs import log_context
-from notifyd.runtime.settings import PRIORITIES
+from notifyd.runtime.settings import PRIORITIES, URGENT_LANES
 from notifyd.state.keys import Keys, split_ref
 
 #: A shard that takes longer than this is killed and retried by dramatiq.
@@ -54,12 +54,17 @@ def declare_actors(broker: dramatiq.Broker, holder: EngineHolder, keys: Keys) ->
     def bind(step: str, lane: str, fn: Callable[..., Any]) -> None:
         name = actor_name(step, lane)
 
+        urgent = lane in URGENT_LANES
+
         def run(handle: str, *args: Any) -> Any:
             # An event step's handle is the event's ref (its page and id); a confirmation's, an id.
             page_id, event_id = split_ref(handle)
             with log_context(
                 event_id=event_id, lane=lane, step=step, **({"page_id": page_id} if page_id else {})
             ):
+                if urgent:  # the bulk dispatcher yields the process's CPU while it runs
+                    with holder.get().dispatchers.steps:
+                        return fn(handle, *args)
                 return fn(handle, *args)
 
         run.__name__ = name

@@ -60,6 +60,15 @@ class AdapterPool:
         self.runner = runner or AsyncRunner(stall_timeout_s=settings.loop_stall_timeout_ms / 1000)
         self._adapters: dict[str, Adapter] = {}
         self._lock = threading.Lock()
+        self._sibling: AdapterPool | None = None
+
+    def sibling(self) -> AdapterPool:
+        """The same adapters, built again on an event loop of their own (the urgent lanes' sends:
+        see notifyd/pipeline/dispatcher.py). Closed with this pool."""
+        with self._lock:
+            if self._sibling is None:
+                self._sibling = AdapterPool(self.settings)
+            return self._sibling
 
     def check(self) -> None:
         """Fail at start-up, not at send time, when a channel has no adapter."""
@@ -90,14 +99,21 @@ class AdapterPool:
         """``(channel, key, state, seconds to the next probe)`` of this process's open circuits."""
         with self._lock:
             adapters = list(self._adapters.items())
+            sibling = self._sibling
         found: list[tuple[str, str, str, float]] = []
         for channel, adapter in adapters:
             circuit = getattr(adapter, "circuit", None)
             if isinstance(circuit, CircuitBreaker):
                 found.extend((channel, key, state.value, left) for key, state, left in circuit.not_closed())
+        if sibling is not None:
+            found.extend(sibling.open_circuits())
         return found
 
     def close(self) -> None:
+        with self._lock:
+            sibling, self._sibling = self._sibling, None
+        if sibling is not None:
+            sibling.close()
         adapters, self._adapters = list(self._adapters.values()), {}
 
         async def close_all() -> None:

@@ -1,9 +1,16 @@
-"""The per-process send loop: every delivery of every step goes through one window of send slots.
+"""The per-process send loops: every delivery of every step goes through a window of send slots.
+
+A process has two dispatchers, each on an event loop (a thread) of its own:
+one for the urgent lanes (``critical``, ``high``) and one for the others
+(:func:`build_pair`). An urgent send so never waits for a slot, a connection
+or a turn of a loop that ``normal`` or ``low`` sends hold. While urgent work
+is live in the process (an urgent step running, or urgent sends queued or in
+flight), the bulk dispatcher starts no sends and its loop pauses for most of
+each turn, so the process's CPU (and the GIL) go to the urgent work first.
 
 A step (a shard, a retry) builds its messages on its worker thread and submits
-them as one :class:`Ticket`. The dispatcher, on the process's one event loop,
-starts them one send per slot, and a freed slot goes to the highest lane that
-is waiting:
+them as one :class:`Ticket`. The dispatcher starts them one send per slot, and
+a freed slot goes to the highest lane that is waiting:
 
 - **Lanes.** Each lane holds a rotation of events, and each event a rotation
   of its tickets; a slot takes the next delivery of the next event, so events
@@ -47,14 +54,14 @@ import redis
 from channels.base import Adapter, Message, Outcome
 from notifyd.pipeline.asyncrunner import AsyncRunner
 from notifyd.pipeline.events import LoadedEvent
-from notifyd.runtime.settings import PRIORITIES, Settings
+from notifyd.runtime.settings import PRIORITIES, URGENT_LANES, Settings
 from notifyd.state.subscribers import StoredSubscriber
 
 log = logging.getLogger("notifyd.pipeline.dispatcher")
 
 RANK = {lane: rank for rank, lane in enumerate(PRIORITIES)}
-#: Lanes of this rank or lower (critical, high) may use the reserve.
-URGENT_RANK = RANK["high"]
+#: Lanes of this rank or lower (critical, high: ``URGENT_LANES``) are the urgent dispatcher's.
+URGENT_RANK = max(RANK[lane] for lane in URGENT_LANES)
 #: A host whose latency average is above this gets proportionally fewer slots.
 SLOW_HOST_S = 1.0
 #: A slow host keeps at least this many slots.
@@ -70,9 +77,22 @@ MIN_LOW_SLOTS = 32
 #: The low lanes' share starts here and grows while the loop keeps up (a slow start: a
 #: thousand requests opened at once to an instant endpoint only queue up in the loop).
 INITIAL_LOW_SLOTS = 64
+#: While urgent work is live, the bulk loop sleeps (holding no GIL) for up to this long at a
+#: time, in steps of YIELD_STEP_S, between turns of LAG_PROBE_S: its sends in flight are still
+#: answered, a few times a second, and never held near their timeout.
+YIELD_MAX_S = 0.2
+YIELD_STEP_S = 0.002
+
+#: Whether urgent work is live in this process (the bulk dispatcher yields to it).
+UrgentLive = Callable[[], bool]
 
 AdapterFor = Callable[[str], Adapter]
 RecordFn = Callable[[LoadedEvent, list[tuple[StoredSubscriber, Outcome]], int], None]
+
+
+#: Where each delivery of a ticket is (``Ticket._state``): queued in a lane (or a host's parking,
+#: or not accepted yet), held until its provider send time, started, or withdrawn unsent.
+QUEUED, HELD, SENT, WITHDRAWN = range(4)
 
 
 class Ticket:
@@ -96,11 +116,10 @@ class Ticket:
         self.started = 0
         self.recorded = 0
         self.error: BaseException | None = None
-        #: Set on the loop by :meth:`Dispatcher.withdraw`: no more of its deliveries start.
-        self.withdrawn = False
         #: Of its deliveries, how many sit in a lane or a host's parking (not timers, not started).
         self.queued = 0
-        self._sent = bytearray(len(subs))
+        #: Per delivery: QUEUED, HELD, SENT or WITHDRAWN; written on the loop only.
+        self._state = bytearray(len(subs))
         self._done = bytearray(len(subs))
         self._cond = threading.Condition()
 
@@ -109,7 +128,7 @@ class Ticket:
 
     def _started(self, index: int) -> None:
         with self._cond:
-            self._sent[index] = 1
+            self._state[index] = SENT
             self.started += 1
             if self.started == len(self.subs):
                 self._cond.notify_all()
@@ -136,14 +155,19 @@ class Ticket:
     def finished(self) -> bool:
         return self.recorded == len(self.subs)
 
-    def unrecorded(self, *, started_only: bool = False) -> list[StoredSubscriber]:
-        """Those whose outcome is not recorded yet (with ``started_only``, of those that started)."""
+    def unrecorded(self) -> list[StoredSubscriber]:
+        """Those not withdrawn whose outcome is not recorded yet."""
         with self._cond:
             return [
                 s
-                for s, sent, done in zip(self.subs, self._sent, self._done, strict=True)
-                if not done and (sent or not started_only)
+                for s, state, done in zip(self.subs, self._state, self._done, strict=True)
+                if not done and state != WITHDRAWN
             ]
+
+    def held_until(self) -> float | None:
+        """The latest provider send time of those still held for it (epoch seconds), if any."""
+        times = [self.at[i] for i, state in enumerate(self._state) if state == HELD] if self.at else []
+        return max((t for t in times if t is not None), default=None)
 
 
 @dataclass(slots=True)
@@ -182,8 +206,11 @@ class Dispatcher:
         window: int,
         reserve: int,
         host_concurrency: int,
+        yield_to: UrgentLive | None = None,
     ) -> None:
         self.runner = runner
+        #: For the bulk dispatcher: urgent work is live, start nothing and give the CPU up.
+        self.yield_to = yield_to
         self.adapter_for = adapter_for
         self.recorder = recorder
         self.window = max(1, window)
@@ -213,13 +240,14 @@ class Dispatcher:
         loop = self.runner.loop
         loop.call_soon_threadsafe(self._accept, ticket)
 
-    def withdraw(self, ticket: Ticket) -> list[int]:
+    def withdraw(self, ticket: Ticket, *, held: bool = True) -> list[int]:
         """Stop the ticket's deliveries that have not started; return their indexes.
 
         Runs on the loop (waiting for it, with the runner's deadline): once it returns, none of
         those deliveries is sent by this process. Those that started still finish and are recorded.
+        ``held=False`` leaves those held for their provider send time: they go at that time.
         """
-        return self.runner.call(lambda: self._withdraw(ticket))
+        return self.runner.call(lambda: self._withdraw(ticket, held))
 
     def stats(self) -> dict[str, int]:
         return {
@@ -249,18 +277,19 @@ class Dispatcher:
 
     # -- on the loop -----------------------------------------------------------------------
 
-    def _withdraw(self, ticket: Ticket) -> list[int]:
-        if ticket.withdrawn:
-            return []
-        ticket.withdrawn = True
-        unstarted = [i for i, sent in enumerate(ticket._sent) if not sent]
+    def _withdraw(self, ticket: Ticket, held: bool) -> list[int]:
+        states = ticket._state
+        queued = [i for i, state in enumerate(states) if state == QUEUED]
+        timed = [i for i, state in enumerate(states) if state == HELD] if held else []
+        for i in queued + timed:
+            states[i] = WITHDRAWN
         # Its items stay where they are and are skipped when reached; the counts drop now.
-        self.waiting -= len(unstarted)
-        self.withdrawn += len(unstarted)
+        self.waiting -= len(queued) + len(timed)
+        self.withdrawn += len(queued) + len(timed)
+        ticket.queued -= len(queued)
         if RANK.get(ticket.lane, len(PRIORITIES) - 1) <= URGENT_RANK:
-            self.urgent -= ticket.queued
-        ticket.queued = 0
-        return unstarted
+            self.urgent -= len(queued)
+        return sorted(queued + timed)
 
     def _enqueue(self, rank: int, items: deque[_Item]) -> None:
         """Put a ticket's due deliveries into its event's place in the lane's rotation."""
@@ -290,6 +319,7 @@ class Dispatcher:
             item = _Item(ticket, index, adapter, key, rank)
             when = ticket.at[index] if ticket.at is not None else None
             if when is not None and when > now:
+                ticket._state[index] = HELD
                 self.waiting += 1
                 assert self._loop is not None
                 self._loop.call_later(when - now, self._release, item)
@@ -302,8 +332,10 @@ class Dispatcher:
 
     def _release(self, item: _Item) -> None:
         """A delivery held for its provider's rate has come due: it joins its lane."""
-        if item.ticket.withdrawn:
+        states = item.ticket._state
+        if states[item.index] == WITHDRAWN:
             return
+        states[item.index] = QUEUED
         self._enqueue(item.rank, deque((item,)))
         self._pump()
 
@@ -318,9 +350,11 @@ class Dispatcher:
     def _may_start(self, rank: int) -> bool:
         if rank <= URGENT_RANK:
             return self.in_flight < self.window
-        # While critical or high sends are queued or in flight here, no normal or low send
-        # starts: the loop's time (and the process's CPU) goes to the urgent ones first.
-        return self.in_flight < self.low_limit and self.urgent == 0
+        # While critical or high work is live here, no normal or low send starts: the loop's
+        # time (and the process's CPU) goes to the urgent work first.
+        if self.urgent or (self.yield_to is not None and self.yield_to()):
+            return False
+        return self.in_flight < self.low_limit
 
     def _pump(self) -> None:
         self._pump_scheduled = False
@@ -357,7 +391,7 @@ class Dispatcher:
                 item = heapq.heappop(host.parked)[2]
                 if not host.parked:
                     self._unblocked.discard(best[1])
-                if item.ticket.withdrawn:
+                if item.ticket._state[item.index] == WITHDRAWN:
                     return self._take()
                 return item
         for rank, lane in enumerate(self._lanes):
@@ -378,7 +412,7 @@ class Dispatcher:
                 else:
                     lane.popleft()
                     del events[group.key]
-                if item.ticket.withdrawn:
+                if item.ticket._state[item.index] == WITHDRAWN:
                     continue
                 host = self._hosts.get(item.key)
                 if host is None:
@@ -432,11 +466,45 @@ class Dispatcher:
             before = loop.time()
             await asyncio.sleep(LAG_PROBE_S)
             lag = loop.time() - before - LAG_PROBE_S
+            if self.yield_to is not None and self.yield_to():
+                self._yield(self.yield_to)
+                continue
+            if self.waiting:
+                self._pump()  # what urgent work held back (nothing in flight here pumps for it)
             if lag > LAG_HIGH_S:
                 self.low_limit = max(min(MIN_LOW_SLOTS, self.low_window), int(self.low_limit * 0.75))
             elif lag < LAG_LOW_S and self.low_limit < self.low_window and self.in_flight >= self.low_limit:
                 self.low_limit = min(self.low_window, self.low_limit + max(16, self.low_window // 16))
                 self._pump()
+
+
+    @staticmethod
+    def _yield(urgent_live: UrgentLive) -> None:
+        """Block this loop (it holds no GIL while it sleeps) while urgent work is live, a while."""
+        deadline = time.monotonic() + YIELD_MAX_S
+        while urgent_live() and time.monotonic() < deadline:
+            time.sleep(YIELD_STEP_S)
+
+    def busy(self) -> bool:
+        """Whether deliveries are queued or in flight here (read from any thread)."""
+        return bool(self.in_flight or self.waiting)
+
+
+class UrgentSteps:
+    """Counts the urgent lanes' steps running in this process (read from any thread)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.running = 0
+
+    def __enter__(self) -> UrgentSteps:
+        with self._lock:
+            self.running += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self.running -= 1
 
 
 class BatchedRecorder:
@@ -506,13 +574,58 @@ class BatchedRecorder:
             ticket._recorded(indexes, error)
 
 
-def build(settings: Settings, runner: AsyncRunner, adapter_for: AdapterFor, record: RecordFn) -> Dispatcher:
+def build(
+    settings: Settings,
+    runner: AsyncRunner,
+    adapter_for: AdapterFor,
+    record: RecordFn,
+    *,
+    window: int | None = None,
+    reserve: int | None = None,
+    yield_to: UrgentLive | None = None,
+) -> Dispatcher:
     recorder = BatchedRecorder(record, batch=settings.record_batch, flush_s=settings.record_flush_ms / 1000)
     return Dispatcher(
         runner,
         adapter_for,
         recorder,
-        window=settings.dispatch_window,
-        reserve=settings.dispatch_reserve,
+        window=settings.dispatch_window if window is None else window,
+        reserve=settings.dispatch_reserve if reserve is None else reserve,
         host_concurrency=settings.host_concurrency,
+        yield_to=yield_to,
     )
+
+
+@dataclass(frozen=True)
+class Dispatchers:
+    """A process's two dispatchers; :meth:`for_lane` says which one sends a lane's deliveries."""
+
+    urgent: Dispatcher
+    bulk: Dispatcher
+    steps: UrgentSteps
+
+    def for_lane(self, lane: str) -> Dispatcher:
+        return self.urgent if RANK.get(lane, len(PRIORITIES) - 1) <= URGENT_RANK else self.bulk
+
+    def close(self, drain_s: float) -> None:
+        self.urgent.close(drain_s)
+        self.bulk.close(drain_s)
+
+
+def build_pair(
+    settings: Settings,
+    urgent: tuple[AsyncRunner, AdapterFor],
+    bulk: tuple[AsyncRunner, AdapterFor],
+    record: RecordFn,
+) -> Dispatchers:
+    """The urgent lanes' dispatcher (the whole window) and the others' (the window less the
+    reserve), each on its own loop; the bulk one yields while urgent work is live."""
+    steps = UrgentSteps()
+    first = build(settings, *urgent, record, reserve=0)
+
+    def urgent_live() -> bool:
+        return bool(steps.running) or first.busy()
+
+    window = max(1, settings.dispatch_window - settings.dispatch_reserve)
+    second = build(settings, *bulk, record, window=window, reserve=0, yield_to=urgent_live)
+    return Dispatchers(first, second, steps)

@@ -75,14 +75,19 @@ class Engine:
             send_notices=lambda notices: adapters.send("email", notices),
             rng=rng,
         )
-        self.dispatcher = dispatcher.build(settings, adapters.runner, adapters.adapter, recorder.record)
+        urgent = adapters.sibling()
+        self.dispatchers = dispatcher.build_pair(
+            settings, (urgent.runner, urgent.adapter), (adapters.runner, adapters.adapter), recorder.record
+        )
+        #: The normal and low lanes' dispatcher (``dispatchers.urgent`` sends critical and high).
+        self.dispatcher = self.dispatchers.bulk
         unsubscribe_url = unsubscribe_links.for_runtime(runtime)
         from notifyd.selfservice.delivery import audience_filter, personalizer
         from notifyd.selfservice.wiring import links_for
 
         links = links_for(runtime)
         sender = Sender(
-            dispatcher=self.dispatcher,
+            dispatchers=self.dispatchers,
             events=events,
             queue=self.queue,
             unsubscribe_url=unsubscribe_url,
@@ -174,7 +179,7 @@ class Engine:
 
     def close(self, drain_s: float = 15.0) -> None:
         """Let what is in flight finish and be recorded, then close the adapters."""
-        self.dispatcher.close(drain_s)
+        self.dispatchers.close(drain_s)
         self.adapters.close()
 
     def run_job(self, job_id: str) -> None:

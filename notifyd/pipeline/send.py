@@ -29,7 +29,7 @@ from typing import Any
 from channels.base import Message
 from notifyd.ids import delivery_id
 from notifyd.pipeline.asyncrunner import WAIT_SLICE_S
-from notifyd.pipeline.dispatcher import Dispatcher, Ticket
+from notifyd.pipeline.dispatcher import Dispatchers, Ticket
 from notifyd.pipeline.events import EventCache, LoadedEvent
 from notifyd.pipeline.shaping import Shaper
 from notifyd.pipeline.steps import StepQueue
@@ -58,7 +58,7 @@ class Sender:
     def __init__(
         self,
         *,
-        dispatcher: Dispatcher,
+        dispatchers: Dispatchers,
         events: EventCache,
         queue: StepQueue,
         unsubscribe_url: UnsubscribeLinks,
@@ -72,7 +72,7 @@ class Sender:
         self.shaper = shaper
         #: Opens each webhook subscriber's sealed secret, at the last moment (never stored open).
         self.secret_of = secret_of
-        self.dispatcher = dispatcher
+        self.dispatchers = dispatchers
         self.events = events
         self.queue = queue
         self.unsubscribe_url = unsubscribe_url
@@ -152,10 +152,11 @@ class Sender:
         if not subs:
             return
         ticket = Ticket(loaded, attempt, subs, self.messages(loaded, subs, attempt), at)
-        self.dispatcher.submit(ticket)
+        dispatcher = self.dispatchers.for_lane(loaded.event.lane)
+        dispatcher.submit(ticket)
         # Every wait below has a deadline, and the loop must keep answering while it runs:
         # a worker whose loop is stuck fences itself (see AsyncRunner.wait).
-        runner = self.dispatcher.runner
+        runner = dispatcher.runner
         try:
             if not _wait(ticket, self.handoff_after_s) and continuation is not None:
                 # The step's time is up. It keeps its thread only until one of its deliveries
@@ -170,7 +171,7 @@ class Sender:
             # not started is not sent by this process, so the step's next run, which sends what
             # is not recorded, sends it once. Only what is in flight now can go twice.
             with contextlib.suppress(Exception):
-                self.dispatcher.withdraw(ticket)
+                dispatcher.withdraw(ticket)
             raise
         if ticket.error is not None:
             raise RecordingFailedError("outcomes could not be recorded") from ticket.error
@@ -178,20 +179,25 @@ class Sender:
     def _hand_on(self, loaded: LoadedEvent, ticket: Ticket, continuation: Continuation) -> None:
         """Free the step's thread: durable continuations for what is not recorded yet.
 
-        What has not started is withdrawn from the dispatcher (this process will not send it)
-        and continued at once, at the back of the lane's queue, so that other events' steps
-        get a thread in between. What is in flight is continued after the longest a send may
-        take: by then this process has recorded it, unless it died.
+        What waits for a slot is withdrawn from the dispatcher (this process will not send it)
+        and continued at once, at the back of the lane's queue, so that other events' steps get
+        a thread in between. What is in flight, or held for its provider send time (reserved
+        already: it keeps that time), is continued after the longest a send may take: by then
+        this process has recorded it, unless it died.
         """
         lane = loaded.event.lane
-        unstarted = self.dispatcher.withdraw(ticket)
+        unstarted = self.dispatchers.for_lane(lane).withdraw(ticket, held=False)
         if unstarted:
             step, args = continuation([ticket.subs[i].seq for i in unstarted], True)
             self.queue.enqueue(step, lane, args)
-        in_flight = [s.seq for s in ticket.unrecorded(started_only=True)]
-        if in_flight:
-            step, args = continuation(in_flight, True)
-            self.queue.enqueue(step, lane, args, delay_ms=self.continuation_delay_ms)
+        rest = [s.seq for s in ticket.unrecorded()]
+        if rest:
+            delay_ms = self.continuation_delay_ms
+            held_until = ticket.held_until()
+            if held_until is not None:
+                delay_ms += max(0, int((held_until - time.time()) * 1000))
+            step, args = continuation(rest, True)
+            self.queue.enqueue(step, lane, args, delay_ms=delay_ms)
 
 
 def _wait(ticket: Ticket, seconds: float) -> bool:

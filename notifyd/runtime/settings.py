@@ -19,6 +19,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 PRIORITIES: tuple[str, ...] = ("critical", "high", "normal", "low")
+#: Lanes with worker threads (``urgent_threads``) and a dispatcher of their own in each process.
+URGENT_LANES = frozenset({"critical", "high"})
 CHANNELS: tuple[str, ...] = ("email", "sms", "slack", "webhook")
 
 #: Retry schedules in seconds, per channel; each delay gets ±jitter.

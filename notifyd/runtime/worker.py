@@ -24,15 +24,13 @@ from notifyd.pipeline.engine import Engine
 from notifyd.runtime.replication import start_replication
 from notifyd.runtime.scheduler import SchedulerLoop
 from notifyd.runtime.secret_key import warn_if_unshared
-from notifyd.runtime.settings import PRIORITIES, Settings
+from notifyd.runtime.settings import PRIORITIES, URGENT_LANES, Settings
 from notifyd.runtime.wiring import Runtime
 from notifyd.state import circuits
 from notifyd.store import StatusStore, StoreLockedError
 
 log = logging.getLogger("notifyd.runtime.worker")
 
-#: Lanes served by the process's urgent threads (``urgent_threads``); the others share ``--threads``.
-URGENT_LANES = frozenset({"critical", "high"})
 
 
 def parse_queues(raw: str | None) -> list[str]:

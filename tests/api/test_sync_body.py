@@ -96,6 +96,7 @@ def test_a_body_within_the_limit_is_decoded_as_it_streams_and_merged(api: Api):
         (b"\xc1", "not msgpack"),
         (b"\x93\x00\x01\x02", "fields"),
     ],
+    ids=["ends inside", "more than one", "not msgpack", "fields"],  # the bodies carry a clock stamp
 )
 def test_a_body_that_is_not_one_whole_sync_message_is_a_400_problem(api: Api, body: bytes, says: str):
     before = _refused("bad_payload")

@@ -1,26 +1,24 @@
-"""Keys limited to pages: every route is checked, built from the app's own route table.
+"""Keys limited to pages: every route is checked, by how the route table (tests/api/scopes.py)
+says it names a page.
 
 A key for page ``tenant-a`` acting on page ``tenant-b`` gets a 403 where the request names
 the page (path or body), and a 404 where it names an event or subscriber of that page (a 403
-would confirm that the id exists). Lists hold only the key's pages. A new route that is not
-classified below fails ``test_every_route_is_classified``, so none can escape the matrix.
+would confirm that the id exists). Lists hold only the key's pages. The table is checked against
+the app's own routes (tests/api/test_auth.py), so a new route cannot escape these tests.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from fastapi.routing import APIRoute
-from starlette.routing import Route
 
 from notifyd.api.keystore import Grant, KeySpecError, KeyStore, hash_key, parse_env_keys
 from notifyd.api.server import start_in_thread
@@ -30,6 +28,7 @@ from notifyd.state import quarantine
 from notifyd.state.keys import event_ref
 from notifyd.store import StatusStore
 from tests.api.conftest import API_KEYS, KEYS, Api
+from tests.api.scopes import ROUTES, Names, Setup, routes_naming
 from tests.support.events import incident_event, ref
 
 A, B = "tenant-a", "tenant-b"
@@ -42,196 +41,26 @@ SYNC_A = "sync-for-peer-a-0123456789abcdefghijklm"
 TENANT_KEYS = f"{KEY_A}:publish+operate+admin@{A}/critical,{KEY_A_CAPLESS}:publish@{A},{SYNC_A}:sync@peer-a"
 
 Request = tuple[str, str, dict[str, Any]]
-Builder = Callable[["Fixture", str], Request]
 
 
-class Fixture:
-    """A server with data on both pages, and builders for requests that name a given page."""
+class Fixture(Setup):
+    """A server with data on both pages; the route table's builders make requests that name a page."""
 
     def __init__(self, api: Api) -> None:
-        self.api = api
-        self.admin = api.client("all")
-        self.events = {page: self._event(page) for page in (A, B)}
-        self.subscribers = {page: self._subscriber(page) for page in (A, B)}
+        super().__init__(api)
+        self.events = {page: self.event(page) for page in (A, B)}
+        self.subscribers = {page: self.subscriber(page) for page in (A, B)}
 
-    def _event(self, page: str) -> str:
-        event = incident_event(page=page)
-        assert self.admin.post("/v1/events", json=event).status_code == 202
-        return str(event["event_id"])
-
-    def _subscriber(self, page: str) -> str:
-        r = self.admin.post(
-            f"/v1/pages/{page}/subscribers",
-            json={"channel": "webhook", "target": f"https://{page}.example.com/hook"},
-        )
-        assert r.status_code == 201, r.text
-        return str(r.json()["id"])
-
-    def fresh_subscriber(self, page: str) -> str:
-        r = self.admin.post(
-            f"/v1/pages/{page}/subscribers",
-            json={"channel": "webhook", "target": f"https://{page}.example.com/{uuid.uuid4().hex}"},
-        )
-        return str(r.json()["id"])
-
-    def give_templates(self, page: str, channel: str) -> bool:
-        """Give the page templates (as the all-pages key), so that deleting them can succeed."""
-        source = '{"text": {{ title | tojson }}}' if channel == "slack" else "{{ title }}"
-        body = {{"email": "subject"}.get(channel, channel): source}
-        return self.admin.put(f"/v1/pages/{page}/templates/{channel}", json=body).status_code == 200
+    def request(self, route: tuple[str, str], page: str) -> Request:
+        """The route table's valid request for ``route``, naming ``page``."""
+        path, kwargs = ROUTES[route].build(self, page)
+        return route[0], path, kwargs
 
     def send(self, key: str, request: Request) -> httpx.Response:
         method, path, kwargs = request
+        headers = {**kwargs.pop("headers", {}), "Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=self.api.url, timeout=15) as http:
-            return http.request(method, path, headers={"Authorization": f"Bearer {key}"}, **kwargs)
-
-
-#: Routes that need no key at all.
-PUBLIC = {
-    ("GET", "/healthz"),
-    ("GET", "/readyz"),
-    ("GET", "/metrics"),
-    ("GET", "/openapi.json"),
-    ("GET", "/docs"),
-    ("GET", "/docs/assets/{name}"),
-    ("GET", "/redoc"),
-    ("GET", "/v1/pages/{page_id}/unsubscribe"),
-    ("POST", "/v1/pages/{page_id}/unsubscribe"),
-    ("POST", "/v1/callbacks/twilio/{delivery_id}"),
-    ("GET", "/status/{page_id}"),
-    # self-service: a person with no key signs up, confirms and manages (signed links, rate limits)
-    ("POST", "/v1/pages/{page_id}/subscribe"),
-    ("GET", "/status/{page_id}/subscribe"),
-    ("POST", "/status/{page_id}/subscribe"),
-    ("GET", "/v1/pages/{page_id}/confirm"),
-    ("POST", "/v1/pages/{page_id}/confirm"),
-    ("GET", "/status/{page_id}/preferences"),
-    ("POST", "/status/{page_id}/preferences"),
-    ("POST", "/status/{page_id}/preferences/unsubscribe"),
-    ("POST", "/v1/inbound/twilio/sms"),
-}
-#: Routes that name a page (in the path or the body): another page is a 403.
-NAMES_PAGE: dict[tuple[str, str], Builder] = {
-    ("POST", "/v1/events"): lambda f, p: ("POST", "/v1/events", {"json": incident_event(page=p)}),
-    ("POST", "/v1/pages/{page_id}/subscribers"): lambda f, p: (
-        "POST",
-        f"/v1/pages/{p}/subscribers",
-        {"json": {"channel": "sms", "target": "+14155550100"}},
-    ),
-    ("POST", "/v1/pages/{page_id}/subscribers:import"): lambda f, p: (
-        "POST",
-        f"/v1/pages/{p}/subscribers:import",
-        {"content": json.dumps({"channel": "sms", "target": "+14155550101"}) + "\n"},
-    ),
-    ("GET", "/v1/pages/{page_id}/subscribers"): lambda f, p: ("GET", f"/v1/pages/{p}/subscribers", {}),
-    ("DELETE", "/v1/pages/{page_id}/subscribers/{subscriber_id}"): lambda f, p: (
-        "DELETE",
-        f"/v1/pages/{p}/subscribers/{f.fresh_subscriber(p)}",
-        {},
-    ),
-    ("POST", "/v1/pages/{page_id}/subscribers/{subscriber_id}/reactivate"): lambda f, p: (
-        "POST",
-        f"/v1/pages/{p}/subscribers/{f.subscribers[p]}/reactivate",
-        {},
-    ),
-    ("GET", "/v1/pages/{page_id}/status"): lambda f, p: ("GET", f"/v1/pages/{p}/status", {}),
-    ("GET", "/v1/pages/{page_id}/subscribers/{subscriber_id}/deliveries"): lambda f, p: (
-        "GET",
-        f"/v1/pages/{p}/subscribers/{f.subscribers[p]}/deliveries",
-        {},
-    ),
-}
-NAMES_PAGE.update(
-    {
-        ("GET", "/v1/pages/{page_id}/self-service"): lambda f, p: ("GET", f"/v1/pages/{p}/self-service", {}),
-        ("PUT", "/v1/pages/{page_id}/self-service"): lambda f, p: (
-            "PUT",
-            f"/v1/pages/{p}/self-service",
-            {"json": {"default_locale": "de"}},
-        ),
-        ("GET", "/v1/pages/{page_id}/audit"): lambda f, p: ("GET", f"/v1/pages/{p}/audit", {}),
-    }
-)
-
-TEMPLATE_BODIES = {
-    "email": {"subject": "{{ title }}"},
-    "sms": {"sms": "{{ title }}"},
-    "slack": {"slack": "{}"},
-}
-for _ch, _body in TEMPLATE_BODIES.items():
-    _base = "/v1/pages/{page_id}/templates/" + _ch
-    NAMES_PAGE.update(
-        {
-            ("PUT", _base): lambda f, p, ch=_ch, body=_body: (
-                "PUT",
-                f"/v1/pages/{p}/templates/{ch}",
-                {
-                    "json": {
-                        k: '{"text": {{ title | tojson }}}' if ch == "slack" else v for k, v in body.items()
-                    }
-                },
-            ),
-            ("GET", _base): lambda f, p, ch=_ch: ("GET", f"/v1/pages/{p}/templates/{ch}", {}),
-            ("DELETE", _base): lambda f, p, ch=_ch: (
-                "DELETE",
-                f"/v1/pages/{p}/templates/{ch}" if f.give_templates(p, ch) else "",
-                {},
-            ),
-            ("POST", _base + ":preview"): lambda f, p, ch=_ch: (
-                "POST",
-                f"/v1/pages/{p}/templates/{ch}:preview",
-                {"json": {"locale": "fr"}},
-            ),
-        }
-    )
-
-#: Routes that name an event or a subscriber: one of another page is a 404, like an unknown one.
-NAMES_ID: dict[tuple[str, str], Builder] = {
-    ("GET", "/v1/events/{event_id}"): lambda f, p: ("GET", f"/v1/events/{f.events[p]}", {}),
-    ("GET", "/v1/events/{event_id}/deliveries"): lambda f, p: (
-        "GET",
-        f"/v1/events/{f.events[p]}/deliveries",
-        {},
-    ),
-    ("POST", "/v1/events/{event_id}/redrive"): lambda f, p: (
-        "POST",
-        f"/v1/events/{f.events[p]}/redrive",
-        {},
-    ),
-    ("GET", "/v1/subscribers/{subscriber_id}/deliveries"): lambda f, p: (
-        "GET",
-        f"/v1/subscribers/{f.subscribers[p]}/deliveries",
-        {},
-    ),
-}
-#: Routes that name no page: answered for the key's pages only (see the list tests below).
-FILTERED = {
-    ("GET", "/v1/queues"),
-    ("GET", "/v1/stats/throughput"),
-    ("GET", "/v1/stats/retries"),
-    ("GET", "/v1/stats/endpoints"),
-    ("GET", "/dashboard"),
-}
-#: Routes only an all-pages key can reach: a page-limited key cannot hold their scope.
-ALL_PAGES_ONLY = {("POST", "/v1/sync")}
-
-
-def _walk(routes: list[Any]) -> Iterator[tuple[str, str]]:
-    for route in routes:
-        nested = getattr(route, "original_router", None)  # an included router (FastAPI >= 0.16x)
-        if nested is not None:
-            yield from _walk(nested.routes)
-        elif isinstance(route, APIRoute | Route):
-            for method in route.methods or ():
-                if method != "HEAD":
-                    yield method, route.path
-
-
-def _app_routes(api: Api) -> set[tuple[str, str]]:
-    found = set(_walk(api.handle.app.routes))
-    # The walk must see the routers' routes, not only the app's own docs routes.
-    assert ("POST", "/v1/events") in found and len(found) > 20, found
-    return found
+            return http.request(method, path, headers=headers, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -256,40 +85,34 @@ def fx(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fix
     rt.close()
 
 
-def test_every_route_is_classified(fx: Fixture):
-    classified = PUBLIC | set(NAMES_PAGE) | set(NAMES_ID) | FILTERED | ALL_PAGES_ONLY
-    unclassified = _app_routes(fx.api) - classified
-    assert not unclassified, f"classify these routes in tests/api/test_tenancy.py: {sorted(unclassified)}"
-
-
-@pytest.mark.parametrize("route", sorted(NAMES_PAGE), ids=" ".join)
+@pytest.mark.parametrize("route", routes_naming(Names.PAGE), ids=" ".join)
 def test_a_page_key_naming_another_page_is_403(fx: Fixture, route: tuple[str, str]):
-    r = fx.send(KEY_A, NAMES_PAGE[route](fx, B))
+    r = fx.send(KEY_A, fx.request(route, B))
     assert r.status_code == 403, r.text
     assert r.headers["content-type"] == "application/problem+json"
     assert B in r.json()["detail"]
 
 
-@pytest.mark.parametrize("route", sorted(NAMES_PAGE), ids=" ".join)
+@pytest.mark.parametrize("route", routes_naming(Names.PAGE), ids=" ".join)
 def test_a_page_key_naming_its_own_page_succeeds(fx: Fixture, route: tuple[str, str]):
-    r = fx.send(KEY_A, NAMES_PAGE[route](fx, A))
+    r = fx.send(KEY_A, fx.request(route, A))
     assert 200 <= r.status_code < 300, r.text
 
 
-@pytest.mark.parametrize("route", sorted(NAMES_ID), ids=" ".join)
+@pytest.mark.parametrize("route", routes_naming(Names.ID), ids=" ".join)
 def test_a_page_key_naming_an_id_of_another_page_is_404_like_an_unknown_id(
     fx: Fixture, route: tuple[str, str]
 ):
-    r = fx.send(KEY_A, NAMES_ID[route](fx, B))
+    r = fx.send(KEY_A, fx.request(route, B))
     assert r.status_code == 404, r.text
     assert "tenant-b" not in r.text
     # The all-pages key still reaches it.
-    assert 200 <= fx.send(KEYS["all"], NAMES_ID[route](fx, B)).status_code < 300
+    assert 200 <= fx.send(KEYS["all"], fx.request(route, B)).status_code < 300
 
 
-@pytest.mark.parametrize("route", sorted(NAMES_ID), ids=" ".join)
+@pytest.mark.parametrize("route", routes_naming(Names.ID), ids=" ".join)
 def test_a_page_key_naming_an_id_of_its_own_page_succeeds(fx: Fixture, route: tuple[str, str]):
-    r = fx.send(KEY_A, NAMES_ID[route](fx, A))
+    r = fx.send(KEY_A, fx.request(route, A))
     assert 200 <= r.status_code < 300, r.text
 
 
@@ -323,16 +146,15 @@ def test_quarantined_endpoints_and_circuits_show_only_the_key_s_pages(fx: Fixtur
     assert mine["circuits"] == []
 
 
-@pytest.mark.parametrize("route", sorted(FILTERED), ids=" ".join)
+@pytest.mark.parametrize("route", routes_naming(Names.NOTHING), ids=" ".join)
 def test_a_page_key_may_read_the_filtered_views(fx: Fixture, route: tuple[str, str]):
-    method, path = route
-    assert fx.send(KEY_A, (method, path, {})).status_code == 200
+    assert fx.send(KEY_A, fx.request(route, A)).status_code == 200
 
 
-@pytest.mark.parametrize("route", sorted(ALL_PAGES_ONLY), ids=" ".join)
+@pytest.mark.parametrize("route", routes_naming(Names.ALL_PAGES), ids=" ".join)
 def test_a_page_key_cannot_reach_the_all_pages_routes(fx: Fixture, route: tuple[str, str]):
-    method, path = route
-    assert fx.send(KEY_A, (method, path, {"content": b"x"})).status_code == 403
+    r = fx.send(KEY_A, fx.request(route, A))
+    assert r.status_code == 403, r.text
     with pytest.raises(KeySpecError, match="every page"):
         parse_env_keys("some-sync-key-0123456789abcdefghijk:sync+operate@tenant-a")
 
@@ -405,29 +227,16 @@ def test_keys_create_with_page_and_max_priority_makes_a_key_refused_on_another_p
 
 
 def _sync_from(fx: Fixture, peer: str) -> Request:
-    sender = StatusStore.memory(peer)
-    sender.add_peer(fx.api.store.node_id)
-    sender.apply_event(incident_event(page=A))
-    payload = sender.sync_payload_for(fx.api.store.node_id)
-    assert payload is not None
-    headers = {"X-Notifyd-Peer": peer, "content-type": "application/msgpack"}
-    return ("POST", "/v1/sync", {"content": payload, "headers": headers})
+    return ("POST", "/v1/sync", fx.sync_payload(peer))
 
 
 def test_a_sync_key_bound_to_a_peer_cannot_speak_for_another(fx: Fixture):
     assert parse_env_keys(f"{SYNC_A}:sync@peer-a")[hash_key(SYNC_A)].peer == "peer-a"
     with pytest.raises(KeySpecError, match="one peer"):
         parse_env_keys(f"{SYNC_A}:sync@peer-a+peer-b")
-    impostor = _send_with_headers(fx, SYNC_A, _sync_from(fx, "peer-b"))
+    impostor = fx.send(SYNC_A, _sync_from(fx, "peer-b"))
     assert impostor.status_code == 403 and "another peer" in impostor.json()["detail"]
-    assert _send_with_headers(fx, SYNC_A, _sync_from(fx, "peer-a")).status_code == 200
-
-
-def _send_with_headers(fx: Fixture, key: str, request: Request) -> httpx.Response:
-    method, path, kwargs = request
-    headers = {**kwargs.pop("headers", {}), "Authorization": f"Bearer {key}"}
-    with httpx.Client(base_url=fx.api.url, timeout=15) as http:
-        return http.request(method, path, headers=headers, **kwargs)
+    assert fx.send(SYNC_A, _sync_from(fx, "peer-a")).status_code == 200
 
 
 def test_a_stored_sync_key_bound_to_a_peer_is_refused_for_another(fx: Fixture):
@@ -435,5 +244,5 @@ def test_a_stored_sync_key_bound_to_a_peer_is_refused_for_another(fx: Fixture):
     key = store.create({"sync"}, name="eu-sync", peer="peer-eu")
     with pytest.raises(KeySpecError, match="sync scope alone"):
         store.create({"sync", "operate"}, peer="peer-eu")
-    assert _send_with_headers(fx, key, _sync_from(fx, "peer-us")).status_code == 403
-    assert _send_with_headers(fx, key, _sync_from(fx, "peer-eu")).status_code == 200
+    assert fx.send(key, _sync_from(fx, "peer-us")).status_code == 403
+    assert fx.send(key, _sync_from(fx, "peer-eu")).status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from notifyd.state.keys import event_ref
 from notifyd.state.tracking import Record, Update
 
 
@@ -14,14 +15,15 @@ def test_record_round_trips_through_its_compact_form():
 def test_tracking_costs_under_100_bytes_of_redis_memory_per_delivery(runtime):
     rt = runtime()
     n = 20_000
-    rt.client.hset(rt.keys.event("mem"), mapping={"shards_total": 1, "accepted_at": 0})
+    ref = event_ref("acme", "mem")  # an event's keys under its page (see keys.event_ref)
+    rt.client.hset(rt.keys.event(ref), mapping={"shards_total": 1, "accepted_at": 0})
     for first in range(0, n, 1000):
-        rt.tracker.plan("mem", [Update(s, Record("pending", 0, 1)) for s in range(first, first + 1000)])
+        rt.tracker.plan(ref, [Update(s, Record("pending", 0, 1)) for s in range(first, first + 1000)])
         rt.tracker.record(
-            "mem", [Update(s, Record("delivered", 1, 2)) for s in range(first, first + 1000) if s % 10]
+            ref, [Update(s, Record("delivered", 1, 2)) for s in range(first, first + 1000) if s % 10]
         )
         rt.tracker.record(
-            "mem",
+            ref,
             [
                 Update(s, Record("failed", 9, 3600, "HTTP 503 Service Unavailable"))
                 for s in range(first, first + 1000, 10)
@@ -29,10 +31,10 @@ def test_tracking_costs_under_100_bytes_of_redis_memory_per_delivery(runtime):
         )
     used = sum(
         rt.client.memory_usage(k) or 0
-        for k in rt.client.scan_iter(match=f"{rt.keys.ns}:dl:mem:*", count=1000)
+        for k in rt.client.scan_iter(match=rt.keys.deliveries(ref, 0).removesuffix("0") + "*", count=1000)
     )
     assert used / n <= 100, f"{used / n:.1f} bytes per tracked delivery"
-    counts = rt.tracker.summary("mem")["counts"]
+    counts = rt.tracker.summary(ref)["counts"]
     assert (counts["planned"], counts["delivered"], counts["failed"]) == (n, n - n // 10, n // 10)
 
 

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import msgpack
 import redis
 from pydantic import ValidationError
 
@@ -220,7 +221,8 @@ class _Batch:
     sent: list[tuple[int, SubscriberLine, str | None, tuple[str, ...]]] = dataclasses.field(
         default_factory=list
     )
-    blob: str = ""
+    #: The lines as upsert.lua's ARGV[6] takes them (MessagePack).
+    blob: bytes = b""
 
 
 class SubscriberRepo:
@@ -338,7 +340,7 @@ class SubscriberRepo:
                 prepared.results[i] = exc
         hosts = {} if self.allow_private_targets else {i: sub.host or host_of(sub) for i, sub in checked}
         self.hosts.prefetch(h for h in hosts.values() if h)
-        parts: list[str] = []
+        fields: list[str] = []  # seven per line, as upsert.lua's ARGV[6] takes them
         for i, sub in checked:
             try:
                 warned = self.hosts.vet(sub, hosts.get(i))
@@ -356,12 +358,9 @@ class SubscriberRepo:
                 sealed_gen = self.keyring.seal(gen, context) if gen else ""
             else:
                 sealed_given = sealed_gen = ""
-            parts.append(
-                f"{sub.channel}\x1e{sub.target}\x1e{sub.id or ''}\x1e{made_id}\x1e"
-                f"{sealed_given}\x1e{sealed_gen}\x1e{_rest(sub)}\x1e\n"
-            )
+            fields += (sub.channel, sub.target, sub.id or "", made_id, sealed_given, sealed_gen, _rest(sub))
             prepared.sent.append((i, sub, gen or None, warned))
-        prepared.blob = "".join(parts)
+        prepared.blob = msgpack.packb(fields)
         return prepared
 
     def _call(self, page_id: str, prepared: _Batch) -> bytes | None:

@@ -108,6 +108,11 @@ def test_a_peer_offline_longer_than_the_retention_does_not_bring_a_compacted_inc
     b = StatusStore.open(tmp_path / "b", "b", clock=clock, fsync=False, **RETENTION)
     b.add_peer("a")
     assert b.page_status("acme")["open_incidents"][0]["status"] == "identified"
+    # b speaks first: its open version reaches a, which holds only the tombstone.
+    stale = b.sync_payload_for("a")
+    assert stale is not None
+    b.receive_ack("a", a.receive_sync("b", stale))
+    assert a.page_status("acme")["open_incidents"] == [], "the tombstone let a stale open version in"
     _exchange(a, b)
     assert a.page_status("acme")["open_incidents"] == []
     assert b.page_status("acme")["open_incidents"] == []

@@ -505,7 +505,7 @@ class StatusStore:
             self.snapshot()
 
     def _check_payload_stamps(self, delta: StoreState) -> None:
-        """Refuse a payload that carries a register stamp, or a seen-id expiry, beyond our bounds.
+        """Refuse a payload that carries a register stamp, a tombstone or a seen-id expiry beyond our bounds.
 
         The envelope's clock stamp is checked by the clock; the registers inside are the peer's
         claims too. A stamp far in the future would pin a component's status until then (no real
@@ -515,12 +515,14 @@ class StatusStore:
         now_ms = self.clock.physical_now_ms()
         bound = now_ms + self.clock.max_offset_ms
         for page in delta.pages.values():
-            registers = list(page.components.values())
+            stamps = [reg.hlc for reg in page.components.values()]
             for incident in page.incidents.values():
-                registers.extend(incident.fields.values())
-            for reg in registers:
-                if physical_ms(reg.hlc) > bound:
-                    raise ClockSkewError(physical_ms(reg.hlc), now_ms, self.clock.max_offset_ms)
+                stamps.extend(reg.hlc for reg in incident.fields.values())
+                # A tombstone ahead of time would bury every update of the incident until then.
+                stamps.append(incident.tomb)
+            for stamp in stamps:
+                if physical_ms(stamp) > bound:
+                    raise ClockSkewError(physical_ms(stamp), now_ms, self.clock.max_offset_ms)
         seen_bound_s = (bound // 1000) + self.event_id_ttl_s
         for expiry in delta.seen.items.values():
             if expiry > seen_bound_s:

@@ -57,3 +57,18 @@ def test_a_seen_id_expiring_beyond_the_event_id_ttl_is_refused():
     with pytest.raises(ClockSkewError):
         store.receive_sync("peer-a", _payload(delta))
     assert not store.seen("acme", "inc-future-1")
+
+
+def test_a_tombstone_stamped_beyond_the_skew_bound_is_refused_and_buries_nothing():
+    from notifyd.store.state import IncidentState
+    from tests.support.events import incident_event
+
+    store = StatusStore.memory("local")
+    store.apply_event(incident_event(status="identified"))
+    delta = StoreState()
+    page = delta.pages["acme"] = PageState()
+    page.incidents["inc-1"] = IncidentState()
+    page.incidents["inc-1"].tomb = pack(int(time.time() * 1000) + HOUR_MS, 0)
+    with pytest.raises(ClockSkewError):
+        store.receive_sync("peer-a", _payload(delta))
+    assert store.page_status("acme")["open_incidents"][0]["status"] == "identified"

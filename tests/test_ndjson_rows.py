@@ -1,4 +1,5 @@
-"""The CLI's NDJSON reader reads each line exactly as json.loads would, error wording included."""
+"""The CLI's NDJSON reader and the API's row parser read each line exactly as json.loads did
+before they scanned lines themselves, error wording included."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 
 import pytest
 
+from notifyd.api.routes_subscribers import _rows
 from notifyd.cli.subscribers import ndjson_rows
 
 LINES = [
@@ -54,3 +56,36 @@ def test_blank_lines_are_skipped_and_numbering_counts_them():
     rows = list(ndjson_rows(io.BytesIO(b'{"a":1}\n\n  \n{"b":2}\n\xff\n')))
     assert [(n, r) for n, r in rows[:2]] == [(1, {"a": 1}), (4, {"b": 2})]
     assert rows[2][0] == 5 and str(rows[2][1]) == "not valid JSON: not UTF-8"
+
+
+API_LINES = [
+    *LINES,
+    '{"a": "é"}'.encode("utf-16-le"),
+    '{"a": "é"}'.encode("utf-16"),
+    '{"a": 1}'.encode("utf-8-sig"),
+    b'{"a":"\xed\xa0\x80"}',  # an encoded surrogate: json.loads(bytes) decodes with surrogatepass
+    b'{"a":"\xff"}',
+    b'{"a":' + b"[" * 5000 + b"]" * 5000 + b"}",  # deeper than Python's recursion limit
+]
+
+
+def _api_reference(raw: bytes) -> object:
+    """What the API's row parser did before it scanned lines itself: json.loads of the bytes."""
+    try:
+        parsed = json.loads(raw)
+    except (UnicodeDecodeError, RecursionError):
+        return "not valid JSON"
+    except json.JSONDecodeError as exc:
+        return f"not valid JSON: {exc.msg}"
+    return parsed if isinstance(parsed, dict) else "each line is a JSON object"
+
+
+@pytest.mark.parametrize("raw", API_LINES, ids=lambda raw: repr(raw[:40]))
+def test_an_api_line_reads_as_json_loads_of_its_bytes_reads_it(raw):
+    ((number, got),) = list(_rows([(7, raw)]))
+    want = _api_reference(raw)
+    assert number == 7
+    if isinstance(want, str):
+        assert isinstance(got, ValueError) and str(got) == want
+    else:
+        assert got == want or json.dumps(got) == json.dumps(want)

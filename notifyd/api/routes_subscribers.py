@@ -28,7 +28,7 @@ from notifyd.api.schemas import (
 )
 from notifyd.models import Subscriber
 from notifyd.selfservice.consent import ImportConsent
-from notifyd.state.imports import ImportTally, ImportTooLong, LineCap
+from notifyd.state.imports import ImportTally, ImportTooLong, LineCap, scan_object
 from notifyd.state.subscribers import (
     AddResult,
     ConsentError,
@@ -150,6 +150,14 @@ def _rows(lines: Iterable[tuple[int, bytes | None]]) -> Iterator[tuple[int, dict
             continue
         if not line.strip():
             continue
+        if line[:1] == b"{" and line[1:2] != b"\x00":  # UTF-8, as json.loads would detect it
+            try:
+                quick = scan_object(line.decode())
+            except UnicodeDecodeError:  # json.loads decodes with surrogatepass: let it decide
+                quick = None
+            if quick is not None:
+                yield number, quick
+                continue
         try:
             parsed = json.loads(line)
         except (UnicodeDecodeError, RecursionError):

@@ -10,7 +10,6 @@ import gc
 import getpass
 import json
 import os
-import re
 import stat
 import sys
 import time
@@ -18,7 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 from notifyd.cli.common import EXIT_INVALID, EXIT_OK, print_json
-from notifyd.state.imports import ImportTally, ImportTooLong, LineCap
+from notifyd.state.imports import ImportTally, ImportTooLong, LineCap, scan_object
 from notifyd.state.subscribers import ConsentError, Row, SubscriberError
 
 if TYPE_CHECKING:
@@ -63,11 +62,6 @@ def csv_rows(fh: IO[str]) -> Iterator[Row]:
         yield number, record
 
 
-#: json's C scanner and its whitespace rule: json.loads without its per-call Python layers.
-_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-_json_space = re.compile(r"[ \t\n\r]*")
-
-
 def ndjson_rows(fh: IO[bytes], progress: Callable[[int], None] | None = None) -> Iterator[Row]:
     """(line number, object or why not) per non-blank line; ``progress`` gets the bytes read."""
     for number, line in enumerate(fh, 1):
@@ -80,17 +74,10 @@ def ndjson_rows(fh: IO[bytes], progress: Callable[[int], None] | None = None) ->
         except UnicodeDecodeError:
             yield number, ValueError("not valid JSON: not UTF-8")
             continue
-        if text[0] == "{":
-            # What json.loads does for a line that opens an object at once (nearly all of them):
-            # scan one value, then allow only JSON whitespace. Anything else takes json.loads.
-            try:
-                parsed, end = _scan(text, 0)
-            except (StopIteration, json.JSONDecodeError):
-                pass
-            else:
-                if _json_space.match(text, end).end() == len(text):  # type: ignore[union-attr]
-                    yield number, parsed
-                    continue
+        quick = scan_object(text)
+        if quick is not None:
+            yield number, quick
+            continue
         try:
             parsed = json.loads(text)
         except json.JSONDecodeError as exc:

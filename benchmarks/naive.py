@@ -15,10 +15,11 @@ The "instant send" builds the channel ``Message`` (delivery id included) and ret
 ``delivered`` without an event-loop hop, which is, if anything, generous to the baseline.
 
     naive_fanout(event_id, page_id, True) enqueues ``naive_http_deliver`` messages instead:
-    naive_http_deliver(event_id, seq, subscriber_id, channel, target, secret)
-                                      the same rate-limit hit and record, around a real signed
-                                      Standard Webhooks POST with one ``httpx.Client`` per worker
-                                      thread (keep-alive), classified by notifyd's own rules
+    naive_http_deliver(event_id, page_id, seq, subscriber_id, channel, target)
+                                      loads its subscriber (its sealed secret is opened as notifyd
+                                      opens it), the same rate-limit hit and record, around a real
+                                      signed Standard Webhooks POST with one ``httpx.Client`` per
+                                      worker thread (keep-alive), classified by notifyd's own rules
 
 That is the design the end-to-end benchmark (``bench_delivery.py``) compares with: the
 obvious way to send webhooks with dramatiq, against the same sink, in the same run.
@@ -95,12 +96,12 @@ def declare_actors(runtime: Runtime) -> dict[str, dramatiq.Actor]:
         client.hset(event_key(ns, event_id), "planned", top)
         for start in range(0, top, BUCKET):
             for sub in runtime.subscribers.range(page_id, start, min(top, start + BUCKET)):
-                args: tuple[Any, ...] = (event_id, sub.seq, sub.id, sub.channel, sub.target)
+                args: tuple[Any, ...] = (sub.seq, sub.id, sub.channel, sub.target)
                 broker.enqueue(
                     QueueMessage(
                         queue_name=queue,
                         actor_name="naive_http_deliver" if http else "naive_deliver",
-                        args=(*args, sub.secret) if http else args,
+                        args=(event_id, page_id, *args) if http else (event_id, *args),
                         kwargs={},
                         options={},
                     )
@@ -126,7 +127,7 @@ def declare_actors(runtime: Runtime) -> dict[str, dramatiq.Actor]:
     local = threading.local()
 
     def naive_http_deliver(
-        event_id: str, seq: int, subscriber_id: str, channel: str, target: str, secret: str | None
+        event_id: str, page_id: str, seq: int, subscriber_id: str, channel: str, target: str
     ) -> None:
         import httpx
 
@@ -140,6 +141,8 @@ def declare_actors(runtime: Runtime) -> dict[str, dramatiq.Actor]:
             body = json.dumps({"type": "incident_created", "event_id": event_id, "page_id": "naive",
                                "incident": {"title": "Database outage", "status": "investigating"}},
                               separators=(",", ":")).encode()  # fmt: skip
+            found = runtime.subscribers.range_many(page_id, [seq])
+            secret = runtime.subscribers.secret_of(found[0]) if found else None
             ts = int(time.time())
             headers = {"webhook-id": msg_id, "webhook-timestamp": str(ts), "content-type": "application/json"}
             if secret:

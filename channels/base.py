@@ -10,6 +10,7 @@ close them in :meth:`Adapter.aclose`.
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -106,28 +107,62 @@ class Message:
 
 
 class Adapter(abc.ABC):
-    """Base class: subclasses set ``channel`` and implement :meth:`send`."""
+    """Base class: owns the batch loop; subclasses set ``channel`` and implement :meth:`deliver`.
+
+    The base sends a batch as concurrent :meth:`send_one` calls, holds each send to the
+    adapter's ``concurrency`` (when it has one), and turns anything a send raises into a
+    transient outcome, so an adapter writes the one-message path only. An adapter with a
+    cheaper batch path of its own (the webhook's per-host scheduler) overrides :meth:`send`;
+    one that only overrides :meth:`send` (test adapters) gets :meth:`deliver` through it.
+    """
 
     channel: ClassVar[str]
     #: Attribute names whose values are credentials; ``repr`` masks them.
     secret_fields: ClassVar[tuple[str, ...]] = ()
+    #: Sends in flight at once through this adapter (``None``: the caller's window bounds them).
+    concurrency: int | None = None
 
-    @abc.abstractmethod
-    async def send(self, batch: Sequence[Message]) -> list[Outcome]:
-        """Deliver every message; return one outcome per message, in order. Never raises."""
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not getattr(cls, "__abstractmethods__", None) and (
+            cls.deliver is Adapter.deliver and cls.send is Adapter.send
+        ):
+            raise TypeError(f"{cls.__name__} must implement deliver() (or send())")
 
-    async def send_one(self, message: Message) -> Outcome:
-        """Deliver one message; never raises. The pipeline's dispatcher calls this, one send per slot.
-
-        The default sends a batch of one; adapters with a cheaper single path override it.
-        """
-        try:
-            outcomes = await self.send([message])
-        except Exception as exc:  # noqa: BLE001 - send never raises, but a broken adapter might
-            return Outcome.transient(f"adapter error: {type(exc).__name__}")
+    async def deliver(self, message: Message) -> Outcome:
+        """Deliver one message and return its outcome; may raise (the base translates it)."""
+        outcomes = await self.send([message])
         if len(outcomes) != 1:
             return Outcome.transient("adapter returned a wrong number of outcomes")
         return outcomes[0]
+
+    async def send(self, batch: Sequence[Message]) -> list[Outcome]:
+        """Deliver every message; return one outcome per message, in order. Never raises."""
+        results = await asyncio.gather(*(self.send_one(m) for m in batch), return_exceptions=True)
+        return [r if isinstance(r, Outcome) else self._error(r) for r in results]
+
+    async def send_one(self, message: Message) -> Outcome:
+        """Deliver one message; never raises. The pipeline's dispatcher calls this, one send per slot."""
+        try:
+            limit = self._limit()
+            if limit is None:
+                return await self.deliver(message)
+            async with limit:
+                return await self.deliver(message)
+        except Exception as exc:  # noqa: BLE001 - a send never raises, whatever the adapter does
+            return self._error(exc)
+
+    def _limit(self) -> asyncio.Semaphore | None:
+        if self.concurrency is None:
+            return None
+        semaphore: asyncio.Semaphore | None = getattr(self, "_concurrency_limit", None)
+        if semaphore is None:
+            semaphore = asyncio.Semaphore(max(1, self.concurrency))
+            self._concurrency_limit = semaphore
+        return semaphore
+
+    def _error(self, exc: BaseException) -> Outcome:
+        return Outcome.transient(f"{getattr(self, 'channel', 'adapter')} adapter error: {type(exc).__name__}")
 
     def slot_key(self, message: Message) -> str:
         """What a send to ``message.target`` occupies, within its channel: a host, or (the default)

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import socket
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -105,18 +105,9 @@ class EmailAdapter(Adapter):
             self._loop = loop
         return self._pool
 
-    async def send(self, batch: Sequence[Message]) -> list[Outcome]:
-        try:
-            pool = self.pool
-            results = await asyncio.gather(*(self._send_one(pool, m) for m in batch), return_exceptions=True)
-        except Exception as exc:  # noqa: BLE001 - send never raises
-            return [Outcome.transient(f"email adapter error: {type(exc).__name__}") for _ in batch]
-        return [
-            r if isinstance(r, Outcome) else Outcome.transient(f"email adapter error: {type(r).__name__}")
-            for r in results
-        ]
-
-    async def _send_one(self, pool: SMTPPool, message: Message) -> Outcome:
+    async def deliver(self, message: Message) -> Outcome:
+        """One mail, on a pooled connection (the pool's size is this adapter's concurrency)."""
+        pool = self.pool
         try:
             raw = build_email(message, self.config.sender)
         except (ValueError, TypeError) as exc:

@@ -15,10 +15,9 @@ errors are transient.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -97,10 +96,10 @@ class SlackAdapter(Adapter):
         self._api_session: aiohttp.ClientSession | None = None
         self._hook_session: aiohttp.ClientSession | None = None
         self._web: AsyncWebClient | None = None
-        self._semaphore: asyncio.Semaphore | None = None
+        self.concurrency = self.config.concurrency
 
-    def _ensure(self) -> asyncio.Semaphore:
-        if self._semaphore is None or self._hook_session is None or self._hook_session.closed:
+    def _ensure(self) -> None:
+        if self._hook_session is None or self._hook_session.closed:
             limit = self.config.concurrency
             self._api_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit))
             # Webhook URLs belong to subscribers: their names are checked again at connect time.
@@ -116,23 +115,9 @@ class SlackAdapter(Adapter):
                 logger=_quiet,
                 retry_handlers=[],  # retries are the pipeline's durable, scheduled ones
             )
-            self._semaphore = asyncio.Semaphore(max(1, limit))
-        return self._semaphore
 
-    async def send(self, batch: Sequence[Message]) -> list[Outcome]:
-        try:
-            semaphore = self._ensure()
-            results = await asyncio.gather(
-                *(self._send_one(semaphore, m) for m in batch), return_exceptions=True
-            )
-        except Exception as exc:  # noqa: BLE001 - send never raises
-            return [Outcome.transient(f"slack adapter error: {type(exc).__name__}") for _ in batch]
-        return [
-            r if isinstance(r, Outcome) else Outcome.transient(f"slack adapter error: {type(r).__name__}")
-            for r in results
-        ]
-
-    async def _send_one(self, semaphore: asyncio.Semaphore, message: Message) -> Outcome:
+    async def deliver(self, message: Message) -> Outcome:
+        self._ensure()
         target = message.target.strip()
         rendered = message.rendered.slack if message.rendered is not None else None
         body = dict(rendered) if rendered else payload(message.notification, manage_url=message.manage_url)
@@ -142,7 +127,7 @@ class SlackAdapter(Adapter):
                 return Outcome.permanent("invalid_target", "not a Slack channel id")
             if not self.config.bot_token:
                 return Outcome.permanent("auth", "no Slack bot token configured")
-            return await self._guarded(semaphore, API_PROVIDER, self._post_message(channel_id, body))
+            return await self._guarded(API_PROVIDER, self._post_message(channel_id, body))
         parts = urlsplit(target)
         allowed = ("https", "http") if self.config.allow_private_targets else ("https",)
         if parts.scheme not in allowed or not parts.hostname:
@@ -152,17 +137,16 @@ class SlackAdapter(Adapter):
         except ValueError:
             return Outcome.permanent("invalid_target", "bad port")
         key = f"slack-webhook:{parts.scheme}://{parts.hostname}:{port}"
-        return await self._guarded(semaphore, key, self._post_webhook(target, parts.hostname, port, body))
+        return await self._guarded(key, self._post_webhook(target, parts.hostname, port, body))
 
-    async def _guarded(self, semaphore: asyncio.Semaphore, key: str, call: Any) -> Outcome:
-        async with semaphore:
-            blocked = self.circuit.before(key)
-            if blocked is not None:
-                call.close()  # never awaited: close the coroutine so it does not warn
-                return blocked
-            outcome, host_ok = await call
-            self.circuit.record(key, ok=host_ok)
-            return outcome
+    async def _guarded(self, key: str, call: Any) -> Outcome:
+        blocked = self.circuit.before(key)
+        if blocked is not None:
+            call.close()  # never awaited: close the coroutine so it does not warn
+            return blocked
+        outcome, host_ok = await call
+        self.circuit.record(key, ok=host_ok)
+        return outcome
 
     async def _post_message(self, channel_id: str, body: dict[str, Any]) -> tuple[Outcome, bool]:
         assert self._web is not None
@@ -209,7 +193,6 @@ class SlackAdapter(Adapter):
         sessions = (self._api_session, self._hook_session)
         self._api_session = self._hook_session = None
         self._web = None
-        self._semaphore = None
         for session in sessions:
             if session is not None and not session.closed:
                 with contextlib.suppress(Exception):  # closing must not raise

@@ -15,11 +15,10 @@ permanent ``invalid_target`` (the pipeline disables the subscriber), 21610
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import contextvars
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -122,10 +121,10 @@ class SMSAdapter(Adapter):
         self.circuit = circuit or CircuitBreaker()
         self._session: aiohttp.ClientSession | None = None
         self._client: Client | None = None
-        self._semaphore: asyncio.Semaphore | None = None
+        self.concurrency = self.config.concurrency
 
-    def _ensure_client(self) -> tuple[Client, asyncio.Semaphore]:
-        if self._client is None or self._semaphore is None or self._session is None or self._session.closed:
+    def _ensure_client(self) -> Client:
+        if self._client is None or self._session is None or self._session.closed:
             cfg = self.config
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=cfg.concurrency), trust_env=False
@@ -137,39 +136,23 @@ class SMSAdapter(Adapter):
             client = Client(cfg.account_sid, cfg.auth_token, http_client=http, environment={})
             client.api.base_url = cfg.base_url.rstrip("/")
             self._client = client
-            self._semaphore = asyncio.Semaphore(max(1, cfg.concurrency))
-        return self._client, self._semaphore
+        return self._client
 
-    async def send(self, batch: Sequence[Message]) -> list[Outcome]:
+    async def deliver(self, message: Message) -> Outcome:
         if not (self.config.account_sid and self.config.auth_token and self.config.sender):
-            return [
-                Outcome.permanent("auth", "Twilio account, token or sender not configured") for _ in batch
-            ]
-        try:
-            client, semaphore = self._ensure_client()
-            results = await asyncio.gather(
-                *(self._send_one(client, semaphore, m) for m in batch), return_exceptions=True
-            )
-        except Exception as exc:  # noqa: BLE001 - send never raises
-            return [Outcome.transient(f"sms adapter error: {type(exc).__name__}") for _ in batch]
-        return [
-            r if isinstance(r, Outcome) else Outcome.transient(f"sms adapter error: {type(r).__name__}")
-            for r in results
-        ]
-
-    async def _send_one(self, client: Client, semaphore: asyncio.Semaphore, message: Message) -> Outcome:
+            return Outcome.permanent("auth", "Twilio account, token or sender not configured")
+        client = self._ensure_client()
         rendered = message.rendered.sms if message.rendered is not None else None
         body = rendered if rendered else compose(message.notification, manage_url=message.manage_url)
         kwargs: dict[str, Any] = {"to": message.target, "from_": self.config.sender, "body": body}
         if self.config.status_callback_url:
             kwargs["status_callback"] = status_callback_for(self.config.status_callback_url, message)
-        async with semaphore:
-            blocked = self.circuit.before(PROVIDER)
-            if blocked is not None:
-                return blocked
-            outcome, host_ok = await self._create(client, kwargs)
-            self.circuit.record(PROVIDER, ok=host_ok)
-            return outcome
+        blocked = self.circuit.before(PROVIDER)
+        if blocked is not None:
+            return blocked
+        outcome, host_ok = await self._create(client, kwargs)
+        self.circuit.record(PROVIDER, ok=host_ok)
+        return outcome
 
     async def _create(self, client: Client, kwargs: dict[str, Any]) -> tuple[Outcome, bool]:
         _retry_after.set(None)

@@ -149,15 +149,17 @@ class Settings(BaseSettings):
     webhook_connect_timeout_s: float = Field(default=3.0, gt=0)
     webhook_concurrency: int = Field(default=64, ge=1)
 
-    #: The per-process dispatcher (notifyd/pipeline/dispatcher.py): sends in flight at once.
+    #: The per-process dispatchers (notifyd/pipeline/dispatcher.py): sends in flight at once, for
+    #: the critical and high lanes' dispatcher ...
     dispatch_window: int = Field(default=2048, ge=1)
-    #: Of the window, slots that only critical and high deliveries may take.
+    #: ... and for the normal and low lanes' dispatcher, the window less this many.
     dispatch_reserve: int = Field(default=256, ge=0)
     #: Sends in flight to one host (or provider) at once, process-wide; a slow host gets fewer.
     host_concurrency: int = Field(default=256, ge=1)
     #: Worker threads of each process that serve only the critical and high lanes.
     urgent_threads: int = Field(default=4, ge=1)
-    #: A step waits this long for its sends, then hands the ones still in flight on (durably).
+    #: A step's time slice: it waits this long for its sends, then hands what is left on (durably)
+    #: and frees its worker thread for other steps.
     handoff_after_ms: int = Field(default=1000, ge=0)
     #: A worker whose event loop does not answer for this long exits (status 70) so that another
     #: worker takes its messages over; see notifyd/pipeline/asyncrunner.py.

@@ -18,14 +18,17 @@ class IncidentEvents:
         self.keys = keys
         self.ttl_s = ttl_s
 
-    def note(self, page_id: str, about: str, event_id: str, occurred_at: float) -> None:
+    def note(self, page_id: str, about: str, ref: str, occurred_at: float) -> None:
+        """``ref`` is the event's (keys.event_ref); entries written before refs are bare ids,
+        which are the refs of those events' records."""
         key = self.keys.incident_events(page_id, about)
         pipe = self.client.pipeline(transaction=False)
-        pipe.zadd(key, {event_id: occurred_at})
+        pipe.zadd(key, {ref: occurred_at})
         pipe.expire(key, self.ttl_s)
         pipe.execute()
 
     def newer(self, page_id: str, about: str, occurred_at: float) -> list[str]:
-        """Event ids about the same thing that happened strictly after ``occurred_at``, oldest first."""
+        """Refs of the events about the same thing that happened strictly after ``occurred_at``,
+        oldest first."""
         key = self.keys.incident_events(page_id, about)
         return [raw.decode() for raw in self.client.zrangebyscore(key, f"({occurred_at!r}", "+inf")]

@@ -1,5 +1,5 @@
 """Fuzzing: hypothesis over event bodies, schemathesis over every operation of /openapi.json,
-in process and as the `schemathesis run --checks all` command."""
+as the `schemathesis run --checks all` command and in process with no key and a wrong-scope key."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
 
 from notifyd.store import StatusStore
 from tests.api.conftest import KEYS, Api
@@ -246,3 +247,95 @@ def test_schemathesis_with_every_check_finds_nothing_against_a_running_server(st
     selected, total = map(int, re.search(r"Selected: (\d+)/(\d+)", output).groups())  # type: ignore[union-attr]
     tested = int(re.search(r"Tested: (\d+)", output).group(1))  # type: ignore[union-attr]
     assert tested == selected == total >= 20, output[-3000:]
+
+
+# -- schemathesis with no key and with a wrong-scope key ------------------------------------------
+# schemathesis' Python API in this process, against the module's loopback server: a few generated
+# cases per operation and mode (positive and negative data), each sent with no key and with a key
+# of another scope. Every keyed route (tests/api/scopes.py) answers a 401 problem with no key and
+# a 403 problem with the wrong key, whatever the rest of the request holds, and no operation ever
+# answers a 5xx. (~20 s; the CLI run above covers the same operations with every check.)
+
+#: Cases per operation and key kind: enough to send odd bodies, paths and queries past the check.
+AUTH_EXAMPLES = int(os.environ.get("TEST_SCHEMATHESIS_AUTH_EXAMPLES", "5"))
+
+
+#: uvicorn's answer to a request its HTTP parser refuses (a negative case may put a control
+#: character in a header or the path), before any application code runs.
+UNPARSEABLE = "Invalid HTTP request received."
+
+
+def _body_refused_before_the_key_check(r: Any) -> bool:
+    """FastAPI reads and decodes a request body before any dependency (the key check) runs: a
+    body that is not JSON is a 422 "JSON decode error", one it cannot parse a 400. Either says
+    only that the caller's own body is malformed, nothing of the route or its data."""
+    if r.headers.get("content-type", [""])[0] != "application/problem+json":
+        return False
+    problem = r.json()
+    if r.status_code == 400:
+        return bool(problem["detail"] == "There was an error parsing the body")
+    errors = problem.get("errors") or []
+    return r.status_code == 422 and bool(errors) and all(e["message"] == "JSON decode error" for e in errors)
+
+
+def _wrong_key(scope: str) -> str:
+    return KEYS["operate" if scope == "publish" else "publish"]
+
+
+def _check_auth(case: Any) -> None:
+    from tests.api.scopes import OPEN, ROUTES
+
+    route = (case.method.upper(), case.operation.path)
+    assert route in ROUTES or route in OPEN, route  # the route table covers the document
+    headers = {k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"}
+    # The dashboard takes a key in ?key= (once, then a session cookie): both are credentials of
+    # their own, so a made-up one is a 401 whatever the header holds. This test is about the header.
+    case.cookies = {}
+    if isinstance(case.query, dict):
+        case.query = {k: v for k, v in case.query.items() if k != "key"}
+    tries: list[tuple[str | None, int]] = [(None, 401)]
+    if route in ROUTES:
+        tries.append((_wrong_key(ROUTES[route].scope), 403))
+    for key, expected in tries:
+        case.headers = {**headers, **({"Authorization": f"Bearer {key}"} if key else {})}
+        r = case.call(timeout=15)
+        assert r.status_code < 500, (route, key is not None, r.status_code, r.text[:300])
+        if r.status_code == 400 and r.text == UNPARSEABLE:
+            continue  # a negative case the HTTP parser refused: it never reached the app
+        if _body_refused_before_the_key_check(r):
+            continue
+        if route in ROUTES:
+            assert r.status_code == expected, (route, key is not None, r.status_code, r.text[:300])
+            assert r.headers["content-type"][0] == "application/problem+json"
+
+
+@pytest.mark.slow
+def test_schemathesis_with_no_key_and_a_wrong_scope_key_gets_401_and_403_problems_and_never_a_5xx(
+    shared_api: Api,
+):
+    import schemathesis
+    from schemathesis import GenerationMode
+
+    import tests.support.schemathesis_hooks  # noqa: F401 - the NDJSON and msgpack serializers
+
+    schema = schemathesis.openapi.from_url(f"{shared_api.url}/openapi.json")
+    tried = 0
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        bare = not list(operation.iter_parameters()) and not len(operation.body)
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            check = given(case=operation.as_strategy(generation_mode=mode))(_check_auth)
+            run = settings(
+                max_examples=AUTH_EXAMPLES,
+                deadline=None,
+                derandomize=True,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )(check)
+            try:
+                run()
+            except Unsatisfiable:
+                # Nothing to make invalid: only an operation with no parameters and no body.
+                assert mode is GenerationMode.NEGATIVE and bare, (operation.label, mode)
+        tried += 1
+    assert tried >= 40

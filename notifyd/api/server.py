@@ -96,7 +96,10 @@ def _announce(url: str, keys: dict[str, tuple[str, Grant]], key_file: Path | Non
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not the default 0: accepted connections inherit it, and asyncio sets
+    # TCP_NODELAY only on sockets that say TCP. Without it a keep-alive client waits ~40 ms per
+    # answer (Nagle holds the body behind the headers until the client's delayed ACK).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)

@@ -133,8 +133,10 @@ def test_an_import_of_mixed_lines_ends_in_the_state_a_model_predicts(runtime):
 
 
 @pytest.mark.slow
-def test_an_import_of_200k_mixed_lines_ends_in_the_state_a_model_predicts(runtime):
-    _check_mixed_import(runtime(), 200_000)
+def test_an_import_of_70k_mixed_lines_ends_in_the_state_a_model_predicts(runtime):
+    # Past 2**16 lines and seqs (70 batches of IMPORT_BATCH, ~550 buckets): what only size can
+    # show. 200k proved no more and took ~27 s; the rates are benchmarks/run.py --only subscribers.
+    _check_mixed_import(runtime(), 70_000)
 
 
 def test_a_page_at_its_subscriber_cap_refuses_new_ones_and_still_takes_updates(runtime):

@@ -52,6 +52,13 @@ def test_a_line_reads_as_json_loads_reads_it(raw):
         assert got == want or json.dumps(got) == json.dumps(want)  # NaN != NaN
 
 
+def test_a_line_nested_past_the_recursion_limit_is_rejected_and_the_next_one_read():
+    deep = b'{"a":' + b"[" * 5000 + b"]" * 5000 + b"}\n"
+    rows = list(ndjson_rows(io.BytesIO(deep + b'{"b":2}\n')))
+    assert str(rows[0][1]) == "not valid JSON: nested too deeply"
+    assert rows[1] == (2, {"b": 2})
+
+
 def test_blank_lines_are_skipped_and_numbering_counts_them():
     rows = list(ndjson_rows(io.BytesIO(b'{"a":1}\n\n  \n{"b":2}\n\xff\n')))
     assert [(n, r) for n, r in rows[:2]] == [(1, {"a": 1}), (4, {"b": 2})]

@@ -83,6 +83,9 @@ def ndjson_rows(fh: IO[bytes], progress: Callable[[int], None] | None = None) ->
         except json.JSONDecodeError as exc:
             yield number, ValueError(f"not valid JSON: {exc.msg}")
             continue
+        except RecursionError:  # a rejected line, not a traceback
+            yield number, ValueError("not valid JSON: nested too deeply")
+            continue
         yield number, parsed if isinstance(parsed, dict) else ValueError("each line is a JSON object")
 
 

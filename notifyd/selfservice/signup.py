@@ -53,7 +53,9 @@ def check(data: dict[str, Any], *, allow_private: bool) -> Signup:
     token = data.get("captcha_token")
     if token is not None and not (isinstance(token, str) and len(token) <= CAPTCHA_TOKEN_MAX):
         raise SignupError(f"captcha_token: a string of at most {CAPTCHA_TOKEN_MAX} characters")
-    sub_data = {k: data[k] for k in SUBSCRIBER_FIELDS if data.get(k) not in (None, "", [])}
+    # Only an absent (null) field is left out: an empty string or list is refused as the document
+    # says (minLength, minItems), not dropped. The HTML form leaves its blank fields out itself.
+    sub_data = {k: data[k] for k in SUBSCRIBER_FIELDS if data.get(k) is not None}
     try:
         sub = Subscriber.model_validate(sub_data, context={"allow_private": allow_private})
         prefs = PersonalPrefs.model_validate(

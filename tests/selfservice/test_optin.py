@@ -179,6 +179,10 @@ def test_invalid_sign_ups_are_refused_with_the_field_named(stack) -> None:
     empty_incident = {"channel": "email", "target": "a@example.com", "incident": ""}
     answer = subscribe(s, "acme", empty_incident)
     assert answer.status_code == 422 and "incident" in answer.text
+    # An empty list is refused as the document says (minItems), not dropped (schemathesis' coverage phase).
+    for field in ("incident_phases", "event_types"):
+        answer = subscribe(s, "acme", {"channel": "email", "target": "a@example.com", field: []})
+        assert answer.status_code == 422 and field in answer.text, (field, answer.text)
 
 
 def test_a_page_may_turn_double_opt_in_off_per_channel(stack) -> None:

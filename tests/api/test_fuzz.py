@@ -181,24 +181,21 @@ def test_the_openapi_document_describes_every_contract_route(fuzz_api: Api):
 
 
 # -- the CLI, as an outsider runs it -----------------------------------------------------------
-# `schemathesis run --checks all` (every check) against a running server, not the in-process loop
-# above. The examples, fuzzing and stateful phases run by default (every operation, positive and
-# negative data, ~1.5 min); the coverage phase (every boundary and negative case the schema
-# defines, ~5,000 requests, ~6 min here) runs with TEST_SCHEMATHESIS_PHASES=all. One worker: two
-# threads in one interpreter can trip CPython 3.11's ast.parse (hypothesis describing a filter
-# lambda: "AST constructor recursion depth mismatch"), a schemathesis error, not a finding. The
-# seed is fixed so a red run replays the same cases; the JUnit report and the output land in
-# var/test-artifacts/.
+# `schemathesis run --checks all` (every check, every phase: examples, coverage, fuzzing and
+# stateful) against a running server, not the in-process loop above. TEST_SCHEMATHESIS_PHASES
+# picks fewer phases for a quick local run. One worker: two threads in one interpreter can trip
+# CPython 3.11's ast.parse (hypothesis describing a filter lambda: "AST constructor recursion
+# depth mismatch"), a schemathesis error, not a finding. The seed is fixed so a red run replays
+# the same cases; the JUnit report and the output land in var/test-artifacts/.
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = Path(__file__).with_name("schemathesis.toml")
-#: The phases `make test` runs; TEST_SCHEMATHESIS_PHASES=all adds the coverage phase.
-DEFAULT_PHASES = "examples,fuzzing,stateful"
+#: Every phase, unless TEST_SCHEMATHESIS_PHASES names fewer (comma-separated).
+ALL_PHASES = "examples,coverage,fuzzing,stateful"
 
 
 def _phases() -> str:
-    chosen = os.environ.get("TEST_SCHEMATHESIS_PHASES", DEFAULT_PHASES)
-    return "examples,coverage,fuzzing,stateful" if chosen == "all" else chosen
+    return os.environ.get("TEST_SCHEMATHESIS_PHASES") or ALL_PHASES
 
 
 @pytest.mark.slow

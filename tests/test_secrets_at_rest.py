@@ -18,8 +18,9 @@ from standardwebhooks.webhooks import Webhook
 
 from notifyd.runtime.secret_key import GENERATED_KEY_FILE, keyring_for
 from notifyd.runtime.settings import ConfigError, Settings, load_settings
-from notifyd.state.keys import bucket_of
+from notifyd.state.keys import Keys, bucket_of
 from notifyd.state.sealing import Keyring, SealError, generate_key, sealed_key_id, webhook_secret_context
+from notifyd.state.target_digests import TargetDigests
 from tests.support.events import incident_event
 from tests.support.wait import wait_done
 from tests.test_cli import cli  # noqa: F401 - the fixture
@@ -193,6 +194,8 @@ def test_the_secrets_rewrap_command_reseals_every_page_pending_signups_and_the_l
     for page in ("acme", "beta"):
         old.subscribers.add(page, {"channel": "webhook", "target": f"https://{page}.example/h"})
     old.link_keys.current()
+    hook = "https://hooks.slack.example/services/T0/B0/rewrap"
+    digest = old.target_digests.digest("slack", hook)
     pending_secret = _secret("waiting-for-confirmation")
     started = optin_for(old).start(
         "acme",
@@ -207,9 +210,17 @@ def test_the_secrets_rewrap_command_reseals_every_page_pending_signups_and_the_l
         "pages": 2,
         "pending_signups": 1,
         "link_keys": True,
+        "target_index_key": True,
     }
-    assert rewrap(new) == {**summary, "subscriber_secrets": 0, "pending_signups": 0, "link_keys": False}
+    assert rewrap(new) == {
+        **summary,
+        "subscriber_secrets": 0,
+        "pending_signups": 0,
+        "link_keys": False,
+        "target_index_key": False,
+    }
     assert sealed_key_id(new.client.get(new.keys.link_keys()).decode()) == new.keyring.newest_kid
+    assert sealed_key_id(new.client.get(new.keys.target_index_key()).decode()) == new.keyring.newest_kid
     # After rewrap the old key opens nothing: the new key alone reads every secret.
     new_only = runtime(secret_key=NEW_KEY)
     assert optin_for(new_only).get(started.pending_id).subscriber["secret"] == pending_secret
@@ -217,6 +228,37 @@ def test_the_secrets_rewrap_command_reseals_every_page_pending_signups_and_the_l
     for page in ("acme", "beta"):
         (sub,), _ = new_only.subscribers.page(page)
         assert new_only.subscribers.secret_of(sub).startswith("whsec_")
+    # The index key was re-sealed, not replaced: a digest names the same target after rotation.
+    assert new_only.target_digests.digest("slack", hook) == digest
+
+
+def test_a_slack_hooks_send_schedule_is_named_by_a_keyed_digest_never_by_its_url(
+    runtime, sink, start_worker, redis_url
+):
+    rt = runtime(slack_rate_per_s=5.0)
+    hook = f"{sink.url}/services/T0ACME/B0ACME/hooksecretpart0123456789"
+    rt.subscribers.add("acme", {"channel": "slack", "target": hook})
+    start_worker(rt)
+    event = incident_event()
+    rt.publisher.publish(event)
+    wait_done(rt, event["event_id"])
+    assert len(sink.on("/services/T0ACME/B0ACME/hooksecretpart0123456789")) == 1
+    client = redis.Redis.from_url(redis_url)
+    names = list(client.scan_iter(match=f"{rt.keys.ns}*", count=1000))
+    schedule = rt.keys.send_rate(f"slack:{rt.target_digests.digest('slack', hook)}").encode()
+    assert schedule in names  # the hook was paced, on a schedule its URL cannot be read from
+    assert not [n for n in names if b"hooksecretpart" in n or b"/services/" in n]
+    # The index key is sealed; the digest is keyed (another namespace's key makes another one).
+    stored = client.get(rt.keys.target_index_key())
+    assert stored is not None and stored.startswith(b"nsec1:")
+    other = TargetDigests(client, Keys(rt.keys.ns + "-other"), rt.keyring)
+    try:
+        assert other.digest("slack", hook) != rt.target_digests.digest("slack", hook)
+        assert rt.target_digests.digest("slack", hook) == rt.target_digests.digest("slack", hook)
+        assert rt.target_digests.digest("slack", hook) != rt.target_digests.digest("webhook", hook)
+        assert "hooksecretpart" not in repr(rt.target_digests)
+    finally:
+        client.delete(other.redis_key)
 
 
 def test_without_a_configured_key_one_is_generated_in_the_data_dir_owner_only_and_kept(make_settings):

@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
 
 def rewrap(runtime: Any) -> dict[str, Any]:
     """Re-seal what is stored with the newest key: every page's webhook secrets, the secrets of
-    sign-ups waiting for confirmation, and the link keys. Afterwards the old key opens nothing."""
+    sign-ups waiting for confirmation, the link keys and the target index key (which stays the
+    same key, so every digest it made stays valid). Afterwards the old key opens nothing."""
     from notifyd.selfservice.wiring import optin_for
 
     repo = runtime.subscribers
@@ -77,4 +78,5 @@ def rewrap(runtime: Any) -> dict[str, Any]:
         "pages": len(pages),
         "pending_signups": optin_for(runtime).rewrap(),
         "link_keys": runtime.link_keys.rewrap(),
+        "target_index_key": runtime.target_digests.rewrap(),
     }

@@ -93,7 +93,7 @@ class Engine:
             unsubscribe_url=unsubscribe_url,
             handoff_after_s=settings.handoff_after_ms / 1000,
             continuation_delay_ms=continuation_delay_ms(settings),
-            shaper=Shaper(runtime.client, runtime.keys, settings),
+            shaper=Shaper(runtime.client, runtime.keys, settings, runtime.target_digests),
             manage_url=links.manage_url,
             personalize=personalizer(runtime, events),
             secret_of=runtime.subscribers.secret_of,

@@ -21,6 +21,7 @@ from notifyd.runtime.settings import Settings
 from notifyd.state import scripts
 from notifyd.state.keys import Keys
 from notifyd.state.subscribers import StoredSubscriber
+from notifyd.state.target_digests import TargetDigests
 
 #: Deliveries whose time comes within this many seconds are sent by the step itself.
 HORIZON_S = 2.0
@@ -36,8 +37,10 @@ class Plan:
 
 
 class Shaper:
-    def __init__(self, client: redis.Redis, keys: Keys, settings: Settings) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, settings: Settings, digests: TargetDigests) -> None:
         self.keys = keys
+        #: A Slack hook's schedule is named by its keyed digest: the URL is a credential.
+        self.digests = digests
         self.rates: dict[str, float | None] = {
             "sms": settings.twilio_mps,
             "email": settings.smtp_rate_per_s,
@@ -49,7 +52,7 @@ class Shaper:
         if not self.rates.get(sub.channel):
             return None
         # Slack limits each incoming webhook or channel; the others limit the whole sender.
-        return f"slack:{sub.target}" if sub.channel == "slack" else sub.channel
+        return f"slack:{self.digests.digest('slack', sub.target)}" if sub.channel == "slack" else sub.channel
 
     def interval(self, channel: str) -> float:
         rate = self.rates.get(channel)

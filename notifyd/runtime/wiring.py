@@ -18,6 +18,7 @@ from notifyd.runtime.settings import Settings, load_settings
 from notifyd.state.keys import Keys
 from notifyd.state.sealing import Keyring
 from notifyd.state.subscribers import SubscriberRepo, migrate_ids
+from notifyd.state.target_digests import TargetDigests
 from notifyd.state.tracking import Tracker
 from notifyd.unsubscribe import LinkKeySource
 
@@ -36,6 +37,8 @@ class Runtime:
     keyring: Keyring
     #: The keys that sign unsubscribe, preference and confirmation links.
     link_keys: LinkKeySource
+    #: Keyed digests that stand for targets in Redis key names (a Slack URL is a credential).
+    target_digests: TargetDigests
     embedded: EmbeddedRedis | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -77,6 +80,7 @@ class Runtime:
                 keyring,
                 settings.unsubscribe_secret.get_secret_value() if settings.unsubscribe_secret else None,
             ),
+            target_digests=TargetDigests(client, keys, keyring),
             embedded=embedded,
         )
 

@@ -142,6 +142,11 @@ class Keys:
         """The generated link keys (notifyd/unsubscribe.py), sealed; the name predates rotation."""
         return f"{self.ns}:unsubscribe-key"
 
+    def target_index_key(self) -> str:
+        """The key of the keyed digests that stand for targets in key names
+        (notifyd/state/target_digests.py), sealed."""
+        return f"{self.ns}:target-index-key"
+
     def pending(self, pending_id: str) -> str:
         return f"{self.ns}:pend:{pending_id}"
 

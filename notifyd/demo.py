@@ -29,6 +29,7 @@ from rich.table import Table
 from notifyd.runtime.settings import Settings
 from notifyd.runtime.wiring import Runtime
 from notifyd.runtime.worker import InProcessWorker, open_store
+from notifyd.state.keys import event_ref
 
 PAGE = "acme"
 WEBHOOK_SUBSCRIBERS = 300
@@ -252,7 +253,7 @@ def show_digest(runtime: Runtime, ops: WebhookReceiver) -> None:
         }
         runtime.publisher.publish(event)
         _wait(lambda e=event_id: _settled(runtime, e))
-        record = next(iter(runtime.tracker.bucket_records(event_id, 0).values()), None)
+        record = next(iter(runtime.tracker.bucket_records(event_ref(OPS_PAGE, event_id), 0).values()), None)
         console.print(f"  {kind:<18} {status:<13} -> {record.status if record else '?'}")
     _wait(lambda: any(b.get("type") == "digest" for b in ops.bodies))
     for body in ops.bodies:

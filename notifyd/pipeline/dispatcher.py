@@ -82,6 +82,8 @@ INITIAL_LOW_SLOTS = 64
 #: answered, a few times a second, and never held near their timeout.
 YIELD_MAX_S = 0.2
 YIELD_STEP_S = 0.002
+#: A ticket sized by :meth:`Dispatcher.budget` still gets at least this many deliveries.
+MIN_BUDGET = 128
 
 #: Whether urgent work is live in this process (the bulk dispatcher yields to it).
 UrgentLive = Callable[[], bool]
@@ -223,6 +225,10 @@ class Dispatcher:
         self.urgent = 0
         #: Deliveries withdrawn unsent, since the start (steps that handed them on, or failed).
         self.withdrawn = 0
+        #: Sends started per second while deliveries were waiting (what the window achieves), or
+        #: None before it is known; and the starts counted since the last probe.
+        self.start_rate: float | None = None
+        self._starts = 0
         self._lanes: list[deque[_EventQueue]] = [deque() for _ in PRIORITIES]
         #: Per lane, event id -> its queue in the lane's rotation.
         self._events: list[dict[str, _EventQueue]] = [{} for _ in PRIORITIES]
@@ -248,6 +254,14 @@ class Dispatcher:
         ``held=False`` leaves those held for their provider send time: they go at that time.
         """
         return self.runner.call(lambda: self._withdraw(ticket, held))
+
+    def budget(self, slice_s: float) -> int | None:
+        """How many of a new ticket's deliveries this dispatcher can expect to start within one
+        time slice, beside those already waiting (None: no limit, it keeps up or does not know
+        yet). Only the bulk dispatcher sizes tickets; a step hands the rest on unbuilt."""
+        if self.yield_to is None or self.start_rate is None or not self.waiting:
+            return None
+        return max(MIN_BUDGET, int(self.start_rate * slice_s) - self.waiting)
 
     def stats(self) -> dict[str, int]:
         return {
@@ -424,6 +438,7 @@ class Dispatcher:
         return None
 
     def _start(self, item: _Item) -> None:
+        self._starts += 1
         self.in_flight += 1
         self.waiting -= 1
         host = self._hosts[item.key]
@@ -465,10 +480,16 @@ class Dispatcher:
         while True:
             before = loop.time()
             await asyncio.sleep(LAG_PROBE_S)
-            lag = loop.time() - before - LAG_PROBE_S
+            elapsed = loop.time() - before
+            lag = elapsed - LAG_PROBE_S
+            starts, self._starts = self._starts, 0
             if self.yield_to is not None and self.yield_to():
                 self._yield(self.yield_to)
+                self._starts = 0
                 continue
+            if self.waiting and starts:  # only a backlog shows what the window achieves
+                rate = starts / elapsed
+                self.start_rate = rate if self.start_rate is None else 0.8 * self.start_rate + 0.2 * rate
             if self.waiting:
                 self._pump()  # what urgent work held back (nothing in flight here pumps for it)
             if lag > LAG_HIGH_S:

@@ -14,6 +14,11 @@ for a busy dispatcher:
   died meanwhile, the continuation sends them again: at-least-once holds
   across a crash, as it does for a shard that is re-run.
 
+A step of the bulk lanes first sizes its ticket to what its dispatcher can start
+within the slice beside the backlog it already has (``Dispatcher.budget``): the
+rest is handed on at once, before its messages are built, rather than built and
+withdrawn a second later.
+
 The continuations are enqueued before the step's message is acked. A step that
 fails or is interrupted (dramatiq's time limit) withdraws what has not started
 before it raises, so its next run does not send those twice.
@@ -133,6 +138,8 @@ class Sender:
         ``shaped``: these deliveries' provider send times were reserved by an earlier step,
         which handed them on to come due now; they are paced, not reserved again.
         """
+        if continuation is not None and not shaped:
+            subs = self._sized(loaded, subs, continuation)
         at: list[float | None] | None = None
         if self.shaper is not None and subs:
             if shaped:
@@ -175,6 +182,20 @@ class Sender:
             raise
         if ticket.error is not None:
             raise RecordingFailedError("outcomes could not be recorded") from ticket.error
+
+    def _sized(
+        self, loaded: LoadedEvent, subs: Sequence[StoredSubscriber], continuation: Continuation
+    ) -> Sequence[StoredSubscriber]:
+        """The deliveries the dispatcher can start within this step's time slice; the rest are
+        handed on now, at the back of the lane's queue, before their messages are built (they
+        would only be withdrawn at the end of the slice)."""
+        lane = loaded.event.lane
+        budget = self.dispatchers.for_lane(lane).budget(self.handoff_after_s)
+        if budget is None or len(subs) <= budget:
+            return subs
+        step, args = continuation([s.seq for s in subs[budget:]], False)
+        self.queue.enqueue(step, lane, args)
+        return subs[:budget]
 
     def _hand_on(self, loaded: LoadedEvent, ticket: Ticket, continuation: Continuation) -> None:
         """Free the step's thread: durable continuations for what is not recorded yet.

@@ -140,11 +140,16 @@ class CausalContext:
         return (node, top + 1)
 
     def merge_in(self, other: CausalContext) -> bool:
+        """Join ``other`` in; True only if the set of dots grew. A cloud dot this context
+        already covers (by its version vector or its own cloud) is no change: reporting one
+        made a no-op delta look effective, so replicas relayed it to each other for ever."""
         changed = self.vv.merge_in(other.vv)
         if other.cloud:
-            before = len(self.cloud)
-            self.cloud |= other.cloud
-            changed = changed or len(self.cloud) != before
+            counters, cloud = self.vv.counters, self.cloud
+            new = [d for d in other.cloud if d[1] > counters.get(d[0], 0) and d not in cloud]
+            if new:
+                cloud.update(new)
+                changed = True
         if self.cloud:
             self._compact()
         return changed

@@ -166,6 +166,34 @@ def test_a_tombstone_is_dropped_after_the_tombstone_retention() -> None:
     assert a.page_status("acme")["components"], "the page itself stays"
 
 
+def test_replicas_quiesce_after_a_tombstone_over_a_timeline_with_a_removed_entry() -> None:
+    """The tombstone's observed-remove context has a gap (e1's entry was removed by hand), so
+    its dots stay in the context's cloud. Peers that already cover them must find nothing new:
+    they used to relay it to each other for ever, and after the tombstone expired it came back
+    as an incident holding only a context, on some replicas and not others."""
+    clock = FakeClock()
+    stores = [StatusStore.memory(n, clock=clock, **RETENTION) for n in ("a", "b", "c")]
+    a = stores[0]
+    for s in stores:
+        for peer in ("a", "b", "c"):
+            s.add_peer(peer)
+    a.apply_event(incident_event(event_id="e1", status="investigating", seconds=1))
+    a.apply_event(incident_event(event_id="e2", status="identified", seconds=2))
+    assert a.remove_timeline_entry("acme", "inc-1", "e1")
+    a.apply_event(incident_event(event_id="e3", status="resolved", seconds=3))
+    _exchange(*stores)
+    clock.advance(8 * DAY)
+    assert a.compact()["incidents"] == 1
+    _exchange(*stores)
+    assert all(s.export_state().pages == a.export_state().pages for s in stores)
+    clock.advance(14 * DAY)
+    for s in stores:
+        assert s.compact()["tombstones"] == 1
+    _exchange(*stores)
+    assert all(s.stats["incidents"] == 0 for s in stores)
+    assert all(s.export_state() == a.export_state() for s in stores)
+
+
 def test_an_event_older_than_a_tombstone_is_stale_and_a_newer_one_reopens_the_incident() -> None:
     clock = FakeClock()
     store = StatusStore.memory("a", clock=clock, **RETENTION)

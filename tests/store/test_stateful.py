@@ -274,14 +274,16 @@ class ReplicaMachine(RuleBasedStateMachine):
             assert self.stores[r].stats["seen_ids"] <= sum(1 for e in self.applied if not self._expired(e))
 
     def _exchange_all(self) -> None:
+        """Rounds until no replica has anything left to send (delivering drains the network
+        every round, so an empty network alone would not show that they quiesced)."""
         for _ in range(20):
             for r in REPLICAS:
                 self.send(r)
             if not self.inflight:
-                break
+                return
             while self.inflight:
                 self._deliver(self.inflight.pop(0))
-        assert not self.inflight, "replicas did not quiesce"
+        raise AssertionError("replicas did not quiesce")
 
     def teardown(self) -> None:
         try:

@@ -87,6 +87,4 @@ def asset(name: str) -> Response:
     if media_type is None:
         raise ProblemError(404, f"no docs asset {name!r}")
     # The URL carries the version, so a browser may keep the file as long as it likes.
-    return Response(
-        _asset(name), media_type=media_type, headers={"Cache-Control": "public, max-age=86400"}
-    )
+    return Response(_asset(name), media_type=media_type, headers={"Cache-Control": "public, max-age=86400"})

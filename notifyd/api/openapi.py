@@ -185,7 +185,7 @@ RESPONSE_EXAMPLES: dict[str, tuple[str, str, Any]] = {
     "twilioInbound": (
         "200",
         "application/xml",
-        '<Response><Message>Subscribed.</Message></Response>',
+        "<Response><Message>Subscribed.</Message></Response>",
     ),
 }
 #: Path and query parameter examples, by name.

@@ -280,9 +280,7 @@ async def twilio_inbound(
         locale = ctx.selfservice.prefs.get(confirmed[0].page_id, confirmed[0].id).locale
         text = web.gettext(locale, "Subscribed. Reply STOP to unsubscribe.")
         reply = f"<Message>{xml_escape(text)}</Message>"
-    return Response(
-        f'<Response>{reply}</Response>', media_type="application/xml"
-    )
+    return Response(f"<Response>{reply}</Response>", media_type="application/xml")
 
 
 # -- page settings and the audit trail (admin) ---------------------------------------------

@@ -498,7 +498,6 @@ class Dispatcher:
                 self.low_limit = min(self.low_window, self.low_limit + max(16, self.low_window // 16))
                 self._pump()
 
-
     @staticmethod
     def _yield(urgent_live: UrgentLive) -> None:
         """Block this loop (it holds no GIL while it sleeps) while urgent work is live, a while."""

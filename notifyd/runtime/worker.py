@@ -32,7 +32,6 @@ from notifyd.store import StatusStore, StoreLockedError
 log = logging.getLogger("notifyd.runtime.worker")
 
 
-
 def parse_queues(raw: str | None) -> list[str]:
     if not raw:
         return list(PRIORITIES)

@@ -42,7 +42,7 @@ sys.path.insert(0, str(HERE))
 
 import naive  # noqa: E402
 import redis  # noqa: E402
-from bench_pipeline import incident, info, proc_status  # noqa: E402
+from bench_pipeline import incident, info, proc_status, wait_ready  # noqa: E402
 
 from notifyd.runtime.settings import Settings  # noqa: E402
 from notifyd.runtime.wiring import Runtime  # noqa: E402
@@ -321,17 +321,9 @@ class NaiveWorkers:
         argv = [sys.executable, str(WORKER), "naive", "--threads", str(b.size.threads)]
         self.procs = [subprocess.Popen(argv, env=b.env, stdout=subprocess.PIPE, stderr=self.log)
                       for _ in range(b.size.processes)]  # fmt: skip
-        deadline = time.monotonic() + 90
-        for p in self.procs:
-            assert p.stdout is not None
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0 or p.poll() is not None:
-                    self.stop()
-                    raise RuntimeError(f"naive worker did not start; see {self.log.name}")
-                ready, _, _ = select.select([p.stdout], [], [], min(left, 1.0))
-                if ready and p.stdout.readline().startswith(b"READY"):
-                    break
+        if not wait_ready(self.procs):
+            self.stop()
+            raise RuntimeError(f"naive worker did not start; see {self.log.name}")
 
     def stop(self) -> None:
         for p in self.procs:

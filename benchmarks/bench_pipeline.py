@@ -53,6 +53,21 @@ WORKER = HERE / "_worker.py"
 BENCHES = ("capacity", "critical", "memory", "latency")
 
 
+def wait_ready(procs: list[subprocess.Popen[bytes]], timeout_s: float = 90) -> bool:
+    """Whether every process printed its READY line within ``timeout_s`` (False once one exits)."""
+    deadline = time.monotonic() + timeout_s
+    for p in procs:
+        assert p.stdout is not None
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or p.poll() is not None:
+                return False
+            ready, _, _ = select.select([p.stdout], [], [], min(left, 1.0))
+            if ready and p.stdout.readline().startswith(b"READY"):
+                break
+    return True
+
+
 @dataclass(frozen=True)
 class Size:
     n: int  # subscribers of the big page (capacity and the low-priority load)
@@ -161,17 +176,9 @@ class Workers:
             self.logs.append(log)
             self.procs.append(subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=log))
         bench.worker_logs.extend(log.name for log in self.logs)
-        deadline = time.monotonic() + 90
-        for p in self.procs:
-            assert p.stdout is not None
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0 or p.poll() is not None:
-                    self.stop()
-                    raise RuntimeError(f"worker did not start; see {self.logs[0].name}")
-                ready, _, _ = select.select([p.stdout], [], [], min(left, 1.0))
-                if ready and p.stdout.readline().startswith(b"READY"):
-                    break
+        if not wait_ready(self.procs):
+            self.stop()
+            raise RuntimeError(f"worker did not start; see {self.logs[0].name}")
 
     @property
     def pids(self) -> list[int]:

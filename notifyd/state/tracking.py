@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import redis
 
@@ -50,17 +50,8 @@ STATUS_CODES: dict[str, str] = {
 }
 STATUS_NAMES = {code: name for name, code in STATUS_CODES.items()}
 FINAL_CODES = frozenset("dflsgx")
-COUNTERS = (
-    "planned",
-    "delivered",
-    "retrying",
-    "failed",
-    "rate_limited",
-    "suppressed",
-    "deferred",
-    "digested",
-    "superseded",
-)
+#: An event's counters: what was planned, then one per status a record leaves ``pending`` for.
+COUNTERS = ("planned", *(status for status in get_args(DeliveryStatus) if status != "pending"))
 #: A suppressed record's error names the subscriber filter that stopped it: ``filter:<name>``.
 FILTER_PREFIX = "filter:"
 #: Keeps a record under Redis' 64-byte listpack value limit.

@@ -7,6 +7,10 @@ resolved". The digest is rendered by the channel's own adapter like any
 notification. Its delivery id is derived from the deliveries it carries, so
 a digest re-sent after a crash keeps its id. Each carried delivery becomes
 ``digested`` with that id.
+
+A digest whose subscriber's sealed parts do not open (a key missing from
+``NOTIFYD_SECRET_KEY``) is not sent and comes due again as a transient failure
+does; it is counted as the outcome ``unopenable``.
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ from channels.base import Message, Notification, OutcomeKind
 from notifyd.ids import delivery_id
 from notifyd.pipeline.adapters import AdapterPool
 from notifyd.pipeline.events import EventCache, LoadedEvent
-from notifyd.pipeline.metrics import DIGESTS
+from notifyd.pipeline.metrics import DIGESTS, UNOPENABLE
 from notifyd.pipeline.render import notification_for
 from notifyd.preferences import IMPACT_RANK
 from notifyd.state.digests import DigestQueue
 from notifyd.state.limiter import PackedLimiter
 from notifyd.state.schedule import Schedule
+from notifyd.state.sealing import SealError
 from notifyd.state.subscribers import StoredSubscriber, SubscriberRepo
 from notifyd.state.tracking import Record, Tracker, Update
 
@@ -173,13 +178,27 @@ class DigestStep:
         carried = [ref for e in entries for ref in e.refs]
         digest_id = digest_id_for(sub, carried)
         link = entries[-1].notification.link
+        try:
+            secret = self.subscribers.secret_of(sub)
+        except SealError as exc:
+            DIGESTS.labels(sub.channel, UNOPENABLE).inc()
+            log.warning(
+                "digest %s of page %s: not sent, the subscriber's sealed parts did not open "
+                "(trying again in %d s): %s",
+                digest_id,
+                page_id,
+                DIGEST_RETRY_S,
+                exc,
+            )
+            self.schedule.reschedule(job, now + DIGEST_RETRY_S)
+            return
         message = Message(
             delivery_id=digest_id,
             subscriber_id=sub.id,
             target=sub.target,
             notification=render_digest(page_id, digest_id, entries, link, now),
             attempt=1,
-            secret=self.subscribers.secret_of(sub),
+            secret=secret,
             unsubscribe_url=(
                 self.unsubscribe_url(page_id, sub.id, sub.target) if sub.channel == "email" else None
             ),

@@ -97,6 +97,7 @@ class Engine:
             manage_url=links.manage_url,
             personalize=personalizer(runtime, events),
             secret_of=runtime.subscribers.secret_of,
+            unopenable=recorder.unopenable,
         )
         limiter = PackedLimiter(runtime.client, runtime.keys, rate=settings.rate_limit, clock=clock)
         self.schedule = Schedule(runtime.client, runtime.keys)

@@ -15,6 +15,12 @@ DELIVERIES_FILTERED = Counter(
     "Deliveries a subscriber's preferences kept back, by filter",
     ["filter", "channel"],
 )
+#: The ``outcome`` of a delivery attempt that sent nothing: the subscriber's sealed parts (its
+#: webhook secret, ...) did not open, because the key that sealed them is not configured or the
+#: record was altered. Retried on the channel's schedule like a transient outcome.
+UNOPENABLE = "unopenable"
+#: ``outcome`` (here and in DIGESTS) is a closed set: an adapter's OutcomeKind (``delivered``,
+#: ``transient``, ``permanent``) or ``unopenable``.
 DELIVERIES = Counter("notifyd_deliveries_total", "Delivery attempts by outcome", ["channel", "outcome"])
 RATE_LIMITED = Counter(
     "notifyd_rate_limited_total", "Deliveries the rate limit deferred to a digest", ["channel"]

@@ -2,10 +2,16 @@
 
 The retry message is enqueued *before* the record that says a retry is
 coming, so a record in ``retrying`` always has a message behind it.
+
+A delivery whose subscriber's sealed parts did not open (see state/sealing.py) was
+never handed to an adapter; it is recorded here too (:meth:`OutcomeRecorder.unopenable`),
+as a transient outcome on the channel's schedule, so restoring the missing key before
+the last retry delivers it.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import time
@@ -17,14 +23,17 @@ import redis
 from channels.base import DISABLING_REASONS, Message, Outcome, OutcomeKind
 from notifyd.pipeline.endpoint_health import EndpointHealth, notice_message
 from notifyd.pipeline.events import LoadedEvent
-from notifyd.pipeline.metrics import DELIVERIES, PUBLISH_TO_DELIVERY
+from notifyd.pipeline.metrics import DELIVERIES, PUBLISH_TO_DELIVERY, UNOPENABLE
 from notifyd.pipeline.retry import next_delay
 from notifyd.pipeline.steps import RETRY, StepQueue
 from notifyd.runtime.settings import Settings
 from notifyd.state import throughput
 from notifyd.state.keys import Keys
+from notifyd.state.sealing import SealError
 from notifyd.state.subscribers import StoredSubscriber, SubscriberRepo
 from notifyd.state.tracking import Record, Tracker, Update
+
+log = logging.getLogger("notifyd.pipeline")
 
 #: The dead-letter index keeps at most this many failed deliveries.
 DEAD_LETTER_CAP = 100_000
@@ -59,6 +68,45 @@ class OutcomeRecorder:
     def record(
         self, loaded: LoadedEvent, results: Iterable[tuple[StoredSubscriber, Outcome]], attempt: int
     ) -> None:
+        """Record what the adapters answered for these deliveries."""
+        self._record(loaded, results, attempt)
+
+    def unopenable(
+        self, loaded: LoadedEvent, refused: Sequence[tuple[StoredSubscriber, SealError]], attempt: int
+    ) -> None:
+        """Record deliveries that were not sent because their subscriber's sealed parts did not
+        open: each is retried on its channel's schedule and ends ``failed`` after the last try,
+        with the error's short reason (it names the key id). They are counted as the outcome
+        ``unopenable``, not held against the endpoint (no quarantine, no notice to its owner),
+        and logged in one line for the whole step."""
+        if not refused:
+            return
+        statuses = self._record(
+            loaded,
+            [(sub, Outcome.transient(exc.reason)) for sub, exc in refused],
+            attempt,
+            label=UNOPENABLE,
+        )
+        messages = sorted({str(exc) for _, exc in refused})
+        log.warning(
+            "event %s: %d deliveries not sent (%s): the subscriber's sealed parts did not open: %s",
+            loaded.ref,
+            len(refused),
+            ", ".join(f"{n} {status}" for status, n in sorted(statuses.items())),
+            "; ".join(messages[:3]) + (f"; and {len(messages) - 3} more" if len(messages) > 3 else ""),
+        )
+
+    def _record(
+        self,
+        loaded: LoadedEvent,
+        results: Iterable[tuple[StoredSubscriber, Outcome]],
+        attempt: int,
+        *,
+        label: str | None = None,
+    ) -> Counter[str]:
+        """Record the outcomes; returns how many records went to each status. ``label``: the
+        ``outcome`` they are counted as, instead of their kind; such failures are the
+        deployment's, not the endpoint's."""
         event = loaded.event
         offset = loaded.offset()
         now = time.time()
@@ -69,7 +117,7 @@ class OutcomeRecorder:
         # inc() per delivery costs more than the tracking write itself.
         tally: Counter[tuple[str, str]] = Counter()
         for sub, outcome in results:
-            tally[sub.channel, outcome.kind.value] += 1
+            tally[sub.channel, label or outcome.kind.value] += 1
             if outcome.kind is OutcomeKind.delivered:
                 updates.append(Update(sub.seq, Record("delivered", attempt, offset)))
                 continue
@@ -104,9 +152,9 @@ class OutcomeRecorder:
         # Retry messages first: a record that says "retrying" must always have a message behind it.
         for delay_ms, seqs in retries.items():
             self.queue.enqueue(RETRY, event.lane, (loaded.ref, seqs, attempt + 1), delay_ms=delay_ms)
+        statuses: Counter[str] = Counter(u.record.status for u in updates)
         if updates:
             self.tracker.record(loaded.ref, updates)
-            statuses = Counter(u.record.status for u in updates)
             throughput.record(self.client, self.keys, event.lane, statuses, latency_s=latency, at=now)
         if dead:
             pipe = self.client.pipeline(transaction=False)
@@ -114,7 +162,9 @@ class OutcomeRecorder:
             pipe.zadd(key, {f"{loaded.ref}\x1f{s.seq}": now for s, _ in dead})
             pipe.zremrangebyrank(key, 0, -DEAD_LETTER_CAP - 1)
             pipe.execute()
-            self._watch_endpoints(event.event_id, dead)
+            if label is None:
+                self._watch_endpoints(event.event_id, dead)
+        return statuses
 
     def _watch_endpoints(self, event_id: str, dead: Sequence[tuple[StoredSubscriber, str]]) -> None:
         reasons = {s.seq: reason for s, reason in dead}

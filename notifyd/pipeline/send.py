@@ -22,6 +22,10 @@ withdrawn a second later.
 The continuations are enqueued before the step's message is acked. A step that
 fails or is interrupted (dramatiq's time limit) withdraws what has not started
 before it raises, so its next run does not send those twice.
+
+A subscriber whose sealed parts do not open (a key missing from ``NOTIFYD_SECRET_KEY``,
+an altered record) gets no message: that delivery alone is recorded as not sent and
+retried on its channel's schedule (``Unopenable``), and the step sends the others.
 """
 
 from __future__ import annotations
@@ -38,14 +42,20 @@ from notifyd.pipeline.dispatcher import Dispatchers, Ticket
 from notifyd.pipeline.events import EventCache, LoadedEvent
 from notifyd.pipeline.shaping import Shaper
 from notifyd.pipeline.steps import StepQueue
+from notifyd.state.sealing import SealError
 from notifyd.state.subscribers import StoredSubscriber
 
 #: (page_id, subscriber_id, target) -> the one-click unsubscribe URL that emails carry.
 UnsubscribeLinks = Callable[[str, str, str], str]
 #: (page_id, subscriber_id) -> the signed preference-page link every message carries.
 ManageLinks = Callable[[str, str], str]
-#: A stored subscriber -> its webhook secret in clear (SubscriberRepo.secret_of).
+#: A stored subscriber -> its webhook secret in clear (SubscriberRepo.secret_of); raises
+#: SealError when the subscriber's sealed parts do not open.
 SecretOf = Callable[[StoredSubscriber], "str | None"]
+#: Subscribers whose sealed parts did not open, with why -> recorded as not sent, to be retried
+#: (OutcomeRecorder.unopenable).
+Refused = list[tuple[StoredSubscriber, SealError]]
+Unopenable = Callable[[LoadedEvent, Refused, int], None]
 #: (seqs to continue later, whether their provider send times are reserved already)
 #: -> the step and arguments that continue them.
 Continuation = Callable[[list[int], bool], tuple[str, tuple[Any, ...]]]
@@ -73,10 +83,14 @@ class Sender:
         manage_url: ManageLinks | None = None,
         personalize: Personalize | None = None,
         secret_of: SecretOf | None = None,
+        unopenable: Unopenable | None = None,
     ) -> None:
         self.shaper = shaper
         #: Opens each webhook subscriber's sealed secret, at the last moment (never stored open).
         self.secret_of = secret_of
+        #: Records the deliveries whose subscriber's sealed parts did not open (without it, the
+        #: step raises the first SealError).
+        self.unopenable = unopenable
         self.dispatchers = dispatchers
         self.events = events
         self.queue = queue
@@ -88,27 +102,43 @@ class Sender:
         #: Renders messages with the page's templates and each subscriber's language.
         self.personalize = personalize
 
-    def messages(self, loaded: LoadedEvent, subs: Sequence[StoredSubscriber], attempt: int) -> list[Message]:
+    def messages(
+        self, loaded: LoadedEvent, subs: Sequence[StoredSubscriber], attempt: int
+    ) -> tuple[list[Message], list[int], Refused]:
+        """The messages, the indexes in ``subs`` of the subscribers they are for, and the
+        subscribers whose sealed parts did not open (no message: nothing can be sent to them)."""
         event = loaded.event
         notification = self.events.notification(loaded.ref)
         manage = self.manage_url
         secret_of = self.secret_of
-        batch = [
-            Message(
-                delivery_id=delivery_id(loaded.ref, s.id, s.channel),
-                subscriber_id=s.id,
-                target=s.target,
-                notification=notification,
-                attempt=attempt,
-                secret=secret_of(s) if secret_of is not None and s.sealed_secret else None,
-                unsubscribe_url=(
-                    self.unsubscribe_url(s.page_id, s.id, s.target) if s.channel == "email" else None
-                ),
-                manage_url=manage(s.page_id, s.id) if manage is not None and s.channel != "webhook" else None,
+        batch: list[Message] = []
+        kept: list[int] = []
+        refused: Refused = []
+        for i, s in enumerate(subs):
+            try:
+                secret = secret_of(s) if secret_of is not None and s.sealed_secret else None
+            except SealError as exc:
+                refused.append((s, exc))
+                continue
+            kept.append(i)
+            batch.append(
+                Message(
+                    delivery_id=delivery_id(loaded.ref, s.id, s.channel),
+                    subscriber_id=s.id,
+                    target=s.target,
+                    notification=notification,
+                    attempt=attempt,
+                    secret=secret,
+                    unsubscribe_url=(
+                        self.unsubscribe_url(s.page_id, s.id, s.target) if s.channel == "email" else None
+                    ),
+                    manage_url=(
+                        manage(s.page_id, s.id) if manage is not None and s.channel != "webhook" else None
+                    ),
+                )
             )
-            for s in subs
-        ]
-        return self._personalized(event.page_id, [s.channel for s in subs], batch)
+        channels = [subs[i].channel for i in kept]
+        return self._personalized(event.page_id, channels, batch), kept, refused
 
     def _personalized(self, page_id: str, channels: list[str], batch: list[Message]) -> list[Message]:
         """Each channel's messages rendered with the page's templates and each subscriber's language."""
@@ -158,7 +188,18 @@ class Sender:
                     subs, at = [subs[i] for i in keep], [plan.at[i] for i in keep]
         if not subs:
             return
-        ticket = Ticket(loaded, attempt, subs, self.messages(loaded, subs, attempt), at)
+        messages, kept, refused = self.messages(loaded, subs, attempt)
+        if refused:
+            # Recorded (a retry enqueued) before the others are submitted: a step that fails
+            # after this finds them retrying when it runs again, and does not send them.
+            if self.unopenable is None:
+                raise refused[0][1]
+            self.unopenable(loaded, refused, attempt)
+            subs = [subs[i] for i in kept]
+            at = [at[i] for i in kept] if at is not None else None
+            if not subs:
+                return
+        ticket = Ticket(loaded, attempt, subs, messages, at)
         dispatcher = self.dispatchers.for_lane(loaded.event.lane)
         dispatcher.submit(ticket)
         # Every wait below has a deadline, and the loop must keep answering while it runs:

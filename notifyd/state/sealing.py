@@ -42,7 +42,15 @@ _INFO = b"notifyd secrets at rest v1"
 
 
 class SealError(ValueError):
-    """A sealed value cannot be opened. The message names the key id, never a key or a secret."""
+    """A sealed value cannot be opened. The message names the key id, never a key or a secret.
+
+    ``reason`` says the same in a few words that fit a delivery record (tracking keeps 40
+    characters): the pipeline records it on each delivery it could not send for this.
+    """
+
+    def __init__(self, message: str, *, reason: str = "sealed: does not open") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def generate_key() -> str:
@@ -118,7 +126,8 @@ class Keyring:
         if key is None:
             raise SealError(
                 f"a secret is sealed with key id {kid}, which is not among the configured keys "
-                f"({', '.join(self._keys)}; from {self.source}): add that key back to NOTIFYD_SECRET_KEY"
+                f"({', '.join(self._keys)}; from {self.source}): add that key back to NOTIFYD_SECRET_KEY",
+                reason=f"sealed: key id {kid} not configured",
             )
         try:
             raw = base64.urlsafe_b64decode(body)
@@ -126,7 +135,8 @@ class Keyring:
         except (InvalidTag, binascii.Error, ValueError):
             raise SealError(
                 f"a secret sealed with key id {kid} does not open: "
-                "it was altered, or copied from another record"
+                "it was altered, or copied from another record",
+                reason=f"sealed: key id {kid} does not open",
             ) from None
 
     def is_current(self, stored: str) -> bool:

@@ -19,6 +19,10 @@ from notifyd.state.keys import Keys, event_ref
 from notifyd.state.scripts import register
 from notifyd.state.subscribers import describe_validation_error
 
+#: Latest events listed per page (keys.page_events), and for every page (keys.recent_events).
+PAGE_EVENTS_KEPT = 1000
+RECENT_EVENTS_KEPT = 100
+
 
 class EventError(ValueError):
     """An event that is refused; the message names the offending field."""
@@ -81,6 +85,8 @@ class Publisher:
             self.keys.queue_messages(queue_name),
             self.keys.event_pages(event.event_id),
             self.keys.event(event.event_id),  # a bare id is the ref of a record from before pages
+            self.keys.page_events(event.page_id),
+            self.keys.recent_events(),
         ]
         args = [
             self.settings.event_id_ttl_s,
@@ -93,6 +99,9 @@ class Publisher:
             redis_message_id,
             message.encode(),
             event.event_id,
+            ref,
+            PAGE_EVENTS_KEPT,
+            RECENT_EVENTS_KEPT,
         ]
         # Twice at most, with the same message id: if the first run got through and only its
         # answer was lost, publish.lua answers what it answered then, not "duplicate".

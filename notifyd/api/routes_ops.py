@@ -22,7 +22,7 @@ from notifyd.state.tracking import summarize
 
 router = APIRouter(tags=["operations"])
 
-#: Recent events shown by the queue view: the latest few of at most this many pages.
+#: Recent events shown by the queue view; a page-scoped key's are read from at most this many pages.
 RECENT_EVENTS = 20
 MAX_PAGES_SCANNED = 100
 
@@ -85,21 +85,24 @@ def metrics(request: Request) -> Response:
 
 
 def queue_view(rt: Runtime, pages_seen: frozenset[str] | None = None) -> dict[str, Any]:
-    """Queue depths (lane totals, no page in them) and the recent events of ``pages_seen``
-    (None: every page)."""
+    """Queue depths (lane totals, no page in them) and the latest accepted events of
+    ``pages_seen`` (None: every page), queued ones included, subscribers or not."""
     snap = snapshot(rt.client, rt.keys)
+    return {**snap, "recent_events": _recent_events(rt, pages_seen), "at": time.time()}
+
+
+def _recent_events(rt: Runtime, pages_seen: frozenset[str] | None) -> list[dict[str, Any]]:
     pipe = rt.client.pipeline(transaction=False)
-    pages = sorted(p.decode() if isinstance(p, bytes) else p for p in rt.client.smembers(rt.keys.pages()))
-    if pages_seen is not None:
-        pages = [p for p in pages if p in pages_seen]
-    pages = pages[:MAX_PAGES_SCANNED]
-    for page_id in pages:
-        pipe.zrevrange(rt.keys.page_events(page_id), 0, RECENT_EVENTS - 1, withscores=True)
+    if pages_seen is None:
+        pipe.zrevrange(rt.keys.recent_events(), 0, RECENT_EVENTS - 1, withscores=True)
+    else:
+        for page_id in sorted(pages_seen)[:MAX_PAGES_SCANNED]:
+            pipe.zrevrange(rt.keys.page_events(page_id), 0, RECENT_EVENTS - 1, withscores=True)
     latest: list[tuple[float, str]] = []
-    for found in pipe.execute() if pages else []:
+    for found in pipe.execute():
         latest.extend((score, e.decode() if isinstance(e, bytes) else e) for e, score in found)
     latest.sort(reverse=True)
-    refs = [e for _, e in latest[:RECENT_EVENTS]]  # a page's events are listed by ref
+    refs = [e for _, e in latest[:RECENT_EVENTS]]  # events are listed by ref
     pipe = rt.client.pipeline(transaction=False)
     for ref in refs:
         pipe.hgetall(rt.keys.event(ref))
@@ -107,7 +110,7 @@ def queue_view(rt: Runtime, pages_seen: frozenset[str] | None = None) -> dict[st
     for ref, raw in zip(refs, pipe.execute() if refs else [], strict=True):
         if raw:
             recent.append(summarize(split_ref(ref)[1], {k.decode(): v.decode() for k, v in raw.items()}))
-    return {**snap, "recent_events": recent, "at": time.time()}
+    return recent
 
 
 @router.get(

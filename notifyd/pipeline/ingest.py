@@ -52,8 +52,6 @@ log = logging.getLogger("notifyd.pipeline")
 WINDOW_FIELD = "shards_enqueued"
 #: The event-record field an ingest writes before it marks the event seen in the status store.
 CLAIM_FIELD = "store_claim"
-#: Recent events listed per page.
-PAGE_EVENTS_KEPT = 1000
 
 ShardRunner = Callable[[str, int, int, int], None]
 
@@ -128,8 +126,8 @@ class Ingest:
             fields["filtered"] = reason
         pipe = self.client.pipeline(transaction=True)
         pipe.hset(self.keys.event(ref), mapping=fields)
-        pipe.zadd(self.keys.page_events(event.page_id), {ref: float(now)})
-        pipe.zremrangebyrank(self.keys.page_events(event.page_id), 0, -PAGE_EVENTS_KEPT - 1)
+        # publish.lua listed the event when it accepted it; this lists one accepted before it did.
+        pipe.zadd(self.keys.page_events(event.page_id), {ref: float(now)}, nx=True)
         pipe.execute()
         return shards
 

@@ -94,7 +94,12 @@ class Keys:
         return f"{self.ns}:dk:{escape(page_id)}:{escape(dedup_key)}"
 
     def page_events(self, page_id: str) -> str:
+        """A page's latest accepted events: refs by acceptance time (publish.lua lists them)."""
         return f"{self.ns}:p:{escape(page_id)}:events"
+
+    def recent_events(self) -> str:
+        """Every page's latest accepted events, refs by acceptance time: the queue view's list."""
+        return f"{self.ns}:recent"
 
     def dead_letters(self) -> str:
         """Failed deliveries (a sorted set by time): members are ``<event ref>\x1f<seq>``."""

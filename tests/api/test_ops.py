@@ -84,6 +84,21 @@ def test_the_queue_view_shows_lanes_workers_and_recent_events(
     assert recent["event_id"] == event["event_id"] and recent["counts"]["delivered"] == 1
 
 
+def test_the_queue_view_lists_events_still_queued_and_those_of_pages_without_subscribers(
+    api: Api, http: httpx.Client
+):
+    # No worker runs: both events wait in their lane; one page has no subscriber at all.
+    http.post("/v1/pages/acme/subscribers", json={"channel": "webhook", "target": "https://a.example/h"})
+    events = [incident_event(page="acme"), incident_event(page="no-subscribers-yet")]
+    for event in events:
+        assert http.post("/v1/events", json=event).status_code == 202
+    view = http.get("/v1/queues").json()
+    listed = {(e["page_id"], e["event_id"]): e["state"] for e in view["recent_events"]}
+    for event in events:
+        assert listed[event["page_id"], event["event_id"]] == "accepted"
+    assert sum(lane["ready"] for lane in view["lanes"]) == 2
+
+
 def test_the_dashboard_moves_the_key_into_an_http_only_cookie(api: Api):
     with httpx.Client(base_url=api.url) as browser:
         r = browser.get("/dashboard", params={"key": KEYS["operate"]})

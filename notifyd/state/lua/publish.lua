@@ -4,9 +4,11 @@
 -- KEYS[3] = queue list, KEYS[4] = queue messages hash (dramatiq's Redis layout),
 -- KEYS[5] = the set of pages that took this event id (an index for reads; see keys.event_pages),
 -- KEYS[6] = the event id's record from before records were kept per page (keys.event of the bare id)
+-- KEYS[7] = the page's latest events (keys.page_events), KEYS[8] = every page's (keys.recent_events)
 -- ARGV[1] = event-id TTL (s), ARGV[2] = dedup window (s), ARGV[3] = now (epoch seconds),
 -- ARGV[4] = event JSON, ARGV[5] = page_id, ARGV[6] = type, ARGV[7] = priority,
--- ARGV[8] = queue message id, ARGV[9] = encoded dramatiq message, ARGV[10] = event_id
+-- ARGV[8] = queue message id, ARGV[9] = encoded dramatiq message, ARGV[10] = event_id,
+-- ARGV[11] = the event's ref, ARGV[12] = events kept in KEYS[7], ARGV[13] = events kept in KEYS[8]
 --
 -- KEYS[1] is the event's record under its page (keys.event of the event's ref): the same
 -- event id on another page is another event, never a duplicate of this one.
@@ -56,6 +58,12 @@ end
 redis.call("hset", KEYS[1], unpack(fields))
 redis.call("expire", KEYS[1], ttl)
 index()
+-- Listed as soon as it is accepted, while it still waits for ingest, and whether or not its
+-- page has subscribers: the queue view and a subscriber's recent deliveries read these lists.
+redis.call("zadd", KEYS[7], ARGV[3], ARGV[11])
+redis.call("zremrangebyrank", KEYS[7], 0, -tonumber(ARGV[12]) - 1)
+redis.call("zadd", KEYS[8], ARGV[3], ARGV[11])
+redis.call("zremrangebyrank", KEYS[8], 0, -tonumber(ARGV[13]) - 1)
 redis.call("hset", KEYS[4], ARGV[8], ARGV[9])
 redis.call("rpush", KEYS[3], ARGV[8])
 return "accepted"

@@ -26,6 +26,7 @@ from notifyd.api.schemas import (
 from notifyd.models import Event
 from notifyd.publish import EventError, PublishResult
 from notifyd.runtime.durability import NotDurable
+from notifyd.state.tracking import AmbiguousEventId
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
@@ -176,22 +177,19 @@ def _ref_or_404(request: Request, principal: Principal, event_id: str, page: str
     page the key does not reach is a 404 like an unknown one: event ids are the publisher's, so
     a 403 would tell who else published what. Two the key reaches: 409, naming their pages.
     """
-    found = [
-        (ref, page_id)
-        for ref, page_id in context_of(request).runtime.tracker.refs(event_id)
-        if principal.reaches(page_id) and (page is None or page_id == page)
-    ]
-    if not found:
-        raise _no_event(event_id)
-    if len(found) > 1:
-        pages = ", ".join(repr(page_id) for _, page_id in found)
+    try:
+        ref = context_of(request).runtime.tracker.find(event_id, page, reaches=principal.reaches)
+    except AmbiguousEventId as exc:
+        pages = ", ".join(repr(page_id) for page_id in exc.pages)
         raise ProblemError(
             409,
             f"event id {event_id!r} was published to pages {pages}; name one with ?page=",
             errors=[("page", "required: several pages used this event id")],
             kind="ambiguous-event",
-        )
-    return found[0][0]
+        ) from None
+    if ref is None:
+        raise _no_event(event_id)
+    return ref
 
 
 def _summary_or_404(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
@@ -195,11 +195,18 @@ class Tracker:
             if page is not None
         ]
 
-    def find(self, event_id: str, page_id: str | None = None) -> str | None:
-        """The ref of the one event kept with this id (on ``page_id``, if given), or None.
+    def find(
+        self, event_id: str, page_id: str | None = None, *, reaches: Callable[[str], bool] | None = None
+    ) -> str | None:
+        """The ref of the one event kept with this id (on ``page_id``, if given, and on a page
+        that ``reaches`` accepts, if given: an API key's pages), or None.
 
         Raises :class:`AmbiguousEventId` when several pages used the id and none was named."""
-        found = [(ref, page) for ref, page in self.refs(event_id) if page_id in (None, page)]
+        found = [
+            (ref, page)
+            for ref, page in self.refs(event_id)
+            if page_id in (None, page) and (reaches is None or reaches(page))
+        ]
         if len(found) > 1:
             raise AmbiguousEventId(event_id, [page for _, page in found])
         return found[0][0] if found else None

@@ -9,12 +9,14 @@ back before its last retry. Real Redis, a real loopback sink, the real worker.
 
 from __future__ import annotations
 
+import json
 import logging
 
 from prometheus_client import REGISTRY
 from standardwebhooks.webhooks import Webhook
 
 from notifyd.runtime.worker import InProcessWorker
+from notifyd.state.keys import bucket_of
 from notifyd.state.schedule import Schedule
 from notifyd.state.sealing import Keyring
 from tests.support.events import incident_event, ref
@@ -157,3 +159,24 @@ def test_a_digest_whose_secret_does_not_open_waits_and_goes_out_once_the_key_is_
         worker.stop()
     digest = sink.received[-1]
     assert Webhook(added.generated_secret).verify(digest.body, digest.headers)["type"] == "digest"
+
+
+def test_a_secret_copied_from_another_record_fails_only_its_delivery_naming_why(runtime, sink, start_worker):
+    rt = runtime(retry_schedule_webhook="", retry_jitter=0.0)
+    a = rt.subscribers.add(PAGE, {"channel": "webhook", "target": f"{sink.url}/a"})
+    b = rt.subscribers.add(PAGE, {"channel": "webhook", "target": f"{sink.url}/b"})
+    key_b = rt.keys.subscribers(PAGE, bucket_of(b.subscriber.seq))
+    record_b = json.loads(rt.client.hget(key_b, str(b.subscriber.seq)))
+    record_b["sec"] = a.subscriber.sealed_secret  # someone with Redis access moves a's secret to b
+    rt.client.hset(key_b, str(b.subscriber.seq), json.dumps(record_b))
+    start_worker(rt)
+    event = incident_event()
+    rt.publisher.publish(event)
+    summary = wait_done(rt, event["event_id"])
+    assert (summary["counts"]["delivered"], summary["counts"]["failed"]) == (1, 1)
+    (got,) = sink.on("/a")
+    assert Webhook(a.generated_secret).verify(got.body, got.headers)
+    assert sink.on("/b") == []
+    record = _record(rt, event, b.subscriber.seq)
+    assert (record.status, record.attempts) == ("failed", 1)
+    assert record.error == f"sealed: key id {rt.keyring.newest_kid} does not open"

@@ -20,11 +20,14 @@ a freed slot goes to the highest lane that is waiting:
   ``normal`` and ``low`` may use all but ``dispatch_reserve`` of them, so a
   ``critical`` or ``high`` delivery never waits for a ``low`` send to finish.
 - **Hosts.** At most ``host_concurrency`` sends to one host (or provider) are
-  in flight process-wide; a host whose answers come slowly gets fewer slots
-  (the cap shrinks with its latency), so it cannot take the window. Urgent
-  lanes get a few slots more per host.
+  in flight process-wide; a host whose answers come more slowly than the
+  others' gets fewer slots (the cap shrinks with its latency), so it cannot
+  take the window. Urgent lanes get a few slots more per host.
 - **Loop lag.** When the loop falls behind (CPU saturated), the low lanes'
-  share of the window shrinks, so urgent sends and the loop itself keep up.
+  share of the window shrinks, so urgent sends and the loop itself keep up;
+  but never below what the endpoints' own latency needs at the rate achieved
+  (sends waiting on a 500 ms endpoint cost the loop nothing while they wait,
+  and fewer of them would only lower the rate, not the loop's work).
 
 Outcomes go, as they complete, to a :class:`BatchedRecorder` thread that
 writes them in batches (by count, or every few tens of milliseconds) and then
@@ -62,8 +65,17 @@ log = logging.getLogger("notifyd.pipeline.dispatcher")
 RANK = {lane: rank for rank, lane in enumerate(PRIORITIES)}
 #: Lanes of this rank or lower (critical, high: ``URGENT_LANES``) are the urgent dispatcher's.
 URGENT_RANK = max(RANK[lane] for lane in URGENT_LANES)
-#: A host whose latency average is above this gets proportionally fewer slots.
+#: A host whose latency average is above this, and above SLOWER_THAN_TYPICAL times the typical
+#: host's, gets proportionally fewer slots. Only slower than the others: when every host is slow
+#: (or the loop's own lag slows every answer down), fewer slots for all would protect nobody.
 SLOW_HOST_S = 1.0
+SLOWER_THAN_TYPICAL = 2.0
+#: How often the base latency (the quickest send's, see ``Dispatcher._need``) is measured
+#: again, in lag probes (the typical host latency is measured at every probe).
+LATENCY_PROBES = 20
+#: The in-flight sends the endpoints' own latency needs at the current rate, times this, are
+#: never given up for the loop's lag (see ``Dispatcher._need``).
+LATENCY_HEADROOM = 2.0
 #: A slow host keeps at least this many slots.
 MIN_HOST_SLOTS = 4
 #: How often the loop's lag is measured, and the lag that shrinks (or lets grow) the low lanes' share.
@@ -229,6 +241,12 @@ class Dispatcher:
         #: None before it is known; and the starts counted since the last probe.
         self.start_rate: float | None = None
         self._starts = 0
+        #: The quickest send (seconds) of the last LATENCY_PROBES probes; and of those so far.
+        self.base_latency = 0.0
+        self._quickest = float("inf")
+        #: The lower quartile of the hosts' latencies: what a host that is not slow answers in.
+        self.typical_latency = 0.0
+        self._probes = 0
         self._lanes: list[deque[_EventQueue]] = [deque() for _ in PRIORITIES]
         #: Per lane, event id -> its queue in the lane's rotation.
         self._events: list[dict[str, _EventQueue]] = [{} for _ in PRIORITIES]
@@ -355,8 +373,9 @@ class Dispatcher:
 
     def _cap(self, host: _Host, rank: int) -> int:
         cap = self.host_concurrency
-        if host.latency > SLOW_HOST_S:
-            cap = max(MIN_HOST_SLOTS, int(cap * SLOW_HOST_S / host.latency))
+        slow = max(SLOW_HOST_S, SLOWER_THAN_TYPICAL * self.typical_latency)
+        if host.latency > slow:
+            cap = max(MIN_HOST_SLOTS, int(cap * slow / host.latency))
         if rank <= URGENT_RANK:
             cap += max(1, self.host_concurrency // 4)
         return cap
@@ -463,6 +482,8 @@ class Dispatcher:
             outcome = Outcome.transient(f"adapter error: {type(exc).__name__}")
         finally:
             took = self._loop.time() - started
+            if took < self._quickest:
+                self._quickest = took
             host.latency = took if host.latency == 0.0 else 0.8 * host.latency + 0.2 * took
             host.active -= 1
             self.in_flight -= 1
@@ -492,11 +513,37 @@ class Dispatcher:
                 self.start_rate = rate if self.start_rate is None else 0.8 * self.start_rate + 0.2 * rate
             if self.waiting:
                 self._pump()  # what urgent work held back (nothing in flight here pumps for it)
-            if lag > LAG_HIGH_S:
-                self.low_limit = max(min(MIN_LOW_SLOTS, self.low_window), int(self.low_limit * 0.75))
-            elif lag < LAG_LOW_S and self.low_limit < self.low_window and self.in_flight >= self.low_limit:
+            self._probes += 1
+            self._measure_latencies(base=self._probes % LATENCY_PROBES == 0)
+            need = self._need(lag)
+            full = self.in_flight >= self.low_limit and self.low_limit < self.low_window
+            if full and (need > self.low_limit or lag < LAG_LOW_S):
                 self.low_limit = min(self.low_window, self.low_limit + max(16, self.low_window // 16))
                 self._pump()
+            elif lag > LAG_HIGH_S:
+                shrunk = max(min(MIN_LOW_SLOTS, self.low_window), int(self.low_limit * 0.75))
+                self.low_limit = max(min(self.low_limit, need), shrunk)
+
+    def _measure_latencies(self, *, base: bool) -> None:
+        if base and self._quickest != float("inf"):
+            self.base_latency, self._quickest = self._quickest, float("inf")
+        latencies = sorted(h.latency for h in self._hosts.values())
+        self.typical_latency = latencies[len(latencies) // 4] if latencies else 0.0
+
+    def _need(self, lag: float) -> int:
+        """The sends in flight that the endpoints' own latency needs at the rate achieved, with
+        headroom (0 when the loop's lag, not the endpoints, is what the sends wait for).
+
+        The base latency is the quickest send of the last second: an endpoint's own latency,
+        without the loop's queueing (which every send shares). When the loop lags more than
+        that, the sends in flight mostly wait for the loop, and fewer of them is what helps;
+        when it lags less, they mostly wait for their endpoints, at no cost to the loop, and
+        fewer of them would lower the rate without lowering the loop's work.
+        """
+        base = self.base_latency
+        if self.start_rate is None or not self.waiting or lag >= base:
+            return 0
+        return min(self.low_window, int(self.start_rate * base * LATENCY_HEADROOM))
 
     @staticmethod
     def _yield(urgent_live: UrgentLive) -> None:

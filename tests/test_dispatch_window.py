@@ -1,0 +1,80 @@
+"""How many sends the bulk dispatcher keeps in flight: per host, and for the whole window.
+
+A host is slow only beside the others: when every host answers slowly (500 ms endpoints, or the
+loop's own lag slowing every answer down) their caps stay whole, and the window keeps the sends
+that the endpoints' own latency needs at the rate achieved, however much the loop lags.
+"""
+
+from __future__ import annotations
+
+from notifyd.pipeline.asyncrunner import AsyncRunner
+from notifyd.pipeline.dispatcher import (
+    LATENCY_HEADROOM,
+    MIN_HOST_SLOTS,
+    RANK,
+    Dispatcher,
+    _Host,
+)
+
+NORMAL = RANK["normal"]
+
+
+def _dispatcher(window: int = 2048, host_concurrency: int = 256) -> Dispatcher:
+    return Dispatcher(
+        AsyncRunner(),
+        adapter_for=lambda channel: None,  # type: ignore[arg-type,return-value]
+        recorder=None,  # type: ignore[arg-type]
+        window=window,
+        reserve=0,
+        host_concurrency=host_concurrency,
+        yield_to=lambda: False,
+    )
+
+
+def _hosts(d: Dispatcher, latencies: dict[str, float]) -> None:
+    d._hosts = {key: _Host(latency=latency) for key, latency in latencies.items()}
+    d._measure_latencies(base=False)
+
+
+def test_one_host_slower_than_the_others_gets_fewer_slots():
+    d = _dispatcher()
+    _hosts(d, {"a": 0.05, "b": 0.05, "c": 0.06, "slow": 4.0})
+    assert d._cap(d._hosts["slow"], NORMAL) < d.host_concurrency
+    assert d._cap(d._hosts["slow"], NORMAL) >= MIN_HOST_SLOTS
+    assert d._cap(d._hosts["a"], NORMAL) == d.host_concurrency
+
+
+def test_a_host_that_hangs_keeps_only_the_fewest_slots():
+    d = _dispatcher()
+    _hosts(d, {"a": 0.05, "b": 0.05, "hung": 1000.0})
+    assert d._cap(d._hosts["hung"], NORMAL) == MIN_HOST_SLOTS
+
+
+def test_when_every_host_is_slow_none_loses_slots():
+    d = _dispatcher()
+    _hosts(d, {f"h{i}": 1.3 + i / 100 for i in range(8)})
+    assert all(d._cap(host, NORMAL) == d.host_concurrency for host in d._hosts.values())
+
+
+def test_the_loop_keeps_the_sends_slow_endpoints_need_however_much_it_lags():
+    d = _dispatcher()
+    d.base_latency = 0.5  # the quickest answer of the last second
+    d.start_rate, d.waiting = 1000.0, 4000
+    assert d._need(lag=0.3) == int(1000 * 0.5 * LATENCY_HEADROOM)
+    assert d._need(lag=0.3) <= d.low_window
+
+
+def test_sends_that_wait_for_the_loop_rather_than_their_endpoints_are_not_kept():
+    d = _dispatcher()
+    d.base_latency = 0.004  # instant endpoints: the lag is what the sends wait for
+    d.start_rate, d.waiting = 2000.0, 4000
+    assert d._need(lag=0.2) == 0
+
+
+def test_nothing_is_kept_without_a_backlog_or_a_measured_rate():
+    d = _dispatcher()
+    d.base_latency = 0.5
+    d.waiting = 100
+    assert d._need(lag=0.1) == 0  # no rate yet
+    d.start_rate, d.waiting = 1000.0, 0
+    assert d._need(lag=0.1) == 0  # nothing waits for a slot

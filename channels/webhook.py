@@ -36,6 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from yarl import URL
 
 from channels._config import from_options
 from channels._http import parse_retry_after
@@ -262,8 +263,62 @@ class WebhookAdapter(Adapter):
         except BlockedTargetError as exc:
             return Outcome.permanent("blocked_target", str(exc)), True
         # Connect to the address that passed the check; Host and SNI keep the name.
-        url = _pinned_url(target, address)
         timestamp = int(time.time())
+        signature: str | None = None
+        if message.secret:
+            try:
+                signature = sign(message.secret, message.delivery_id, timestamp, body)
+            except ValueError:
+                # Never echo the secret; say only that it is unusable.
+                return Outcome.permanent("rejected", "subscriber secret is not valid base64"), True
+        echo = message.expect_echo
+        try:
+            # One total deadline over connect, send and the capped read, whatever the transport.
+            async with asyncio.timeout(self.config.timeout_s):
+                if isinstance(transport, AiohttpTransport):
+                    answer = await transport.post(
+                        _pinned_yarl(target, address),
+                        _headers(target, message.delivery_id, timestamp, body, signature),
+                        body,
+                        connect_timeout=self.config.connect_timeout_s,
+                        sni=target.host if target.scheme == "https" else None,
+                        header="retry-after",
+                        read_limit=MAX_RESPONSE_BYTES,
+                        keep=MAX_RESPONSE_BYTES if echo is not None else 0,
+                    )
+                    status, retry_after, text = answer.status, answer.header, answer.body
+                else:
+                    status, retry_after, text = await self._post_httpx(
+                        transport, target, address, message, timestamp, body, signature
+                    )
+        except (httpx.TimeoutException, TimeoutError):
+            return Outcome.transient("timeout"), False
+        except httpx.TransportError as exc:
+            return Outcome.transient(f"connection error: {type(exc).__name__}"), False
+        except (httpx.InvalidURL, ValueError) as exc:
+            return Outcome.permanent("invalid_target", type(exc).__name__), True
+        # Only 429/503 look at Retry-After.
+        if status not in (429, 503):
+            retry_after = None
+        if echo is not None and 200 <= status < 300 and echo.encode() not in text:
+            # A confirmation challenge: a 2xx that does not echo it proves nothing about the owner.
+            return Outcome.permanent("rejected", "the endpoint did not echo the challenge"), True
+        # Any answer, even a 5xx, means the host is up and answering fast: only failures to get
+        # an answer (timeouts, refused or reset connections) eat worker time and count.
+        return classify(status, retry_after), True
+
+    async def _post_httpx(
+        self,
+        transport: httpx.AsyncBaseTransport,
+        target: _Target,
+        address: str,
+        message: Message,
+        timestamp: int,
+        body: bytes,
+        signature: str | None,
+    ) -> tuple[int, str | None, bytes]:
+        """The request through any httpx transport: (status, Retry-After, kept body)."""
+        url = _pinned_url(target, address)
         delivery_id = message.delivery_id.encode("ascii", "replace")
         # Raw byte headers and a ready body stream: building an httpx.Request from a dict and
         # ``content=`` costs several times more, per delivery, than the whole signing.
@@ -276,44 +331,24 @@ class WebhookAdapter(Adapter):
             (b"webhook-timestamp", str(timestamp).encode("ascii")),
             (b"idempotency-key", delivery_id),
         ]
-        if message.secret:
-            try:
-                signature = sign(message.secret, message.delivery_id, timestamp, body)
-            except ValueError:
-                # Never echo the secret; say only that it is unusable.
-                return Outcome.permanent("rejected", "subscriber secret is not valid base64"), True
+        if signature is not None:
             headers.append((b"webhook-signature", signature.encode("ascii")))
         extensions: dict[str, Any] = {"timeout": self._timeouts}
         if target.scheme == "https":
             extensions["sni_hostname"] = target.host
+        request = httpx.Request(
+            "POST", url, headers=headers, stream=httpx.ByteStream(body), extensions=extensions
+        )
+        request.read()
+        response = await transport.handle_async_request(request)
         try:
-            request = httpx.Request(
-                "POST", url, headers=headers, stream=httpx.ByteStream(body), extensions=extensions
-            )
-            request.read()
-            # One total deadline over connect, send and the capped read, whatever the transport.
-            async with asyncio.timeout(self.config.timeout_s):
-                response = await transport.handle_async_request(request)
-                try:
-                    answer = await _read_capped(response, keep=message.expect_echo is not None)
-                finally:
-                    await response.aclose()
-        except (httpx.TimeoutException, TimeoutError):
-            return Outcome.transient("timeout"), False
-        except httpx.TransportError as exc:
-            return Outcome.transient(f"connection error: {type(exc).__name__}"), False
-        except (httpx.InvalidURL, ValueError) as exc:
-            return Outcome.permanent("invalid_target", type(exc).__name__), True
+            answer = await _read_capped(response, keep=message.expect_echo is not None)
+        finally:
+            await response.aclose()
+        # Reading headers decodes them all: only 429 and 503 need Retry-After.
         status = response.status_code
-        # Only 429/503 look at Retry-After; reading headers decodes them all, so only then.
         retry_after = response.headers.get("retry-after") if status in (429, 503) else None
-        echo = message.expect_echo
-        if echo is not None and 200 <= status < 300 and echo.encode() not in answer:
-            # A confirmation challenge: a 2xx that does not echo it proves nothing about the owner.
-            return Outcome.permanent("rejected", "the endpoint did not echo the challenge"), True
-        # Any answer, even a 5xx, means the host is up and answering fast: only failures to get
-        # an answer (timeouts, refused or reset connections) eat worker time and count.
-        return classify(status, retry_after), True
+        return status, retry_after, answer
 
     async def aclose(self) -> None:
         transport = self._transport
@@ -334,6 +369,7 @@ class _Target:
     explicit_port: bool
     path_query: str
     host_header: bytes
+    host_header_str: str
 
 
 @functools.lru_cache(maxsize=8192)
@@ -364,7 +400,34 @@ def _parse_target(target: str, allow_private: bool) -> _Target | str:
         explicit_port=bool(explicit),
         path_query=path_query,
         host_header=host_header.encode("ascii"),
+        host_header_str=host_header,
     )
+
+
+def _headers(
+    target: _Target, delivery_id: str, timestamp: int, body: bytes, signature: str | None
+) -> list[tuple[str, str]]:
+    """The request's headers, as aiohttp takes them (it adds none of its own: see the transport)."""
+    headers = [
+        ("Host", target.host_header_str),
+        ("User-Agent", USER_AGENT),
+        ("Content-Type", "application/json"),
+        ("Content-Length", str(len(body))),
+        ("webhook-id", delivery_id),
+        ("webhook-timestamp", str(timestamp)),
+        ("idempotency-key", delivery_id),
+    ]
+    if signature is not None:
+        headers.append(("webhook-signature", signature))
+    return headers
+
+
+def _pinned_yarl(target: _Target, address: str) -> URL:
+    """The URL with the checked address in place of the name, for aiohttp (already encoded)."""
+    netloc = f"[{address}]" if ":" in address else address
+    if target.explicit_port:
+        netloc += f":{target.port}"
+    return URL(f"{target.scheme}://{netloc}{target.path_query}", encoded=True)
 
 
 @functools.lru_cache(maxsize=8192)

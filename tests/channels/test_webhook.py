@@ -13,7 +13,7 @@ import trustme
 
 from channels.base import OutcomeKind
 from channels.webhook import WebhookAdapter, WebhookConfig
-from tests.channels.conftest import SECRET, message, notification, run, server_context
+from tests.channels.conftest import SECRET, closed_port, message, notification, run, server_context
 from tests.support.sink import Reply, Sink
 
 
@@ -178,3 +178,49 @@ def test_a_mock_transport_plugs_in_through_the_httpx_interface() -> None:
     )
     assert outcome.kind is OutcomeKind.delivered
     assert seen[0].url.host == "93.184.215.14" and seen[0].headers["webhook-id"] == "dlv_test0000"
+
+
+def _through(transport: str, *messages: object, **config: object) -> list:
+    """Send through the default (aiohttp) transport or httpx's own: both paths classify alike."""
+
+    async def go() -> list:
+        chosen = httpx.AsyncHTTPTransport() if transport == "httpx" else None
+        async with _adapter(transport=chosen, **config) as adapter:
+            outcomes = await adapter.send(list(messages))  # type: ignore[arg-type]
+        if chosen is not None:
+            await chosen.aclose()
+        return outcomes
+
+    return run(go())
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+def test_a_confirmation_challenge_counts_only_when_the_answer_echoes_it(
+    receiver: Sink, transport: str
+) -> None:
+    # The challenge sits past the first few KiB of nothing, but within what is read of the answer.
+    receiver.replies["/echo"] = Reply(200, b" " * 3000 + b"challenge-123")
+    receiver.replies["/deaf"] = Reply(200, b"ok")
+    echoed, deaf = _through(
+        transport,
+        message(f"{receiver.url}/echo", 0, secret=SECRET, expect_echo="challenge-123"),
+        message(f"{receiver.url}/deaf", 1, secret=SECRET, expect_echo="challenge-123"),
+    )
+    assert echoed.kind is OutcomeKind.delivered
+    assert deaf.kind is OutcomeKind.permanent and "echo" in deaf.reason
+    assert receiver.verified == [True, True]
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+def test_a_refused_connection_is_a_transient_connection_error(transport: str) -> None:
+    [outcome] = _through(transport, message(f"http://127.0.0.1:{closed_port()}/hook", secret=SECRET))
+    assert outcome.kind is OutcomeKind.transient and outcome.reason.startswith("connection error")
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+def test_retry_after_is_read_only_from_429_and_503(receiver: Sink, transport: str) -> None:
+    receiver.replies["/busy"] = Reply(429, headers={"Retry-After": "7"})
+    receiver.replies["/err"] = Reply(500, headers={"Retry-After": "7"})
+    busy, err = _through(transport, message(f"{receiver.url}/busy", 0), message(f"{receiver.url}/err", 1))
+    assert busy.kind is OutcomeKind.transient and busy.retry_after == 7.0
+    assert err.kind is OutcomeKind.transient and err.retry_after is None

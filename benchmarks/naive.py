@@ -96,7 +96,7 @@ def declare_actors(runtime: Runtime) -> dict[str, dramatiq.Actor]:
         client.hset(event_key(ns, event_id), "planned", top)
         for start in range(0, top, BUCKET):
             for sub in runtime.subscribers.range(page_id, start, min(top, start + BUCKET)):
-                args: tuple[Any, ...] = (sub.seq, sub.id, sub.channel, sub.target)
+                args: tuple[Any, ...] = (sub.seq, sub.id, sub.channel, runtime.subscribers.target_of(sub))
                 broker.enqueue(
                     QueueMessage(
                         queue_name=queue,

@@ -198,10 +198,12 @@ def test_gated_sink_holds_replies_until_opened(sink):
 def test_the_unreachable_notice_names_a_slack_hook_by_its_host_never_its_url():
     from notifyd.pipeline.endpoint_health import notice_message
     from notifyd.state.subscribers import StoredSubscriber
+    from notifyd.state.target_hosts import endpoint_of
 
     hook = "https://hooks.slack.com/services/T0ACME/B0ACME/hooksecretpart0123456789"
     sub = StoredSubscriber("acme", 3, "sub_1", "slack", hook, None, None, "owner@example.com")
-    notice = notice_message(sub, "ev-1", "http_500", "https://status.example", "2026-12-05")
+    endpoint = endpoint_of(sub.channel, hook)
+    notice = notice_message(sub, endpoint, "ev-1", "http_500", "https://status.example", "2026-12-05")
     text = notice.notification.message
     assert "https://hooks.slack.com" in text and "sub_1" in text and "http_500" in text
     assert "/services/" not in text and "hooksecretpart" not in text

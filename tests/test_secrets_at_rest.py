@@ -1,8 +1,10 @@
-"""Secrets at rest: webhook secrets, pending sign-ups' secrets and the link keys are sealed in Redis.
+"""Secrets at rest: webhook secrets, Slack incoming-webhook URLs, pending sign-ups' secrets and
+hooks, and the link keys are sealed in Redis.
 
 The scan test writes secrets every way notifyd takes them (add, import, self-service sign-up,
 generated and given), delivers with them, then reads every key of every type in the test's
-Redis database and finds none of them, nor their base64 bodies, nor the link key.
+Redis database and finds none of them, nor their base64 bodies, nor the link key, nor any
+part of a Slack hook's URL past its host.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from notifyd.runtime.secret_key import GENERATED_KEY_FILE, keyring_for
 from notifyd.runtime.settings import ConfigError, Settings, load_settings
 from notifyd.state.keys import Keys, bucket_of
 from notifyd.state.sealing import Keyring, SealError, generate_key, sealed_key_id, webhook_secret_context
+from notifyd.state.subscribers import StoredSubscriber
 from notifyd.state.target_digests import TargetDigests
 from tests.support.events import incident_event
 from tests.support.wait import wait_done
@@ -97,11 +100,24 @@ def test_no_secret_is_in_clear_anywhere_in_redis_after_subscribers_signups_and_d
         rt.subscribers.secret_of(rt.subscribers.get("beta", r.subscriber.id)) for r in results[3:]
     ]
     pending_secret = _secret("pending-signup")
-    optin_for(rt).start(
+    optin = optin_for(rt)
+    optin.start(
         "acme",
         {"channel": "webhook", "target": f"{sink.url}/pending", "secret": pending_secret},
         source="api",
     )
+    # Slack incoming-webhook URLs, credentials themselves, taken every way a target is.
+    hooks = {way: f"/services/T0SCAN/B0{way.upper()}/{way}hooksecret0123456789" for way in _HOOK_WAYS}
+    rt.subscribers.add("acme", {"channel": "slack", "target": sink.url + hooks["add"]})
+    imported = rt.subscribers.import_many(
+        "acme", [(1, {"channel": "slack", "target": sink.url + hooks["import"]})]
+    )
+    assert [r.created for _, r in imported] == [True]
+    optin.start("acme", {"channel": "slack", "target": sink.url + hooks["signup"]}, source="api")
+    confirmed = optin.start(
+        "acme", {"channel": "slack", "target": sink.url + hooks["confirmed"]}, source="api"
+    )
+    optin.confirm(confirmed.pending_id, via="email-link")
     link_key = rt.link_keys.current().signing.key
 
     # The sealed secrets still sign: a delivery verifies with each subscriber's secret.
@@ -114,6 +130,9 @@ def test_no_secret_is_in_clear_anywhere_in_redis_after_subscribers_signups_and_d
     (got,) = sink.on("/given")
     assert Webhook(updated_secret).verify(got.body, got.headers)["event_id"] == event["event_id"]
     assert rt.subscribers.secret_of(rt.subscribers.get("acme", added_given.subscriber.id)) == updated_secret
+    for way in ("add", "import", "confirmed"):  # each hook got the event, opened from its sealed record
+        assert len(sink.on(hooks[way])) == 1, way
+    assert sink.wait_for(lambda: any(r.path == hooks["signup"] for r in sink.received))  # its confirmation
 
     secrets = [given, updated_secret, generated.generated_secret, pending_secret]
     secrets += imported_given + [s for s in imported_generated if s is not None]
@@ -124,6 +143,129 @@ def test_no_secret_is_in_clear_anywhere_in_redis_after_subscribers_signups_and_d
         for form in _forms(secret):
             assert form not in dump
     assert link_key not in dump and link_key.hex().encode() not in dump
+    assert b"/services/" not in dump and b"hooksecret" not in dump and b"T0SCAN" not in dump
+
+
+_HOOK_WAYS = ("add", "import", "signup", "confirmed")
+
+
+HOOK = "https://hooks.slack.com/services/T0ACME/B0ACME/hooksecretpart0123456789"
+
+
+def _record(rt, sub: StoredSubscriber) -> tuple[str, dict]:
+    key = rt.keys.subscribers(sub.page_id, bucket_of(sub.seq))
+    return key, json.loads(rt.client.hget(key, str(sub.seq)))
+
+
+def _as_legacy(rt, sub: StoredSubscriber, hook: str, **fields: str) -> None:
+    """Rewrite a Slack subscriber as notifyd wrote it before hooks were sealed: the URL in the
+    record and in the targets index (and any ``fields`` in clear, such as a secret)."""
+    key, record = _record(rt, sub)
+    record.pop("tk")
+    record.update(t=hook, **fields)
+    rt.client.hset(key, str(sub.seq), json.dumps(record))
+    targets = rt.keys.subscriber_targets(sub.page_id)
+    rt.client.hdel(targets, f"slack\x1f{sub.target_digest}")
+    rt.client.hset(targets, f"slack\x1f{hook}", sub.seq)
+
+
+def test_a_slack_hook_is_stored_sealed_indexed_by_digest_and_shown_masked(runtime):
+    rt = runtime()
+    sub = rt.subscribers.add("acme", {"channel": "slack", "target": HOOK}).subscriber
+    _, record = _record(rt, sub)
+    assert record["t"].startswith("nsec1:") and "hooksecretpart" not in json.dumps(record)
+    assert record["tk"] == sub.target_digest == rt.target_digests.digest("slack", HOOK)
+    assert rt.client.hkeys(rt.keys.subscriber_targets("acme")) == [f"slack\x1f{sub.target_digest}".encode()]
+    assert rt.subscribers.target_of(rt.subscribers.get("acme", sub.id)) == HOOK
+    # Shown by host and last four characters; a Slack channel id and other targets as they are.
+    assert rt.subscribers.public(sub)["target"] == "https://hooks.slack.com/...6789"
+    channel = rt.subscribers.add("acme", {"channel": "slack", "target": "slack:C0123ABCD"}).subscriber
+    assert rt.subscribers.public(channel)["target"] == "slack:C0123ABCD" == channel.stored_target
+    assert channel.target_digest is None
+    # A sealed hook copied onto another record does not open there.
+    other = rt.subscribers.add("acme", {"channel": "slack", "target": HOOK + "x"}).subscriber
+    key, moved = _record(rt, other)
+    moved["t"] = record["t"]
+    rt.client.hset(key, str(other.seq), json.dumps(moved))
+    with pytest.raises(SealError, match="copied from another record"):
+        rt.subscribers.target_of(rt.subscribers.get("acme", other.id))
+    assert rt.subscribers.public(rt.subscribers.get("acme", other.id))["target"].startswith("(sealed")
+
+
+def test_the_same_slack_hook_is_one_subscriber_on_add_import_and_signup(runtime):
+    from notifyd.selfservice.wiring import optin_for
+
+    rt = runtime()
+    first = rt.subscribers.add("acme", {"channel": "slack", "target": HOOK})
+    again = rt.subscribers.add("acme", {"channel": "slack", "target": HOOK, "components": ["api"]})
+    assert (first.created, again.created, again.subscriber.id) == (True, False, first.subscriber.id)
+    rows = [(1, {"channel": "slack", "target": HOOK}), (2, {"channel": "slack", "target": HOOK})]
+    assert [r.outcome for _, r in rt.subscribers.import_many("acme", rows)] == ["updated", "updated"]
+    optin = optin_for(rt)
+    started = optin.start("acme", {"channel": "slack", "target": HOOK}, source="api")
+    assert (
+        optin.start("acme", {"channel": "slack", "target": HOOK}, source="api").pending_id
+        == started.pending_id
+    )
+    assert optin.get(started.pending_id).target == HOOK
+    assert optin.confirm(started.pending_id, via="email-link").id == first.subscriber.id
+    assert rt.subscribers.count("acme") == 1
+    (listed,), _ = rt.subscribers.page("acme")
+    assert listed.id == first.subscriber.id and listed.components is None  # the last line's fields
+    # Another page's same hook is another subscriber, sealed for that page.
+    assert rt.subscribers.add("beta", {"channel": "slack", "target": HOOK}).created
+
+
+def test_a_slack_subscriber_removed_or_opted_out_leaves_no_index_entry_and_stays_out(runtime):
+    rt = runtime()
+    targets = rt.keys.subscriber_targets("acme")
+    sub = rt.subscribers.add("acme", {"channel": "slack", "target": HOOK}).subscriber
+    assert rt.subscribers.remove("acme", sub.id)
+    assert rt.client.hlen(targets) == 0 and rt.subscribers.count("acme") == 0
+    back = rt.subscribers.add("acme", {"channel": "slack", "target": HOOK})
+    assert back.created and back.subscriber.id != sub.id
+    # A legacy record (indexed by its URL) removed before it was sealed: its entry goes too.
+    _as_legacy(rt, back.subscriber, HOOK)
+    assert rt.subscribers.remove("acme", back.subscriber.id) and rt.client.hlen(targets) == 0
+    # An opt-out is found by the digest: the same hook added again stays unsubscribed.
+    out = rt.subscribers.add("acme", {"channel": "slack", "target": HOOK}).subscriber
+    rt.subscribers.disable("acme", out.seq, "unsubscribed")
+    kept = rt.subscribers.add("acme", {"channel": "slack", "target": HOOK})
+    assert kept.kept and kept.subscriber.id == out.id
+
+
+def test_legacy_clear_hooks_and_secrets_are_sealed_and_reindexed_at_start_up_and_by_rewrap(runtime):
+    rt = runtime()
+    hook = rt.subscribers.add("acme", {"channel": "slack", "target": HOOK}).subscriber
+    made = rt.subscribers.add("acme", {"channel": "webhook", "target": "https://a.example/h"})
+    legacy_secret = _secret("kept-clear-by-a-batched-update")
+    _as_legacy(rt, hook, HOOK)
+    key, record = _record(rt, made.subscriber)
+    rt.client.hset(key, str(made.subscriber.seq), json.dumps({**record, "sec": legacy_secret}))
+    targets = rt.keys.subscriber_targets("acme")
+
+    def sealed() -> None:
+        dump = _every_value(rt.client)
+        assert b"hooksecretpart" not in dump and legacy_secret.encode() not in dump
+        assert rt.client.hget(targets, f"slack\x1f{hook.target_digest}") == str(hook.seq).encode()
+        assert rt.client.hlen(targets) == 2
+        stored = rt.subscribers.get("acme", hook.id)
+        assert stored.target_digest == hook.target_digest and rt.subscribers.target_of(stored) == HOOK
+        assert rt.subscribers.secret_of(rt.subscribers.get("acme", made.subscriber.id)) == legacy_secret
+        again = rt.subscribers.add("acme", {"channel": "slack", "target": HOOK})
+        assert (again.created, again.subscriber.id) == (False, hook.id)
+
+    # The start-up migration runs once per namespace ...
+    assert runtime().subscribers.seal_legacy() == 0 and b"hooksecretpart" in _every_value(rt.client)
+    rt.client.delete(rt.keys.migrated("sealed-targets"))
+    runtime()
+    sealed()
+    # ... and rewrap seals what was written in clear since.
+    _as_legacy(rt, rt.subscribers.get("acme", hook.id), HOOK, sec=legacy_secret)
+    rt.client.hset(key, str(made.subscriber.seq), json.dumps({**record, "sec": legacy_secret}))
+    assert rt.subscribers.rewrap("acme") == 2
+    sealed()
+    assert rt.subscribers.rewrap("acme") == 0
 
 
 def test_a_sealed_secret_opens_only_on_its_own_record(runtime):

@@ -108,7 +108,7 @@ def test_filter_fields_round_trip_through_the_stored_record(runtime):
     assert stored.prefs == _prefs(
         event_types=["incident"], min_impact="major", incident_phases=["created", "updated", "resolved"]
     )
-    public = stored.public()
+    public = rt.subscribers.public(stored)
     assert public["min_impact"] == "major" and public["event_types"] == ["incident"]
     # Adding the same target again without the fields goes back to the channel's defaults.
     again = rt.subscribers.add("acme", {"channel": "sms", "target": "+14155550100"}).subscriber

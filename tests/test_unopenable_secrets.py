@@ -180,3 +180,24 @@ def test_a_secret_copied_from_another_record_fails_only_its_delivery_naming_why(
     record = _record(rt, event, b.subscriber.seq)
     assert (record.status, record.attempts) == ("failed", 1)
     assert record.error == f"sealed: key id {rt.keyring.newest_kid} does not open"
+
+
+def test_a_slack_hook_copied_from_another_record_fails_only_its_delivery_naming_why(
+    runtime, sink, start_worker
+):
+    rt = runtime(retry_schedule_slack="", retry_jitter=0.0)
+    a = rt.subscribers.add(PAGE, {"channel": "slack", "target": f"{sink.url}/services/T0/B0/a"}).subscriber
+    b = rt.subscribers.add(PAGE, {"channel": "slack", "target": f"{sink.url}/services/T0/B0/b"}).subscriber
+    key_b = rt.keys.subscribers(PAGE, bucket_of(b.seq))
+    record_b = json.loads(rt.client.hget(key_b, str(b.seq)))
+    record_b["t"] = a.stored_target  # someone with Redis access points b at a's (sealed) hook
+    rt.client.hset(key_b, str(b.seq), json.dumps(record_b))
+    start_worker(rt)
+    event = incident_event()
+    rt.publisher.publish(event)
+    summary = wait_done(rt, event["event_id"])
+    assert (summary["counts"]["delivered"], summary["counts"]["failed"]) == (1, 1)
+    assert len(sink.on("/services/T0/B0/a")) == 1 and sink.on("/services/T0/B0/b") == []
+    record = _record(rt, event, b.seq)
+    assert (record.status, record.attempts) == ("failed", 1)
+    assert record.error == f"sealed: key id {rt.keyring.newest_kid} does not open"

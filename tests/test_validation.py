@@ -102,4 +102,4 @@ def test_secret_is_for_webhooks_only_and_never_in_reprs(runtime):
     added = rt.subscribers.add("acme", {"channel": "webhook", "target": "https://hooks.example.com/a"})
     assert added.generated_secret.startswith("whsec_")
     assert added.generated_secret not in repr(added.subscriber)
-    assert "secret" not in added.subscriber.public()
+    assert "secret" not in rt.subscribers.public(added.subscriber)

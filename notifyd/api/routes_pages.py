@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, quote
@@ -17,6 +18,7 @@ from notifyd.api.metrics import SYNC_REFUSED
 from notifyd.api.problems import ProblemError, documented
 from notifyd.api.schemas import PageStatus, Unsubscribed
 from notifyd.api.sync_body import read_sync_message
+from notifyd.state.sealing import SealError
 from notifyd.state.subscribers import StoredSubscriber
 
 router = APIRouter()
@@ -56,7 +58,10 @@ def _subscriber(ctx: ApiContext, page_id: str, subscriber_id: str, token: str) -
     as is a link sent to an address the subscriber has since left.
     """
     sub = ctx.runtime.subscribers.get(page_id, subscriber_id)
-    target = sub.target if sub is not None and not sub.removed else ""
+    target = ""
+    if sub is not None and not sub.removed:
+        with contextlib.suppress(SealError):  # a target that does not open matches no token
+            target = ctx.runtime.subscribers.target_of(sub)
     try:
         unsubscribe.verify(ctx.runtime.link_keys, page_id, subscriber_id, target, token)
     except unsubscribe.BadLink as exc:

@@ -79,7 +79,7 @@ def _page(
         token=token,
         action=f"/status/{quote(page_id, safe='')}/preferences",
         unsubscribe_action=f"/status/{quote(page_id, safe='')}/preferences/unsubscribe",
-        target=sub.target,
+        target=ctx.runtime.subscribers.shown_target(sub),
         disabled=bool(sub.disabled),
         saved=saved,
         error=error,

@@ -103,7 +103,7 @@ async def add_subscriber(page_id: PageIdPath, request: Request, response: Respon
         )
     if not result.created:
         response.status_code = 200
-    out = subscriber_out(result.subscriber.public(), result.generated_secret)
+    out = subscriber_out(repo.public(result.subscriber), result.generated_secret)
     if result.warnings:
         out["warnings"] = list(result.warnings)
     return out
@@ -286,10 +286,14 @@ def list_subscribers(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> JSONResponse:
     start = int(cursor) if cursor else 0
-    items, next_seq = context_of(request).runtime.subscribers.page(page_id, cursor=start, limit=limit)
+    repo = context_of(request).runtime.subscribers
+    items, next_seq = repo.page(page_id, cursor=start, limit=limit)
     # Answered as is (absent fields stay absent); the model above documents the shape.
     return JSONResponse(
-        {"items": [s.public() for s in items], "next_cursor": str(next_seq) if next_seq is not None else None}
+        {
+            "items": [repo.public(s) for s in items],
+            "next_cursor": str(next_seq) if next_seq is not None else None,
+        }
     )
 
 
@@ -345,7 +349,7 @@ def reactivate_subscriber(
         raise ProblemError(409, str(exc), kind="opted-out") from None
     if sub is None:
         raise ProblemError(404, f"page {page_id!r} has no subscriber {subscriber_id!r}")
-    return sub.public()
+    return rt.subscribers.public(sub)
 
 
 @router.get(

@@ -37,7 +37,7 @@ def _add(rt: Any, args: argparse.Namespace) -> int:
     except SubscriberError as exc:
         print(f"notifyd: invalid subscriber: {exc}", file=sys.stderr)
         return EXIT_INVALID
-    out = result.subscriber.public()
+    out = rt.subscribers.public(result.subscriber)
     for warning in result.warnings:
         print(f"notifyd: warning: {warning}", file=sys.stderr)
     if result.kept:
@@ -170,7 +170,7 @@ def _list(rt: Any, args: argparse.Namespace) -> int:
     while cursor is not None:
         items, cursor = rt.subscribers.page(args.page, cursor=cursor, limit=1000)
         for sub in items:
-            print_json(sub.public())
+            print_json(rt.subscribers.public(sub))
     return EXIT_OK
 
 
@@ -195,7 +195,7 @@ def _reactivate(rt: Any, args: argparse.Namespace) -> int:
     if sub is None:
         print(f"notifyd: no subscriber {args.id!r} on page {args.page!r}", file=sys.stderr)
         return EXIT_INVALID
-    print_json(sub.public())
+    print_json(rt.subscribers.public(sub))
     return EXIT_OK
 
 

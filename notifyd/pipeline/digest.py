@@ -179,6 +179,7 @@ class DigestStep:
         digest_id = digest_id_for(sub, carried)
         link = entries[-1].notification.link
         try:
+            target = self.subscribers.target_of(sub)
             secret = self.subscribers.secret_of(sub)
         except SealError as exc:
             DIGESTS.labels(sub.channel, UNOPENABLE).inc()
@@ -195,12 +196,12 @@ class DigestStep:
         message = Message(
             delivery_id=digest_id,
             subscriber_id=sub.id,
-            target=sub.target,
+            target=target,
             notification=render_digest(page_id, digest_id, entries, link, now),
             attempt=1,
             secret=secret,
             unsubscribe_url=(
-                self.unsubscribe_url(page_id, sub.id, sub.target) if sub.channel == "email" else None
+                self.unsubscribe_url(page_id, sub.id, target) if sub.channel == "email" else None
             ),
         )
         outcome = self.adapters.send(sub.channel, [message])[0]

@@ -79,13 +79,16 @@ class EndpointHealth:
         self.client.delete(self.failures.key(sub_id, "failed"))
 
 
-def notice_message(sub: StoredSubscriber, event_id: str, reason: str, public_url: str, day: str) -> Message:
+def notice_message(
+    sub: StoredSubscriber, endpoint: str, event_id: str, reason: str, public_url: str, day: str
+) -> Message:
     """The email that tells an endpoint's owner it is unreachable. It names the endpoint by its
-    scheme and host only: a Slack hook's URL is a credential, and a webhook's path often is one."""
+    scheme and host only (``endpoint``: ``SubscriberRepo.endpoint``): a Slack hook's URL is a
+    credential, and a webhook's path often is one."""
     assert sub.contact_email is not None
     text = (
         f"notifyd could not deliver status notifications for page {sub.page_id} to your {sub.channel} "
-        f"endpoint {quarantine.endpoint_of(sub)} (subscriber {sub.id}). Last error: {reason}. "
+        f"endpoint {endpoint} (subscriber {sub.id}). Last error: {reason}. "
         "After 10 failures within an hour the endpoint is quarantined until the page's operator "
         "reactivates it."
     )

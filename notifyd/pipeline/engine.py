@@ -98,6 +98,7 @@ class Engine:
             personalize=personalizer(runtime, events),
             secret_of=runtime.subscribers.secret_of,
             unopenable=recorder.unopenable,
+            target_of=runtime.subscribers.target_of,
         )
         limiter = PackedLimiter(runtime.client, runtime.keys, rate=settings.rate_limit, clock=clock)
         self.schedule = Schedule(runtime.client, runtime.keys)

@@ -174,7 +174,9 @@ class OutcomeRecorder:
         if verdict.notify:
             day = time.strftime("%Y-%m-%d", time.gmtime())
             notices = [
-                notice_message(s, event_id, reasons[s.seq], self.settings.public_url, day)
+                notice_message(
+                    s, self.subscribers.endpoint(s), event_id, reasons[s.seq], self.settings.public_url, day
+                )
                 for s in verdict.notify
             ]
             for outcome in self.send_notices(notices):

@@ -56,9 +56,15 @@ SecretOf = Callable[[StoredSubscriber], "str | None"]
 #: (OutcomeRecorder.unopenable).
 Refused = list[tuple[StoredSubscriber, SealError]]
 Unopenable = Callable[[LoadedEvent, Refused, int], None]
+#: A stored subscriber -> its target in clear, a sealed Slack hook opened (SubscriberRepo.target_of).
+TargetOf = Callable[[StoredSubscriber], str]
 #: (seqs to continue later, whether their provider send times are reserved already)
 #: -> the step and arguments that continue them.
 Continuation = Callable[[list[int], bool], tuple[str, tuple[Any, ...]]]
+
+
+def _as_stored(sub: StoredSubscriber) -> str:
+    return sub.stored_target
 
 
 class RecordingFailedError(RuntimeError):
@@ -84,6 +90,7 @@ class Sender:
         personalize: Personalize | None = None,
         secret_of: SecretOf | None = None,
         unopenable: Unopenable | None = None,
+        target_of: TargetOf | None = None,
     ) -> None:
         self.shaper = shaper
         #: Opens each webhook subscriber's sealed secret, at the last moment (never stored open).
@@ -91,6 +98,8 @@ class Sender:
         #: Records the deliveries whose subscriber's sealed parts did not open (without it, the
         #: step raises the first SealError).
         self.unopenable = unopenable
+        #: Opens each Slack hook's sealed URL, likewise; without it, targets are sent as stored.
+        self.target_of = target_of
         self.dispatchers = dispatchers
         self.events = events
         self.queue = queue
@@ -114,8 +123,10 @@ class Sender:
         batch: list[Message] = []
         kept: list[int] = []
         refused: Refused = []
+        target_of = self.target_of or _as_stored
         for i, s in enumerate(subs):
             try:
+                target = target_of(s)
                 secret = secret_of(s) if secret_of is not None and s.sealed_secret else None
             except SealError as exc:
                 refused.append((s, exc))
@@ -125,12 +136,12 @@ class Sender:
                 Message(
                     delivery_id=delivery_id(loaded.ref, s.id, s.channel),
                     subscriber_id=s.id,
-                    target=s.target,
+                    target=target,
                     notification=notification,
                     attempt=attempt,
                     secret=secret,
                     unsubscribe_url=(
-                        self.unsubscribe_url(s.page_id, s.id, s.target) if s.channel == "email" else None
+                        self.unsubscribe_url(s.page_id, s.id, target) if s.channel == "email" else None
                     ),
                     manage_url=(
                         manage(s.page_id, s.id) if manage is not None and s.channel != "webhook" else None

@@ -51,8 +51,11 @@ class Shaper:
     def key(self, sub: StoredSubscriber) -> str | None:
         if not self.rates.get(sub.channel):
             return None
-        # Slack limits each incoming webhook or channel; the others limit the whole sender.
-        return f"slack:{self.digests.digest('slack', sub.target)}" if sub.channel == "slack" else sub.channel
+        # Slack limits each incoming webhook or channel; the others limit the whole sender. A sealed
+        # hook's record carries its digest already (the same one: notifyd/state/subscribers.py).
+        if sub.channel != "slack":
+            return sub.channel
+        return f"slack:{sub.target_digest or self.digests.digest('slack', sub.stored_target)}"
 
     def interval(self, channel: str) -> float:
         rate = self.rates.get(channel)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,11 +17,13 @@ from notifyd.runtime.embedded import EmbeddedRedis
 from notifyd.runtime.secret_key import keyring_for
 from notifyd.runtime.settings import Settings, load_settings
 from notifyd.state.keys import Keys
-from notifyd.state.sealing import Keyring
+from notifyd.state.sealing import Keyring, SealError
 from notifyd.state.subscribers import SubscriberRepo, migrate_ids
 from notifyd.state.target_digests import TargetDigests
 from notifyd.state.tracking import Tracker
 from notifyd.unsubscribe import LinkKeySource
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -55,22 +58,29 @@ class Runtime:
                 embedded.stop()
             raise
         keys = Keys(settings.namespace)
+        target_digests = TargetDigests(client, keys, keyring)
+        subscribers = SubscriberRepo(
+            client,
+            keys,
+            allow_private_targets=settings.allow_private_targets,
+            page_max_subscribers=settings.page_max_subscribers,
+            dns_timeout_s=settings.subscribe_dns_timeout_s,
+            keyring=keyring,
+            digests=target_digests,
+        )
         with contextlib.suppress(redis.ConnectionError):  # Redis down: the first use says so
             migrate_ids(client, keys)
+            try:
+                subscribers.seal_legacy()
+            except SealError as exc:  # the index key is sealed with a key not configured here
+                log.warning("secrets kept in clear by an older notifyd are not sealed yet: %s", exc)
         return cls(
             settings=settings,
             url=url,
             client=client,
             keys=keys,
             broker=make_broker(settings, url),
-            subscribers=SubscriberRepo(
-                client,
-                keys,
-                allow_private_targets=settings.allow_private_targets,
-                page_max_subscribers=settings.page_max_subscribers,
-                dns_timeout_s=settings.subscribe_dns_timeout_s,
-                keyring=keyring,
-            ),
+            subscribers=subscribers,
             tracker=Tracker(client, keys, ttl_s=settings.event_id_ttl_s),
             publisher=Publisher(client, keys, settings),
             keyring=keyring,
@@ -80,7 +90,7 @@ class Runtime:
                 keyring,
                 settings.unsubscribe_secret.get_secret_value() if settings.unsubscribe_secret else None,
             ),
-            target_digests=TargetDigests(client, keys, keyring),
+            target_digests=target_digests,
             embedded=embedded,
         )
 

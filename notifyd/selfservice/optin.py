@@ -1,10 +1,13 @@
 """Double opt-in: a sign-up waits, ``pending``, until its owner confirms it.
 
 A pending sign-up is one JSON record with a TTL (``confirm_ttl_s``): an unconfirmed
-one simply expires. It is not a subscriber yet, so no fanout ever sees it. Confirming
-(the emailed link, an SMS ``YES``, a webhook that echoed its challenge) adds it to the
-page's subscribers, re-enabling one that had opted out (confirming is the person's own
-explicit act), and writes an audit entry naming how it was confirmed.
+one simply expires. Its webhook secret and its Slack hook (a credential) wait sealed, as
+a subscriber's do, and the key that finds a sign-up by its target names a Slack hook by
+its digest (``SubscriberRepo.indexed_target``). It is not a subscriber yet, so no fanout
+ever sees it. Confirming (the emailed link, an SMS ``YES``, a webhook that echoed its
+challenge) adds it to the page's subscribers, re-enabling one that had opted out
+(confirming is the person's own explicit act), and writes an audit entry naming how it
+was confirmed.
 
 The confirmation itself is sent by a worker (the API never sends): :meth:`OptIn.start`
 enqueues it through ``send_confirmation``.
@@ -26,7 +29,8 @@ from notifyd.selfservice.pages import PageConfigRepo
 from notifyd.selfservice.prefs import PrefsRepo
 from notifyd.state import audit
 from notifyd.state.keys import Keys
-from notifyd.state.subscribers import StoredSubscriber, SubscriberError, SubscriberRepo
+from notifyd.state.sealing import is_sealed
+from notifyd.state.subscribers import StoredSubscriber, SubscriberError, SubscriberRepo, seals_target
 
 #: A second sign-up of a target waiting for confirmation re-sends it at most this often.
 RESEND_AFTER_S = 60
@@ -122,7 +126,7 @@ class OptIn:
     ) -> Started:
         """Record a pending sign-up (validated already) and enqueue its confirmation."""
         channel, target = subscriber["channel"], subscriber["target"]
-        index = self.keys.pending_target(page_id, channel, target)
+        index = self._index(page_id, channel, target)
         now = time.time()
         existing_id = self.client.get(index)
         if existing_id is not None:
@@ -148,17 +152,43 @@ class OptIn:
         self.send_confirmation(pending.id)
         return Started(pending.id, True)
 
+    def _index(self, page_id: str, channel: str, target: str) -> str:
+        return self.keys.pending_target(page_id, channel, self.subscribers.indexed_target(channel, target))
+
     def _context(self, pending_id: str, page_id: str, subscriber: dict[str, Any]) -> str:
+        """The secret's context: the sign-up, its page, channel and target (in clear)."""
         return f"pending\x1f{pending_id}\x1f{page_id}\x1f{subscriber['channel']}\x1f{subscriber['target']}"
 
-    def _write(self, pending: Pending, index: str) -> None:
-        stored = pending
-        secret = pending.subscriber.get("secret")
+    def _target_context(self, pending_id: str, page_id: str, channel: str) -> str:
+        return f"pending-target\x1f{pending_id}\x1f{page_id}\x1f{channel}"
+
+    def _sealed(self, pending: Pending) -> Pending:
+        """The sign-up as stored: its secret and a Slack hook sealed with the newest key."""
+        keyring = self.subscribers.keyring
+        sub = dict(pending.subscriber)
+        secret = sub.get("secret")
         if secret:
-            # A webhook sign-up's secret waits sealed, as a subscriber's does.
-            context = self._context(pending.id, pending.page_id, pending.subscriber)
-            sealed = self.subscribers.keyring.seal(str(secret), context)
-            stored = dataclasses.replace(pending, subscriber={**pending.subscriber, "secret": sealed})
+            sub["secret"] = keyring.seal(str(secret), self._context(pending.id, pending.page_id, sub))
+        if seals_target(pending.channel, pending.target):
+            context = self._target_context(pending.id, pending.page_id, pending.channel)
+            sub["target"] = keyring.seal(pending.target, context)
+        return dataclasses.replace(pending, subscriber=sub)
+
+    def _opened(self, stored: Pending) -> Pending:
+        """The sign-up in clear (a legacy clear value as it is); SealError when a value does not open."""
+        keyring = self.subscribers.keyring
+        sub = dict(stored.subscriber)
+        if stored.channel == "slack" and is_sealed(stored.target):
+            sub["target"] = keyring.open(
+                stored.target, self._target_context(stored.id, stored.page_id, stored.channel)
+            )
+        secret = sub.get("secret")
+        if secret:
+            sub["secret"] = keyring.open(str(secret), self._context(stored.id, stored.page_id, sub))
+        return dataclasses.replace(stored, subscriber=sub)
+
+    def _write(self, pending: Pending, index: str) -> None:
+        stored = self._sealed(pending)
         pipe = self.client.pipeline(transaction=True)
         pipe.set(self.keys.pending(pending.id), stored.encode(), ex=self.ttl_s)
         pipe.set(index, pending.id, ex=self.ttl_s)
@@ -173,17 +203,12 @@ class OptIn:
         raw = self.client.get(self.keys.pending(pending_id))
         if raw is None:
             return None
-        pending = Pending.decode(pending_id, raw)
-        secret = pending.subscriber.get("secret")
-        if secret:
-            context = self._context(pending.id, pending.page_id, pending.subscriber)
-            opened = self.subscribers.keyring.open(str(secret), context)
-            pending = dataclasses.replace(pending, subscriber={**pending.subscriber, "secret": opened})
-        return pending
+        return self._opened(Pending.decode(pending_id, raw))
 
     def rewrap(self) -> int:
-        """Re-seal the secrets of sign-ups still waiting with the newest key (a key rotation);
-        returns how many. Each record keeps its TTL; one confirmed meanwhile is left alone."""
+        """Re-seal the secrets and Slack hooks of sign-ups still waiting with the newest key (a key
+        rotation; a legacy clear hook sealed, and its index key renamed to its digest); returns
+        how many. Each record keeps its TTL; one confirmed meanwhile is left alone."""
         keyring = self.subscribers.keyring
         prefix = self.keys.pending("")
         done = 0
@@ -197,13 +222,19 @@ class OptIn:
                     return
                 stored = Pending.decode(key.removeprefix(prefix), raw)
                 secret = stored.subscriber.get("secret")
-                if not secret or keyring.is_current(str(secret)):
+                hook = seals_target(stored.channel, stored.target) or is_sealed(stored.target)
+                if (not secret or keyring.is_current(str(secret))) and (
+                    not hook or keyring.is_current(stored.target)
+                ):
                     return
-                context = self._context(stored.id, stored.page_id, stored.subscriber)
-                sealed = keyring.reseal(str(secret), context)
-                again = dataclasses.replace(stored, subscriber={**stored.subscriber, "secret": sealed})
+                opened = self._opened(stored)
+                # A hook's sign-up was found by its URL before hooks were sealed: renamed to its digest.
+                legacy = self.keys.pending_target(stored.page_id, stored.channel, stored.target)
+                renamed = hook and not is_sealed(stored.target) and pipe.exists(legacy)
                 pipe.multi()
-                pipe.set(key, again.encode(), keepttl=True)
+                pipe.set(key, self._sealed(opened).encode(), keepttl=True)
+                if renamed:
+                    pipe.rename(legacy, self._index(stored.page_id, stored.channel, stored.target))
                 resealed[:] = [True]
 
             self.client.transaction(write, key)
@@ -220,7 +251,7 @@ class OptIn:
         # Only one confirmation wins (a double click, a YES and a link): the one that deletes it.
         if not self.client.delete(self.keys.pending(pending_id)):
             raise NotPending("this sign-up was already confirmed")
-        self.client.delete(self.keys.pending_target(pending.page_id, pending.channel, pending.target))
+        self.client.delete(self._index(pending.page_id, pending.channel, pending.target))
         sub = self.activate(pending.page_id, pending.subscriber, pending.prefs)
         self.record(
             pending.page_id, "confirmed", subscriber=sub.id, channel=sub.channel, via=via, pending=pending_id

@@ -126,6 +126,10 @@ class Keys:
         """A page's subscriber ids (id -> seq): ids are unique per page."""
         return f"{self.ns}:p:{escape(page_id)}:ids"
 
+    def migrated(self, name: str) -> str:
+        """Set once a one-time start-up migration of that name has run to the end."""
+        return f"{self.ns}:migrated:{name}"
+
     def legacy_subscriber_ids(self) -> str:
         """Before ids were per page: one hash of id -> "page\x1fseq" (migrated on start)."""
         return f"{self.ns}:sid"
@@ -156,6 +160,8 @@ class Keys:
         return f"{self.ns}:pend:{pending_id}"
 
     def pending_target(self, page_id: str, channel: str, target: str) -> str:
+        """A sign-up waiting for that target; a Slack hook is named by its digest
+        (``SubscriberRepo.indexed_target``), never by its URL."""
         return f"{self.ns}:p:{escape(page_id)}:pend:{channel}:{escape(target)}"
 
     def pending_by_phone(self, phone: str) -> str:

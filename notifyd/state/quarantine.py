@@ -13,7 +13,6 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import redis
 
@@ -43,15 +42,6 @@ def forget(client: redis.Redis, keys: Keys, page_id: str, seq: int) -> None:
     client.zrem(keys.quarantined(), _member(page_id, seq))
 
 
-def endpoint_of(sub: StoredSubscriber) -> str:
-    """Where the endpoint lives, without its path: a Slack or webhook URL's path is often its secret."""
-    parts = urlsplit(sub.target)
-    if parts.scheme and parts.hostname:
-        port = f":{parts.port}" if parts.port else ""
-        return f"{parts.scheme}://{parts.hostname}{port}"
-    return sub.target if sub.target.startswith("slack:") else sub.channel
-
-
 def read(
     client: redis.Redis, keys: Keys, subscribers: SubscriberRepo, *, limit: int = 50
 ) -> list[dict[str, Any]]:
@@ -76,7 +66,7 @@ def read(
             "page_id": sub.page_id,
             "subscriber_id": sub.id,
             "channel": sub.channel,
-            "endpoint": endpoint_of(sub),
+            "endpoint": subscribers.endpoint(sub),
             "since": datetime.fromtimestamp(since[where], UTC).isoformat().replace("+00:00", "Z"),
         }
         for where, sub in sorted(found.items(), key=lambda item: -since[item[0]])

@@ -1,7 +1,8 @@
 """Secrets at rest: what notifyd keeps in Redis that must not be readable there.
 
-Webhook signing secrets, the secrets of pending sign-ups and the link keys that sign
-unsubscribe and preference links are sealed with AES-256-GCM before they are written.
+Webhook signing secrets, the secrets of pending sign-ups, the link keys that sign
+unsubscribe and preference links, and Slack incoming-webhook URLs (a subscriber's target
+that is itself a credential) are sealed with AES-256-GCM before they are written.
 A sealed value reads ``nsec1:<key id>:<base64url(nonce + ciphertext + tag)>``.
 
 The :class:`Keyring` holds the deployment's secret keys (``NOTIFYD_SECRET_KEY``, see
@@ -153,3 +154,9 @@ class Keyring:
 def webhook_secret_context(page_id: str, channel: str, target: str) -> str:
     """A subscriber's secret opens only on the record of that (page, channel, target)."""
     return f"subscriber-secret\x1f{page_id}\x1f{channel}\x1f{target}"
+
+
+def target_context(page_id: str, channel: str, digest: str) -> str:
+    """A subscriber's sealed target opens only on a record of that page and channel whose index
+    digest (notifyd/state/target_digests.py) is the one the target was sealed with."""
+    return f"subscriber-target\x1f{page_id}\x1f{channel}\x1f{digest}"

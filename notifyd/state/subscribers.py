@@ -6,15 +6,25 @@ fanout shard reads a seq range with a few ``HGETALL`` calls and never loads
 the whole page. ``(channel, target)`` maps to its seq, which makes adding the
 same target twice an update. A removed subscriber keeps a small tombstone
 (id and channel) so past deliveries can still name it.
+
+A Slack incoming-webhook URL is a credential: whoever holds it can post to that channel.
+It is stored sealed (notifyd/state/sealing.py), with its keyed digest
+(notifyd/state/target_digests.py) beside it in the record (``tk``), and the targets index
+names it by that digest, so Redis never holds the URL in clear. Other targets stay in
+clear: an email address or a phone number is personal data, not a secret, which operators
+look up and which the preference pages show; a webhook is authenticated by its signing
+secret (sealed), not by its URL. :meth:`SubscriberRepo.target_of` gives any target in clear.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import itertools
 import json
-from collections.abc import Iterable, Iterator
+import logging
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,9 +38,12 @@ from notifyd.preferences import NO_PREFERENCES, Preferences
 from notifyd.state import audit
 from notifyd.state.keys import BUCKET, Keys, bucket_of
 from notifyd.state.scripts import register
-from notifyd.state.sealing import Keyring, webhook_secret_context
+from notifyd.state.sealing import Keyring, SealError, is_sealed, target_context, webhook_secret_context
 from notifyd.state.subscriber_errors import PageFull, SubscriberError, TargetRefused
-from notifyd.state.target_hosts import HostCheck, Resolver, host_of
+from notifyd.state.target_digests import TargetDigests
+from notifyd.state.target_hosts import HostCheck, Resolver, endpoint_of, host_of
+
+log = logging.getLogger(__name__)
 
 #: How many subscribers one import round trip writes.
 IMPORT_BATCH = 1000
@@ -42,7 +55,9 @@ class StoredSubscriber:
     seq: int
     id: str
     channel: str
-    target: str
+    #: The target as stored: a Slack incoming-webhook URL sealed (see :func:`seals_target`),
+    #: any other target in clear. :meth:`SubscriberRepo.target_of` opens it.
+    stored_target: str
     #: The webhook secret as stored: sealed (notifyd/state/sealing.py), or legacy clear text.
     #: :meth:`SubscriberRepo.secret_of` opens it.
     sealed_secret: str | None
@@ -51,6 +66,9 @@ class StoredSubscriber:
     disabled: str | None = None
     removed: bool = False
     prefs: Preferences = NO_PREFERENCES
+    #: The keyed digest of a sealed target (record field ``tk``): what the targets index and the
+    #: Slack send schedule name it by. None for a target kept in clear.
+    target_digest: str | None = None
 
     def __repr__(self) -> str:  # never show the secret
         return (
@@ -64,10 +82,12 @@ class StoredSubscriber:
             return True
         return bool(self.components & components)
 
-    def public(self) -> dict[str, Any]:
+    def public(self, shown_target: str) -> dict[str, Any]:
+        """The subscriber as the API and the CLI show it, its target shown as given
+        (:meth:`SubscriberRepo.public` masks a Slack hook)."""
         data: dict[str, Any] = {"id": self.id, "page_id": self.page_id, "channel": self.channel}
         if not self.removed:
-            data["target"] = self.target
+            data["target"] = shown_target
         if self.components is not None:
             data["components"] = sorted(self.components)
         if self.contact_email:
@@ -81,7 +101,9 @@ class StoredSubscriber:
     def encode(self) -> str:
         record: dict[str, Any] = {"id": self.id, "ch": self.channel}
         if not self.removed:
-            record["t"] = self.target
+            record["t"] = self.stored_target
+            if self.target_digest:
+                record["tk"] = self.target_digest
             if self.sealed_secret:
                 record["sec"] = self.sealed_secret
             if self.components is not None:
@@ -104,13 +126,14 @@ class StoredSubscriber:
             seq=seq,
             id=record["id"],
             channel=record["ch"],
-            target=record.get("t", ""),
+            stored_target=record.get("t", ""),
             sealed_secret=record.get("sec"),
             components=frozenset(comp) if comp is not None else None,
             contact_email=record.get("ce"),
             disabled=record.get("dis"),
             removed=bool(record.get("rm")),
             prefs=Preferences.decode(record),
+            target_digest=record.get("tk"),
         )
 
 
@@ -179,17 +202,43 @@ class ConsentError(SubscriberError):
 Row = tuple[int, "dict[str, Any] | Subscriber | SubscriberLine | Exception"]
 
 
-def _target_key(channel: str, target: str) -> str:
-    return f"{channel}\x1f{target}"
+def seals_target(channel: str, target: str) -> bool:
+    """Whether a target is stored sealed: a Slack incoming-webhook URL, which is a credential
+    (a ``slack:<channel id>`` target is not: the bot token is). See the module's docstring."""
+    return channel == "slack" and "://" in target
 
 
-def _rest(sub: SubscriberLine) -> str:
-    """The record's fields other than id, secret and disabled state, as upsert.lua takes them."""
+def mask_target(channel: str, target: str) -> str:
+    """A target as shown back: a sealed kind by its scheme, host and last four characters
+    (``https://hooks.slack.com/...Xy12``), enough to tell two hooks apart; others as they are."""
+    if not seals_target(channel, target):
+        return target
+    scheme, _, rest = target.partition("://")
+    return f"{scheme}://{rest.partition('/')[0]}/...{target[-4:]}"
+
+
+def _target_key(channel: str, indexed: str) -> str:
+    """A targets index field: the channel and the target, or a sealed target's digest."""
+    return f"{channel}\x1f{indexed}"
+
+
+def _indexed(sub: StoredSubscriber) -> str:
+    """What the targets index names a stored subscriber by."""
+    return sub.target_digest or sub.stored_target
+
+
+def _rest(sub: SubscriberLine, target: str, digest: str | None) -> str:
+    """The record's fields other than id, secret and disabled state, as upsert.lua takes them;
+    ``target`` as stored (sealed, with its ``digest``, or clear)."""
     prefs = sub.prefs
     if sub.components is None and not sub.contact_email and prefs is NO_PREFERENCES:
         # The common line, without building a dict: json's C string encoder does the escaping.
-        return f'{{"ch":"{sub.channel}","t":{_string(sub.target)}}}'
-    record: dict[str, Any] = {"ch": sub.channel, "t": sub.target}
+        if digest is None:
+            return f'{{"ch":"{sub.channel}","t":{_string(target)}}}'
+        return f'{{"ch":"{sub.channel}","t":{_string(target)},"tk":{_string(digest)}}}'
+    record: dict[str, Any] = {"ch": sub.channel, "t": target}
+    if digest is not None:
+        record["tk"] = digest
     if sub.components is not None:
         record["comp"] = sorted(set(sub.components))
     if sub.contact_email:
@@ -202,7 +251,7 @@ _string = json.encoder.encode_basestring_ascii
 
 #: The record fields an add or import line sets (see _rest and Preferences.encode); an update
 #: replaces these and carries any other field of the record over.
-LINE_FIELDS = "ch,t,comp,ce,et,mi,ph,qh"
+LINE_FIELDS = "ch,t,tk,comp,ce,et,mi,ph,qh"
 
 
 #: json.dumps with separators builds a new encoder per call; an import encodes a million.
@@ -236,11 +285,14 @@ class SubscriberRepo:
         resolver: Resolver | None = None,
         dns_timeout_s: float = 1.0,
         keyring: Keyring,
+        digests: TargetDigests,
     ) -> None:
         self.client = client
         self.keys = keys
-        #: Seals webhook secrets before they are written, and opens them for sending.
+        #: Seals webhook secrets and Slack hooks before they are written, and opens them for sending.
         self.keyring = keyring
+        #: Names a sealed target in the targets index (and the Slack send schedule).
+        self.digests = digests
         self.allow_private_targets = allow_private_targets
         #: Subscribe-time DNS (tests inject a resolver through ``hosts.resolver``).
         self.hosts = HostCheck(
@@ -358,7 +410,20 @@ class SubscriberRepo:
                 sealed_gen = self.keyring.seal(gen, context) if gen else ""
             else:
                 sealed_given = sealed_gen = ""
-            fields += (sub.channel, sub.target, sub.id or "", made_id, sealed_given, sealed_gen, _rest(sub))
+            # The same hook given twice has the same digest: one subscriber, as for any target.
+            target, indexed, digest = sub.target, sub.target, None
+            if seals_target(sub.channel, sub.target):
+                indexed = digest = self.indexed_target(sub.channel, sub.target)
+                target = self.keyring.seal(sub.target, target_context(page_id, sub.channel, digest))
+            fields += (
+                sub.channel,
+                indexed,
+                sub.id or "",
+                made_id,
+                sealed_given,
+                sealed_gen,
+                _rest(sub, target, digest),
+            )
             prepared.sent.append((i, sub, gen or None, warned))
         prepared.blob = msgpack.packb(fields)
         return prepared
@@ -423,17 +488,37 @@ class SubscriberRepo:
             seq=current.seq,
             id=current.id,
             channel=current.channel,
-            target="",
+            stored_target="",
             sealed_secret=None,
             components=None,
             contact_email=None,
             removed=True,
         )
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(self.keys.subscribers(page_id, bucket_of(current.seq)), str(current.seq), tomb.encode())
-        pipe.hdel(self.keys.subscriber_targets(page_id), _target_key(current.channel, current.target))
-        pipe.hdel(self.keys.subscriber_ids(page_id), sub_id)
-        pipe.execute()
+        targets = self.keys.subscriber_targets(page_id)
+        # The index entry that names this record, and for a Slack hook the other form of it (the
+        # clear URL of a record sealed since, or the digest): each only while it names this seq.
+        named = [_target_key(current.channel, _indexed(current))]
+        if current.target_digest:
+            with contextlib.suppress(SealError):
+                named.append(_target_key(current.channel, self.target_of(current)))
+        elif seals_target(current.channel, current.stored_target):
+            named.append(
+                _target_key(current.channel, self.digests.digest(current.channel, current.stored_target))
+            )
+
+        def write(pipe: Any) -> None:
+            ours = [
+                f
+                for f, seq in zip(named, pipe.hmget(targets, named), strict=True)
+                if seq == str(current.seq).encode()
+            ]
+            pipe.multi()
+            pipe.hset(self.keys.subscribers(page_id, bucket_of(current.seq)), str(current.seq), tomb.encode())
+            if ours:
+                pipe.hdel(targets, *ours)
+            pipe.hdel(self.keys.subscriber_ids(page_id), sub_id)
+
+        self.client.transaction(write, targets)
         return True
 
     def disable(self, page_id: str, seq: int, reason: str) -> None:
@@ -517,46 +602,131 @@ class SubscriberRepo:
 
     # -- secrets --------------------------------------------------------------------
 
+    def indexed_target(self, channel: str, target: str) -> str:
+        """What an index names a target by: a Slack hook by its keyed digest, others as they are."""
+        return self.digests.digest(channel, target) if seals_target(channel, target) else target
+
+    def target_of(self, sub: StoredSubscriber) -> str:
+        """The subscriber's target in clear (a sealed Slack hook opened), for sending; raises
+        SealError when the key that sealed it is not configured, or the sealed value was moved
+        from another record (the message names the key id, never the target)."""
+        if sub.target_digest is None or not is_sealed(sub.stored_target):
+            return sub.stored_target
+        return self.keyring.open(
+            sub.stored_target, target_context(sub.page_id, sub.channel, sub.target_digest)
+        )
+
     def secret_of(self, sub: StoredSubscriber) -> str | None:
         """The subscriber's webhook secret in clear, for signing; raises SealError when the key
         that sealed it is not configured (the message names its key id, never the secret)."""
         if not sub.sealed_secret:
             return None
-        context = webhook_secret_context(sub.page_id, sub.channel, sub.target)
+        context = webhook_secret_context(sub.page_id, sub.channel, self.target_of(sub))
         return self.keyring.open(sub.sealed_secret, context)
 
+    def shown_target(self, sub: StoredSubscriber) -> str:
+        """The target as the API, the CLI and the preference page show it: a Slack hook masked
+        (:func:`mask_target`); one that does not open says so instead of failing a listing."""
+        try:
+            return mask_target(sub.channel, self.target_of(sub))
+        except SealError:
+            return "(sealed with a key that is not configured)"
+
+    def public(self, sub: StoredSubscriber) -> dict[str, Any]:
+        """The subscriber as the API and the CLI show it (:meth:`StoredSubscriber.public`)."""
+        return sub.public("" if sub.removed else self.shown_target(sub))
+
+    def endpoint(self, sub: StoredSubscriber) -> str:
+        """Where the subscriber's endpoint lives, without its path (see ``endpoint_of``)."""
+        try:
+            return endpoint_of(sub.channel, self.target_of(sub))
+        except SealError:
+            return sub.channel
+
     def resealed(self, sub: StoredSubscriber) -> StoredSubscriber:
-        """The record with its secret sealed with the newest key (a legacy clear one sealed):
-        every write of a record re-seals it."""
-        if not sub.sealed_secret or self.keyring.is_current(sub.sealed_secret):
-            return sub
-        context = webhook_secret_context(sub.page_id, sub.channel, sub.target)
-        return dataclasses.replace(sub, sealed_secret=self.keyring.reseal(sub.sealed_secret, context))
+        """The record with its secret and sealed target sealed with the newest key (a legacy
+        clear secret sealed): every write of a record re-seals it. A legacy clear Slack hook
+        is left to :meth:`rewrap` and the start-up migration, which re-index it as well."""
+        again = sub
+        if sub.sealed_secret and not self.keyring.is_current(sub.sealed_secret):
+            context = webhook_secret_context(sub.page_id, sub.channel, self.target_of(sub))
+            again = dataclasses.replace(again, sealed_secret=self.keyring.reseal(sub.sealed_secret, context))
+        if sub.target_digest and not self.keyring.is_current(sub.stored_target):
+            context = target_context(sub.page_id, sub.channel, sub.target_digest)
+            again = dataclasses.replace(again, stored_target=self.keyring.seal(self.target_of(sub), context))
+        return again
+
+    def _sealed_legacy(self, sub: StoredSubscriber) -> StoredSubscriber:
+        """The record with what an older notifyd kept in clear sealed: a webhook secret (which a
+        batched update without a secret carried over as it was), a Slack hook and its digest.
+        Opens nothing: a value sealed already is left as it is."""
+        again = sub
+        if sub.sealed_secret and not is_sealed(sub.sealed_secret):
+            context = webhook_secret_context(sub.page_id, sub.channel, self.target_of(sub))
+            again = dataclasses.replace(again, sealed_secret=self.keyring.seal(sub.sealed_secret, context))
+        if not sub.removed and sub.target_digest is None and seals_target(sub.channel, sub.stored_target):
+            digest = self.digests.digest(sub.channel, sub.stored_target)
+            sealed = self.keyring.seal(sub.stored_target, target_context(sub.page_id, sub.channel, digest))
+            again = dataclasses.replace(again, stored_target=sealed, target_digest=digest)
+        return again
 
     def rewrap(self, page_id: str) -> int:
-        """Re-seal every secret of the page that is not sealed with the newest key (legacy clear
-        ones included); returns how many were re-sealed. Safe while the page is in use: each
-        bucket is rewritten in a transaction that retries if the bucket changed meanwhile."""
-        rewrapped = 0
+        """Re-seal every secret and Slack hook of the page that is not sealed with the newest key
+        (legacy clear ones included, a hook re-indexed by its digest); returns how many records
+        were rewritten."""
+        return self._reseal_page(page_id, lambda sub: self.resealed(self._sealed_legacy(sub)))
+
+    def seal_legacy(self) -> int:
+        """The one-time start-up migration: seal what an older notifyd kept in clear on every
+        page (:meth:`_sealed_legacy`), and index its Slack hooks by digest. A no-op (one EXISTS)
+        once done; returns how many records were rewritten."""
+        done = self.keys.migrated("sealed-targets")
+        if self.client.exists(done):
+            return 0
+        rewritten = sum(self._reseal_page(page_id, self._sealed_legacy) for page_id in self.pages())
+        self.client.set(done, "1")
+        if rewritten:
+            log.info("sealed %d subscriber records written in clear by an older notifyd", rewritten)
+        return rewritten
+
+    def _reseal_page(self, page_id: str, reseal: Callable[[StoredSubscriber], StoredSubscriber]) -> int:
+        """Rewrite each record of the page that ``reseal`` changes; a record whose hook it sealed
+        moves from its clear index entry to its digest. Safe while the page is in use: each bucket
+        is rewritten in a transaction that retries if the bucket or the index changed meanwhile."""
+        targets = self.keys.subscriber_targets(page_id)
+        rewritten = 0
         for bucket in range(bucket_of(max(self.max_seq(page_id) - 1, 0)) + 1):
             key = self.keys.subscribers(page_id, bucket)
             done: list[int] = []
 
             def write(pipe: Any, key: str = key, done: list[int] = done) -> None:
                 changed: dict[str, str] = {}
+                moved: list[tuple[str, str, int]] = []  # (clear index field, digest field, seq)
                 for field, raw in pipe.hgetall(key).items():
                     sub = StoredSubscriber.decode(page_id, int(field), raw)
-                    again = self.resealed(sub)
-                    if again is not sub:
-                        changed[field.decode()] = again.encode()
+                    again = reseal(sub)
+                    if again is sub:
+                        continue
+                    changed[field.decode()] = again.encode()
+                    if again.target_digest != sub.target_digest:
+                        clear, digest = (
+                            _target_key(sub.channel, _indexed(sub)),
+                            _target_key(sub.channel, _indexed(again)),
+                        )
+                        moved.append((clear, digest, sub.seq))
+                indexed = pipe.hmget(targets, [clear for clear, _, _ in moved]) if moved else []
                 done[:] = [len(changed)]
                 if changed:
                     pipe.multi()
                     pipe.hset(key, mapping=changed)
+                    for (clear, digest, seq), at in zip(moved, indexed, strict=True):
+                        if at == str(seq).encode():
+                            pipe.hdel(targets, clear)
+                        pipe.hset(targets, digest, seq)
 
-            self.client.transaction(write, key)
-            rewrapped += done[0] if done else 0
-        return rewrapped
+            self.client.transaction(write, key, targets)
+            rewritten += done[0] if done else 0
+        return rewritten
 
     def pages(self) -> list[str]:
         return sorted(p.decode() for p in self.client.smembers(self.keys.pages()))
@@ -677,7 +847,8 @@ def preferences_of(sub: Subscriber) -> Preferences:
 
 def _from_line(page_id: str, seq: int, sub_id: str, sub: SubscriberLine) -> StoredSubscriber:
     """What an import line wrote, without reading the record back: ids and target only (no
-    secret, state, filters or preferences; an import answers counts, not records)."""
+    secret, state, filters or preferences; an import answers counts, not records). Its target
+    is the line's, in clear: this object lives in memory only and is never written."""
     return StoredSubscriber(page_id, seq, sub_id or sub.id or "", sub.channel, sub.target, None, None, None)
 
 

@@ -13,6 +13,7 @@ import concurrent.futures
 import functools
 import time
 from collections.abc import Callable, Iterable
+from urllib.parse import urlsplit
 
 from channels.addresses import host_refusal, literal_address, non_public_range, resolve_host
 from notifyd.models import SubscriberLine
@@ -31,6 +32,16 @@ def host_of(sub: SubscriberLine) -> str | None:
     if sub.channel not in ("webhook", "slack") or "://" not in sub.target:
         return None
     return url_host(sub.target)
+
+
+def endpoint_of(channel: str, target: str) -> str:
+    """Where an endpoint lives, without its path: a Slack or webhook URL's path is often its
+    secret. ``scheme://host[:port]``, a ``slack:<channel id>`` as it is, else the channel."""
+    parts = urlsplit(target)
+    if parts.scheme and parts.hostname:
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{parts.hostname}{port}"
+    return target if target.startswith("slack:") else channel
 
 
 class HostCheck:

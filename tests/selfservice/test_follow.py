@@ -61,7 +61,7 @@ def test_a_follower_gets_that_incidents_updates_until_it_resolves(stack) -> None
     rt.publisher.publish(later)
     assert wait_until(lambda: done(rt, later))
     assert [m.rcpt_tos[0] for m in s.smtp.wait_for(8)[7:]] == ["all@example.com"]
-    assert {sub.target for sub in rt.subscribers.page("acme")[0]} == {"all@example.com"}
+    assert {sub.stored_target for sub in rt.subscribers.page("acme")[0]} == {"all@example.com"}
 
 
 def test_following_an_incident_never_narrows_a_whole_page_subscription(stack) -> None:

@@ -128,7 +128,7 @@ def test_webhook_sign_up_is_active_only_when_the_endpoint_echoes_the_signed_chal
         deaf.wait_for(1)
         time.sleep(0.3)
         (sub,) = s.rt.subscribers.page("acme")[0]
-        assert sub.target == good.url + "/hook"
+        assert sub.stored_target == good.url + "/hook"
         failed = [e for e in audit(s, "acme") if e["action"] == "confirmation_failed"]
         assert failed and "echo" in failed[0]["reason"]
     finally:
@@ -210,7 +210,7 @@ def test_admin_import_may_vouch_for_consent_and_the_audit_says_so(stack) -> None
             headers={"content-type": "application/x-ndjson"},
         )
     assert answer.status_code == 200 and answer.json()["imported"] == 2
-    targets = {sub.target for sub in s.rt.subscribers.page("acme")[0]}
+    targets = {sub.stored_target for sub in s.rt.subscribers.page("acme")[0]}
     assert targets == {"crm@example.com", "plain@example.com"}
     vouched = [e for e in audit(s, "acme") if e["action"] == "imported_confirmed"]
     assert len(vouched) == 1 and vouched[0]["via"] == "admin-import" and vouched[0]["confirmed"] == "by-admin"

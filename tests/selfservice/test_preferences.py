@@ -84,7 +84,7 @@ def test_the_preference_page_works_without_javascript_and_its_choices_filter_the
         assert bad.status_code == 422
         assert http.get(manage[:-4] + "AAAA").status_code == 403
     prefs = s.api.runtime.subscribers  # the record keeps its channel and target
-    assert prefs.get("acme", added.id).target == "nojs@example.com"
+    assert prefs.get("acme", added.id).stored_target == "nojs@example.com"
     from notifyd.selfservice.prefs import PrefsRepo
 
     assert PrefsRepo(rt.client, rt.keys).get("acme", added.id).locale == "de"

@@ -1,6 +1,6 @@
 -- Add or update many subscribers of one page, atomically, in one round trip.
 --
--- KEYS[1] = the page's targets hash ((channel, target) -> seq)
+-- KEYS[1] = the page's targets hash ((channel, target as indexed) -> seq)
 -- KEYS[2] = the page's ids hash (subscriber id -> seq)
 -- KEYS[3] = the page's seq counter
 -- KEYS[4] = the set of pages
@@ -9,7 +9,8 @@
 -- ARGV[3] = the page's subscriber cap (0: none)
 -- ARGV[4] = the page id
 -- ARGV[5] = "1" to return each line's final record, "" to return only codes
--- ARGV[6] = the lines as one MessagePack array of strings, seven per line: channel, target,
+-- ARGV[6] = the lines as one MessagePack array of strings, seven per line: channel, target as
+--           indexed (a Slack hook: its keyed digest, never its URL),
 --           given id ("" when none), generated id, given secret ("" when none), generated
 --           secret ("" when none), and the record's other fields as a JSON object
 --           ({"ch":..,"t":..,...}; no id, sec or dis). One argument, not seven per line:

@@ -307,7 +307,7 @@ def main() -> int:
         ratio = ours / baseline
         ok &= ratio >= 0.5
         print(f"  raw aiohttp client                    {baseline:>8.0f} req/s  (runs: {_runs(raws)})")
-        print(f"  webhook adapter (AiohttpTransport)    {ours:>8.0f} req/s  (runs: {_runs(ours_runs)})")
+        print(f"  webhook adapter (its Http1Client)     {ours:>8.0f} req/s  (runs: {_runs(ours_runs)})")
         print(f"    ratio {ratio:.2f}x  target >= 0.5x")
         cpu = {k: statistics.median(v) for k, v in CPU_US.items()}
         print(

@@ -9,21 +9,13 @@ aiohttp (see docs/benchmarks-channels.md for this transport's figures).
 Honoured request extensions: ``timeout`` (httpx's connect/read/pool
 seconds) and ``sni_hostname`` (TLS server name and certificate check when
 the URL holds a pinned IP). aiohttp's exceptions become httpx's.
-
-:meth:`AiohttpTransport.post` is the same request without the httpx objects
-(``Request``, ``URL``, ``Headers``, ``Response``): building and reading them
-cost about as much CPU per delivery as aiohttp's own work. The webhook adapter
-takes it when its transport is this one; the errors it raises are the same
-httpx ones, so one classification serves both paths.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import ssl
-from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -37,42 +29,6 @@ DEFAULT_LIMIT = 100
 def _client_timeout(pool: float | None, connect: float | None, read: float | None) -> aiohttp.ClientTimeout:
     # The same few timeouts come with every request; build each ClientTimeout once.
     return aiohttp.ClientTimeout(total=None, connect=pool, sock_connect=connect, sock_read=read)
-
-
-@functools.lru_cache(maxsize=64)
-def _connect_timeout(connect: float | None) -> aiohttp.ClientTimeout:
-    # :meth:`AiohttpTransport.post`'s callers bound the whole request with one deadline of their
-    # own: only connecting has a limit of its own here (no read timer re-armed per data chunk).
-    return aiohttp.ClientTimeout(total=None, sock_connect=connect)
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """What :meth:`AiohttpTransport.post` returns: the status, the one header the caller asked
-    for, and the body's first ``keep`` bytes (the rest is not read)."""
-
-    status: int
-    header: str | None
-    body: bytes
-
-
-@contextlib.contextmanager
-def _translated(request: Any) -> Iterator[None]:
-    """aiohttp's (and the socket's) exceptions as httpx's, for either path."""
-    try:
-        yield
-    except aiohttp.ConnectionTimeoutError as exc:
-        raise httpx.ConnectTimeout(str(exc) or "connect timeout", request=request) from exc
-    except (aiohttp.SocketTimeoutError, aiohttp.ServerTimeoutError) as exc:
-        raise httpx.ReadTimeout(str(exc) or "read timeout", request=request) from exc
-    except TimeoutError as exc:
-        raise httpx.PoolTimeout("pool timeout", request=request) from exc
-    except aiohttp.ClientSSLError as exc:
-        raise httpx.ConnectError(f"TLS error: {type(exc).__name__}", request=request) from exc
-    except aiohttp.ClientConnectorError as exc:
-        raise httpx.ConnectError(type(exc).__name__, request=request) from exc
-    except (aiohttp.ClientError, OSError) as exc:
-        raise httpx.NetworkError(type(exc).__name__, request=request) from exc
 
 
 class _ResponseStream(httpx.AsyncByteStream):
@@ -140,7 +96,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if isinstance(sni, bytes):
             sni = sni.decode("ascii")
         body = request.content if hasattr(request, "_content") else await request.aread()
-        with _translated(request):
+        try:
             response = await session.request(
                 request.method,
                 URL(str(request.url), encoded=True),
@@ -151,6 +107,18 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 server_hostname=sni if request.url.scheme == "https" else None,
                 compress=None,
             )
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise httpx.ConnectTimeout(str(exc) or "connect timeout", request=request) from exc
+        except (aiohttp.SocketTimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise httpx.ReadTimeout(str(exc) or "read timeout", request=request) from exc
+        except TimeoutError as exc:
+            raise httpx.PoolTimeout("pool timeout", request=request) from exc
+        except aiohttp.ClientSSLError as exc:
+            raise httpx.ConnectError(f"TLS error: {type(exc).__name__}", request=request) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise httpx.ConnectError(type(exc).__name__, request=request) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise httpx.NetworkError(type(exc).__name__, request=request) from exc
         return httpx.Response(
             status_code=response.status,
             headers=response.raw_headers,
@@ -158,51 +126,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             request=request,
             extensions={"http_version": b"HTTP/1.1"},  # aiohttp's client speaks HTTP/1.1 only
         )
-
-    async def post(
-        self,
-        url: URL,
-        headers: Sequence[tuple[str, str]],
-        body: bytes,
-        *,
-        connect_timeout: float | None,
-        sni: str | None = None,
-        header: str | None = None,
-        read_limit: int,
-        keep: int = 0,
-    ) -> Answer:
-        """POST ``body`` to ``url`` (already encoded, a pinned address); read at most
-        ``read_limit`` bytes of the answer and keep the first ``keep`` of them. ``header`` names
-        the one response header to return. The caller bounds the whole request with a deadline.
-
-        Raises httpx's transport errors (``request`` is None on them), as
-        :meth:`handle_async_request` does.
-        """
-        session = self._ensure_session()
-        with _translated(None):
-            response = await session.request(
-                "POST",
-                url,
-                headers=headers,
-                data=body,
-                allow_redirects=False,
-                timeout=_connect_timeout(connect_timeout),
-                server_hostname=sni if url.scheme == "https" else None,
-                compress=None,
-            )
-            try:
-                read = 0
-                kept: list[bytes] = []
-                content = response.content
-                while read < read_limit and (chunk := await content.readany()):
-                    if read < keep:
-                        kept.append(chunk)
-                    read += len(chunk)
-            finally:
-                # A fully read body hands the connection back to the pool; a partly read one closes it.
-                response.release()
-        found = response.headers.get(header) if header is not None else None
-        return Answer(response.status, found, b"".join(kept)[:keep] if keep else b"")
 
     async def aclose(self) -> None:
         session, self._session = self._session, None

@@ -99,7 +99,11 @@ class SubscriberOut(BaseModel):
     id: str
     page_id: str
     channel: str
-    target: str | None = None
+    target: str | None = Field(
+        default=None,
+        description="As given, except a Slack incoming-webhook URL (a credential, stored sealed): its "
+        "scheme, host and last four characters, https://hooks.slack.com/...Xy12",
+    )
     components: list[str] | None = None
     contact_email: str | None = None
     event_types: list[Literal["incident", "maintenance", "component"]] | None = None

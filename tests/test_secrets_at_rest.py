@@ -268,6 +268,37 @@ def test_legacy_clear_hooks_and_secrets_are_sealed_and_reindexed_at_start_up_and
     assert rt.subscribers.rewrap("acme") == 0
 
 
+def test_a_legacy_clear_hook_waiting_for_confirmation_is_sealed_and_renamed_by_rewrap(runtime):
+    from notifyd.selfservice.optin import Pending
+    from notifyd.selfservice.wiring import optin_for
+
+    rt = runtime()
+    optin = optin_for(rt)
+    started = optin.start("acme", {"channel": "slack", "target": HOOK}, source="api")
+    key = rt.keys.pending(started.pending_id)
+    digest_named = rt.keys.pending_target("acme", "slack", rt.target_digests.digest("slack", HOOK))
+    stored = Pending.decode(started.pending_id, rt.client.get(key))
+    assert stored.target.startswith("nsec1:") and rt.client.get(digest_named) is not None
+    # As an older notifyd wrote it: the hook in the record and in the index key's name.
+    legacy = Pending(
+        **{
+            **{f: getattr(stored, f) for f in Pending.__slots__},
+            "subscriber": {"channel": "slack", "target": HOOK},
+        }
+    )
+    rt.client.set(key, legacy.encode(), keepttl=True)
+    rt.client.rename(digest_named, rt.keys.pending_target("acme", "slack", HOOK))
+    assert optin.get(started.pending_id).target == HOOK  # read as it is
+    assert optin.rewrap() == 1 and optin.rewrap() == 0
+    assert b"hooksecretpart" not in _every_value(rt.client)
+    assert rt.client.ttl(key) > 0 and rt.client.ttl(digest_named) > 0
+    assert (
+        optin.start("acme", {"channel": "slack", "target": HOOK}, source="api").pending_id
+        == started.pending_id
+    )
+    assert optin.confirm(started.pending_id, via="email-link").stored_target.startswith("nsec1:")
+
+
 def test_a_sealed_secret_opens_only_on_its_own_record(runtime):
     rt = runtime()
     a = rt.subscribers.add("acme", {"channel": "webhook", "target": "https://a.example/h"}).subscriber

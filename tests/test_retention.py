@@ -30,7 +30,7 @@ def _finish(rt: Runtime, handle: str, status: str) -> None:
 
 
 def _event_memory(rt: Runtime, handle: str) -> int:
-    return int(rt.client.memory_usage(rt.keys.event(handle)) or 0)
+    return int(rt.client.memory_usage(rt.keys.event(handle), samples=0) or 0)
 
 
 @pytest.mark.parametrize("status", ["delivered", "rate_limited", "suppressed"])

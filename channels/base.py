@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -106,14 +107,73 @@ class Message:
     expect_echo: str | None = field(default=None, repr=False)
 
 
+class _SlotLimit:
+    """At most ``per_slot`` holders per key, the others waiting in arrival order (one event loop).
+
+    A key's entry lives only while it is held or waited for, so a million hosts seen once
+    leave nothing behind.
+    """
+
+    __slots__ = ("per_slot", "_active", "_waiting")
+
+    def __init__(self, per_slot: int) -> None:
+        self.per_slot = max(1, per_slot)
+        self._active: dict[str, int] = {}
+        self._waiting: dict[str, deque[asyncio.Future[None]]] = {}
+
+    def active(self, key: str) -> int:
+        return self._active.get(key, 0)
+
+    async def acquire(self, key: str) -> None:
+        active = self._active.get(key, 0)
+        if active < self.per_slot and key not in self._waiting:
+            self._active[key] = active + 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(key, deque()).append(waiter)
+        try:
+            await waiter  # release() hands its place over: the count stays as it is
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release(key)  # handed a place it will not use: pass it on
+            else:
+                queue = self._waiting.get(key)
+                if queue is not None and waiter in queue:
+                    queue.remove(waiter)
+                    if not queue:
+                        del self._waiting[key]
+            raise
+
+    def release(self, key: str) -> None:
+        queue = self._waiting.get(key)
+        while queue:
+            waiter = queue.popleft()
+            if not queue:
+                del self._waiting[key]
+            if not waiter.done():
+                waiter.set_result(None)  # the place passes to the first waiter
+                return
+        left = self._active[key] - 1
+        if left:
+            self._active[key] = left
+        else:
+            del self._active[key]
+
+
 class Adapter(abc.ABC):
     """Base class: owns the batch loop; subclasses set ``channel`` and implement :meth:`deliver`.
 
-    The base sends a batch as concurrent :meth:`send_one` calls, holds each send to the
-    adapter's ``concurrency`` (when it has one), and turns anything a send raises into a
-    transient outcome, so an adapter writes the one-message path only. An adapter with a
-    cheaper batch path of its own (the webhook's per-host scheduler) overrides :meth:`send`;
-    one that only overrides :meth:`send` (test adapters) gets :meth:`deliver` through it.
+    The base sends a batch as concurrent :meth:`send_one` calls and turns anything a send
+    raises into a transient outcome, so an adapter writes the one-message path only. Every
+    send, from a batch or from the pipeline's dispatcher, holds the adapter's limits, which
+    are the adapter instance's (so the process's, not one batch's):
+
+    - ``concurrency``: sends in flight at once through this adapter (its pool's size);
+    - ``slot_concurrency``: sends in flight at once to one :meth:`slot_key` (a webhook host),
+      so one slow host cannot take every place. A send waits for its slot's place before it
+      takes one of the adapter's, so those waiting for a busy host hold nothing the others need.
+
+    An adapter that only overrides :meth:`send` (test adapters) gets :meth:`deliver` through it.
     """
 
     channel: ClassVar[str]
@@ -121,6 +181,8 @@ class Adapter(abc.ABC):
     secret_fields: ClassVar[tuple[str, ...]] = ()
     #: Sends in flight at once through this adapter (``None``: the caller's window bounds them).
     concurrency: int | None = None
+    #: Sends in flight at once to one slot (:meth:`slot_key`); ``None``: no cap per slot.
+    slot_concurrency: int | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -144,13 +206,33 @@ class Adapter(abc.ABC):
     async def send_one(self, message: Message) -> Outcome:
         """Deliver one message; never raises. The pipeline's dispatcher calls this, one send per slot."""
         try:
-            limit = self._limit()
-            if limit is None:
-                return await self.deliver(message)
-            async with limit:
-                return await self.deliver(message)
+            slots = self._slot_limit()
+            if slots is None:
+                return await self._limited(message)
+            key = self.slot_key(message)
+            await slots.acquire(key)
+            try:
+                return await self._limited(message)
+            finally:
+                slots.release(key)
         except Exception as exc:  # noqa: BLE001 - a send never raises, whatever the adapter does
             return self._error(exc)
+
+    async def _limited(self, message: Message) -> Outcome:
+        limit = self._limit()
+        if limit is None:
+            return await self.deliver(message)
+        async with limit:
+            return await self.deliver(message)
+
+    def _slot_limit(self) -> _SlotLimit | None:
+        if self.slot_concurrency is None:
+            return None
+        slots: _SlotLimit | None = getattr(self, "_slot_limits", None)
+        if slots is None:
+            slots = _SlotLimit(self.slot_concurrency)
+            self._slot_limits = slots
+        return slots
 
     def _limit(self) -> asyncio.Semaphore | None:
         if self.concurrency is None:

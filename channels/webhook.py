@@ -33,8 +33,7 @@ import hmac
 import json
 import ssl
 import time
-from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -76,13 +75,13 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
 class WebhookConfig:
     timeout_s: float = 10.0
     connect_timeout_s: float = 3.0
+    #: Requests in flight at once through this adapter, from every caller (the base's limit).
     concurrency: int = 64
     allow_private_targets: bool = False
-    #: Optional extras (not yet pipeline settings). At most this many requests to one host
-    #: at a time (default: half of ``concurrency``), so one slow host cannot take every slot.
+    #: At most this many requests to one host at a time, from every caller (default: half of
+    #: ``concurrency``), so one slow host cannot take every place.
     per_host_concurrency: int | None = None
-    #: Open connections at most (default: ``concurrency``); a caller that sends one message
-    #: at a time through :meth:`WebhookAdapter.send_one` sets it to its own window.
+    #: Open connections at most (default: ``concurrency``).
     connections: int | None = None
     #: A CA bundle to trust instead of the system's (tests use a trustme CA).
     ca_file: str | None = None
@@ -92,47 +91,6 @@ class WebhookConfig:
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> WebhookConfig:
         return from_options(cls, options)
-
-
-class _HostScheduler:
-    """Hands a batch's messages to a fixed set of workers, at most ``per_host`` in flight per host.
-
-    A fixed pool of workers (rather than a task per message behind a
-    semaphore) keeps the per-delivery overhead low. A message whose host is
-    already at its limit is parked; a worker that finishes a request to that
-    host takes the parked one next, so one slow host holds at most
-    ``per_host`` workers while the others carry on with other hosts.
-    """
-
-    def __init__(self, keys: Sequence[str], per_host: int) -> None:
-        self._keys = keys
-        self._per_host = per_host
-        self._next = 0
-        self._active: dict[str, int] = {}
-        self._parked: dict[str, deque[int]] = {}
-
-    def take(self, finished: str | None) -> int | None:
-        if finished is not None:
-            parked = self._parked.get(finished)
-            if parked:
-                index = parked.popleft()  # the finishing request's host slot passes to it
-                if not parked:
-                    del self._parked[finished]
-                return index
-            left = self._active[finished] - 1
-            if left:
-                self._active[finished] = left
-            else:
-                del self._active[finished]
-        while self._next < len(self._keys):
-            index, self._next = self._next, self._next + 1
-            key = self._keys[index]
-            active = self._active.get(key, 0)
-            if active < self._per_host:
-                self._active[key] = active + 1
-                return index
-            self._parked.setdefault(key, deque()).append(index)
-        return None
 
 
 class WebhookAdapter(Adapter):
@@ -149,9 +107,10 @@ class WebhookAdapter(Adapter):
         self.circuit = circuit or CircuitBreaker()
         self._transport = transport
         self._client: Http1Client | None = None
-        self._semaphore: asyncio.Semaphore | None = None
         self._bodies: dict[int, tuple[Notification, bytes]] = {}
-        self._per_host = self.config.per_host_concurrency or max(1, self.config.concurrency // 2)
+        # The base's batch loop holds both, per adapter instance (so across every batch).
+        self.concurrency = self.config.concurrency
+        self.slot_concurrency = self.config.per_host_concurrency or max(1, self.config.concurrency // 2)
         self._timeouts = {
             "connect": self.config.connect_timeout_s,
             "read": self.config.timeout_s,
@@ -159,74 +118,30 @@ class WebhookAdapter(Adapter):
             "pool": self.config.timeout_s,
         }
 
-    def _ensure(self) -> tuple[httpx.AsyncBaseTransport | Http1Client, asyncio.Semaphore]:
-        if self._transport is None and self._client is None:
+    def _sender(self) -> httpx.AsyncBaseTransport | Http1Client:
+        if self._transport is not None:
+            return self._transport
+        if self._client is None:
             context = ssl.create_default_context(cafile=self.config.ca_file)
             self._client = Http1Client(
                 limit=self.config.connections or self.config.concurrency, ssl_context=context
             )
-        if self._semaphore is None:
-            self._semaphore = asyncio.Semaphore(max(1, self.config.concurrency))
-        sender = self._transport if self._transport is not None else self._client
-        assert sender is not None
-        return sender, self._semaphore
-
-    async def send(self, batch: Sequence[Message]) -> list[Outcome]:
-        outcomes: list[Outcome | None] = [None] * len(batch)
-        try:
-            transport, semaphore = self._ensure()
-            allow = self.config.allow_private_targets
-            targets = [_parse_target(m.target, allow) for m in batch]
-            keys = [t.key if isinstance(t, _Target) else "invalid" for t in targets]
-            scheduler = _HostScheduler(keys, self._per_host)
-            bodies: dict[int, bytes] = {}
-
-            async def worker() -> None:
-                finished: str | None = None
-                while (index := scheduler.take(finished)) is not None:
-                    finished = keys[index]
-                    message = batch[index]
-                    target = targets[index]
-                    if not isinstance(target, _Target):
-                        outcomes[index] = Outcome.permanent("invalid_target", target)
-                        continue
-                    try:
-                        # A batch shares one notification: encode its body once.
-                        body = bodies.get(id(message.notification))
-                        if body is None:
-                            body = json.dumps(message.notification.payload, separators=(",", ":")).encode()
-                            bodies[id(message.notification)] = body
-                    except (TypeError, ValueError) as exc:
-                        outcomes[index] = Outcome.permanent("rejected", f"payload: {type(exc).__name__}")
-                        continue
-                    async with semaphore:
-                        outcomes[index] = await self._guarded(transport, message, body, target)
-
-            workers = min(len(batch), self.config.concurrency)
-            await asyncio.gather(*(worker() for _ in range(workers)))
-        except Exception as exc:  # noqa: BLE001 - send never raises
-            reason = f"webhook adapter error: {type(exc).__name__}"
-            return [o if o is not None else Outcome.transient(reason) for o in outcomes]
-        return [o if o is not None else Outcome.transient("webhook adapter error") for o in outcomes]
+        return self._client
 
     def slot_key(self, message: Message) -> str:
         target = _parse_target(message.target, self.config.allow_private_targets)
         return target.key if isinstance(target, _Target) else "invalid"
 
-    async def send_one(self, message: Message) -> Outcome:
-        """One delivery, with no concurrency limit of its own: the caller's window bounds it."""
+    async def deliver(self, message: Message) -> Outcome:
+        """One delivery; the base holds it to the adapter's limits (per host, and in all)."""
+        target = _parse_target(message.target, self.config.allow_private_targets)
+        if not isinstance(target, _Target):
+            return Outcome.permanent("invalid_target", target)
         try:
-            transport, _ = self._ensure()
-            target = _parse_target(message.target, self.config.allow_private_targets)
-            if not isinstance(target, _Target):
-                return Outcome.permanent("invalid_target", target)
-            try:
-                body = self._body(message.notification)
-            except (TypeError, ValueError) as exc:
-                return Outcome.permanent("rejected", f"payload: {type(exc).__name__}")
-            return await self._guarded(transport, message, body, target)
-        except Exception as exc:  # noqa: BLE001 - send never raises
-            return Outcome.transient(f"webhook adapter error: {type(exc).__name__}")
+            body = self._body(message.notification)
+        except (TypeError, ValueError) as exc:
+            return Outcome.permanent("rejected", f"payload: {type(exc).__name__}")
+        return await self._guarded(self._sender(), message, body, target)
 
     def _body(self, notification: Notification) -> bytes:
         """The JSON body of a notification, encoded once for all its deliveries."""

@@ -21,11 +21,15 @@ def _secret(value: Any) -> Any:
 def channel_options(settings: Settings, channel: str) -> dict[str, Any]:
     """Turn notifyd settings into the plain options an adapter factory takes."""
     if channel == "webhook":
+        # The dispatcher bounds the pipeline's sends by its window and its per-host caps (adaptive,
+        # per lane): the adapter's own limits, which every caller holds, must not bind below them.
+        window = max(settings.webhook_concurrency, settings.dispatch_window)
         return {
             "timeout_s": settings.webhook_timeout_s,
             "connect_timeout_s": settings.webhook_connect_timeout_s,
-            "concurrency": settings.webhook_concurrency,
-            "connections": max(settings.webhook_concurrency, settings.dispatch_window),
+            "concurrency": window,
+            "per_host_concurrency": window,
+            "connections": window,
             "allow_private_targets": settings.allow_private_targets,
         }
     if channel == "email":

@@ -65,3 +65,72 @@ def test_an_adapter_that_implements_neither_deliver_nor_send_is_refused_when_def
 
         class Empty(Adapter):  # noqa: F841 - defining it is the test
             channel = "empty"
+
+
+class PerSlot(Adapter):
+    """Sends wait on a per-target gate; ``slot_key`` is the target's first letter."""
+
+    channel = "per-slot"
+
+    def __init__(self, slot_concurrency: int, concurrency: int | None = None) -> None:
+        self.slot_concurrency = slot_concurrency
+        self.concurrency = concurrency
+        self.active: dict[str, int] = {}
+        self.most: dict[str, int] = {}
+        self.order: list[str] = []
+        self.gates: dict[str, asyncio.Event] = {}
+
+    def slot_key(self, message: Message) -> str:
+        return message.target[0]
+
+    async def deliver(self, message: Message) -> Outcome:
+        slot = self.slot_key(message)
+        self.active[slot] = self.active.get(slot, 0) + 1
+        self.most[slot] = max(self.most.get(slot, 0), self.active[slot])
+        self.order.append(message.target)
+        await self.gates.setdefault(slot, asyncio.Event()).wait()
+        self.active[slot] -= 1
+        return Outcome.delivered()
+
+
+def _to(*targets: str) -> list[Message]:
+    return [Message(f"d-{t}", f"s-{t}", t, NOTE) for t in targets]
+
+
+def test_a_slots_cap_holds_across_batches_and_a_full_slot_holds_no_place_the_others_need() -> None:
+    async def go() -> PerSlot:
+        adapter = PerSlot(slot_concurrency=2, concurrency=3)
+        adapter.gates["f"] = asyncio.Event()
+        adapter.gates["f"].set()  # the "f" host answers at once; "s" holds every request
+        first = asyncio.ensure_future(adapter.send(_to("s1", "s2", "s3")))
+        second = asyncio.ensure_future(adapter.send(_to("s4", "s5", "f1", "f2", "f3")))
+        while len([t for t in adapter.order if t.startswith("f")]) < 3:
+            await asyncio.sleep(0.001)
+        # Two batches, one slot: only two "s" sends in flight in all, not two per batch, and
+        # the "f" sends went through the adapter's third place meanwhile.
+        assert adapter.active["s"] == 2 and adapter.order[:2] == ["s1", "s2"]
+        adapter.gates["s"].set()
+        outcomes = await first + await second
+        assert all(o.kind is OutcomeKind.delivered for o in outcomes)
+        return adapter
+
+    adapter = asyncio.run(go())
+    assert adapter.most["s"] == 2
+    # Waiting sends of a slot go in the order they came.
+    assert [t for t in adapter.order if t.startswith("s")] == ["s1", "s2", "s3", "s4", "s5"]
+
+
+def test_a_send_cancelled_while_waiting_for_its_slot_passes_its_turn_on() -> None:
+    async def go() -> list[str]:
+        adapter = PerSlot(slot_concurrency=1)
+        holder = asyncio.ensure_future(adapter.send_one(_to("a1")[0]))
+        waiting = asyncio.ensure_future(adapter.send_one(_to("a2")[0]))
+        last = asyncio.ensure_future(adapter.send_one(_to("a3")[0]))
+        while not adapter.order:
+            await asyncio.sleep(0.001)
+        waiting.cancel()
+        adapter.gates["a"].set()
+        await asyncio.gather(holder, last)
+        return adapter.order
+
+    assert asyncio.run(go()) == ["a1", "a3"]

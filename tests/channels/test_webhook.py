@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 import time
@@ -224,3 +225,30 @@ def test_retry_after_is_read_only_from_429_and_503(receiver: Sink, transport: st
     busy, err = _through(transport, message(f"{receiver.url}/busy", 0), message(f"{receiver.url}/err", 1))
     assert busy.kind is OutcomeKind.transient and busy.retry_after == 7.0
     assert err.kind is OutcomeKind.transient and err.retry_after is None
+
+
+def test_a_hosts_cap_holds_across_concurrent_batches(slow_host: Sink, receiver: Sink) -> None:
+    async def go() -> tuple[int, list]:
+        async with _adapter(timeout_s=30, concurrency=4, per_host_concurrency=2) as adapter:
+            first = asyncio.ensure_future(
+                adapter.send([message(f"{slow_host.url}/a/{i}", i) for i in range(3)])
+            )
+            second = asyncio.ensure_future(
+                adapter.send(
+                    [message(f"{slow_host.url}/b/{i}", 10 + i) for i in range(3)]
+                    + [message(f"{receiver.url}/ok/{i}", 20 + i) for i in range(4)]
+                )
+            )
+            # The other host is served while the slow one holds its places...
+            while len(receiver.received) < 4:
+                await asyncio.sleep(0.01)
+            (gate,) = slow_host.gates
+            # ...and the slow one holds two places in all, not two per batch.
+            held = gate.waiting
+            gate.open()
+            return held, await first + await second
+
+    held, outcomes = run(go())
+    assert held == 2
+    assert all(o.kind is OutcomeKind.delivered for o in outcomes)
+    assert len(slow_host.received) == 6

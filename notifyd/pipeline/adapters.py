@@ -80,6 +80,10 @@ class AdapterPool:
             registry.factory_for(channel)
 
     def adapter(self, channel: str) -> Adapter:
+        # The dispatcher asks once per delivery: a built adapter is read without the lock.
+        found = self._adapters.get(channel)
+        if found is not None:
+            return found
         with self._lock:
             adapter = self._adapters.get(channel)
             if adapter is None:

@@ -14,7 +14,18 @@ Each throughput figure is printed beside the raw ceiling, measured in the same r
 aiohttp client posting the same number of signed requests to the same sink URLs with a
 window of 1024. The critical benchmark publishes a 200-subscriber ``critical`` event into a
 running ``low`` fan-out to 500 ms endpoints, five times, and reports the time from publish to
-the first and the last arrival at the sink (max of the tries).
+the first and the last arrival at the sink (max of the tries). The fairness benchmark publishes
+a 100-subscriber ``normal`` page into a running ``normal`` fan-out of ``fair_n`` (200k, as the
+issue's target says) to instant endpoints, three times, and reports publish to the last arrival.
+
+The mixed profile runs ``mixed_n`` deliveries (100k; 20k with ``--quick``), more than the other
+profiles, because its run has a fixed tail that no sender can shorten: 1% of requests hang to
+the 10 s timeout, and those and the 1% answered 500 are retried (schedule 1, 2, 4 s here), so
+the last deliveries become final some 10-15 s after the last first attempt was sent. At 10k
+deliveries that tail is most of the run, and even the raw aiohttp client (no retries at all)
+reaches only about a quarter of its own instant rate; at 100k the rate measures the engine, not
+the tail. The raw client's mixed/instant ratio is printed beside the engine's, and the row
+checks that every delivery is final (delivered + failed = N).
 """
 
 from __future__ import annotations
@@ -58,8 +69,10 @@ RAW_WINDOW = 1024
 
 @dataclass(frozen=True)
 class Size:
-    n: int  # deliveries per throughput profile
+    n: int  # deliveries per throughput profile (instant, naive, slow)
     low_n: int  # subscribers of the low fan-out under the critical tries
+    mixed_n: int  # deliveries of the mixed profile: enough to amortise its fixed tail (see above)
+    fair_n: int  # subscribers of the normal fan-out under the fairness tries
     crit_n: int = 200
     crit_tries: int = 5
     processes: int = 2
@@ -67,9 +80,9 @@ class Size:
 
 
 SIZES = {
-    "quick": Size(3_000, 8_000, crit_tries=2),
-    "default": Size(10_000, 30_000),
-    "full": Size(50_000, 100_000),
+    "quick": Size(3_000, 8_000, mixed_n=20_000, fair_n=20_000, crit_tries=2),
+    "default": Size(10_000, 30_000, mixed_n=100_000, fair_n=200_000),
+    "full": Size(50_000, 100_000, mixed_n=200_000, fair_n=200_000),
 }
 
 ROWS: list[dict[str, Any]] = []
@@ -285,7 +298,7 @@ def raw_client(b: Bench, profile: str, n: int) -> tuple[float, int]:
 
 
 def bench_throughput(b: Bench, profile: str) -> float:
-    n = b.size.n
+    n = b.size.mixed_n if profile == "mixed" else b.size.n
     page = f"p-{profile}"
     b.seed(page, profile, n)
     print(f"\n[{profile}] {n:,} webhooks, {b.size.processes} workers x {b.size.threads} threads")
@@ -294,6 +307,8 @@ def bench_throughput(b: Bench, profile: str) -> float:
     took = t1 - t0
     counts = summary["counts"]
     final = sum(counts.get(k, 0) for k in ("delivered", "failed", "rate_limited", "suppressed"))
+    if counts.get("delivered", 0) + counts.get("failed", 0) != n:
+        raise RuntimeError(f"{profile}: not every delivery is final (delivered + failed != {n:,}): {counts}")
     rate = final / took
     stats = b.sink.stats(event_id)
     info(f"publish -> done {took:.2f} s, {rate:,.0f}/s; counts {counts}")
@@ -310,6 +325,7 @@ def bench_throughput(b: Bench, profile: str) -> float:
     row(f"{profile}: deliveries/s end to end (N={n:,})", f"{rate:,.0f}/s", f"{raw_rate:,.0f}/s raw",
         f"{ratio:.2f}x", target, ok)  # fmt: skip
     b.rates = {**getattr(b, "rates", {}), profile: rate}
+    b.raw_rates = {**getattr(b, "raw_rates", {}), profile: raw_rate}
     return rate
 
 
@@ -381,10 +397,17 @@ def report_ratios(b: Bench) -> None:
         ratio = instant / rates["naive"]
         row("instant vs naive (same run)", f"{instant:,.0f}/s", f"{rates['naive']:,.0f}/s naive",
             f"{ratio:.2f}x", ">= 3x naive", ratio >= 3.0)  # fmt: skip
+    raw: dict[str, float] = getattr(b, "raw_rates", {})
     for profile, target in (("slow", 0.8), ("mixed", 0.7)):
         if profile in rates:
             ratio = rates[profile] / instant
-            row(f"{profile} vs instant (same run)", f"{rates[profile]:,.0f}/s", f"{instant:,.0f}/s",
+            # The raw client's ratio on the same two profiles: what the profile itself allows.
+            beside = (
+                f" (raw client {raw[profile] / raw['instant']:.2f}x)"
+                if profile in raw and "instant" in raw
+                else ""
+            )
+            row(f"{profile} vs instant (same run){beside}", f"{rates[profile]:,.0f}/s", f"{instant:,.0f}/s",
                 f"{ratio:.2f}x", f">= {target}x instant", ratio >= target)  # fmt: skip
 
 
@@ -444,8 +467,8 @@ def bench_critical(b: Bench) -> None:
 
 def bench_fairness(b: Bench) -> None:
     s = b.size
-    print(f"\n[fairness] a 100-subscriber normal page during a normal fan-out of {s.low_n:,} (instant)")
-    b.seed("bignormal", "instant", s.low_n)
+    print(f"\n[fairness] a 100-subscriber normal page during a normal fan-out of {s.fair_n:,} (instant)")
+    b.seed("bignormal", "instant", s.fair_n)
     b.seed("small", "instant", 100)
 
     def one_try() -> float:
@@ -462,7 +485,7 @@ def bench_fairness(b: Bench) -> None:
     idle = one_try()
     big_id, _ = b.publish("bignormal", "minor")
     deadline = time.monotonic() + 60
-    while b.summary(big_id)["counts"].get("delivered", 0) < min(2000, s.low_n // 10):
+    while b.summary(big_id)["counts"].get("delivered", 0) < min(2000, s.fair_n // 10):
         if time.monotonic() > deadline:
             break
         time.sleep(0.05)
@@ -474,7 +497,7 @@ def bench_fairness(b: Bench) -> None:
         if b.summary(big_id)["state"] == "done":
             break
         loaded.append(took)
-    b.wait_done(big_id, timeout=max(600, s.low_n / 20))
+    b.wait_done(big_id, timeout=max(600, s.fair_n / 20))
     info(
         "idle all ms: "
         + f"{idle * 1000:.0f}"
@@ -485,7 +508,8 @@ def bench_fairness(b: Bench) -> None:
         row("100-subscriber normal page during a normal fan-out", "n/a", target="<= 2 s", ok=False)
         return
     worst = max(loaded)
-    row(f"100-subscriber normal page, all delivered (max of {len(loaded)})", f"{worst * 1000:.0f} ms",
+    row(f"100-subscriber normal page during a {s.fair_n:,} fan-out, all delivered (max of {len(loaded)})",
+        f"{worst * 1000:.0f} ms",
         f"{idle * 1000:.0f} ms idle", f"{worst / idle:.1f}x", "<= 2 s", worst <= 2.0)  # fmt: skip
 
 

@@ -70,8 +70,8 @@ URGENT_RANK = max(RANK[lane] for lane in URGENT_LANES)
 #: (or the loop's own lag slows every answer down), fewer slots for all would protect nobody.
 SLOW_HOST_S = 1.0
 SLOWER_THAN_TYPICAL = 2.0
-#: How often the base latency (the quickest send's, see ``Dispatcher._need``) is measured
-#: again, in lag probes (the typical host latency is measured at every probe).
+#: How often the endpoints' own latency (see ``Dispatcher._need``) is measured again, in lag
+#: probes (the typical host latency is measured at every probe).
 LATENCY_PROBES = 20
 #: The in-flight sends the endpoints' own latency needs at the current rate, times this, are
 #: never given up for the loop's lag (see ``Dispatcher._need``).
@@ -241,9 +241,11 @@ class Dispatcher:
         #: None before it is known; and the starts counted since the last probe.
         self.start_rate: float | None = None
         self._starts = 0
-        #: The quickest send (seconds) of the last LATENCY_PROBES probes; and of those so far.
+        #: The endpoints' own latency (seconds): the sends' mean latency less the loop's mean lag,
+        #: over the last LATENCY_PROBES probes; and the sums of those so far.
         self.base_latency = 0.0
-        self._quickest = float("inf")
+        self._took = [0.0, 0]
+        self._lags = 0.0
         #: The lower quartile of the hosts' latencies: what a host that is not slow answers in.
         self.typical_latency = 0.0
         self._probes = 0
@@ -482,8 +484,8 @@ class Dispatcher:
             outcome = Outcome.transient(f"adapter error: {type(exc).__name__}")
         finally:
             took = self._loop.time() - started
-            if took < self._quickest:
-                self._quickest = took
+            self._took[0] += took
+            self._took[1] += 1
             host.latency = took if host.latency == 0.0 else 0.8 * host.latency + 0.2 * took
             host.active -= 1
             self.in_flight -= 1
@@ -514,6 +516,7 @@ class Dispatcher:
             if self.waiting:
                 self._pump()  # what urgent work held back (nothing in flight here pumps for it)
             self._probes += 1
+            self._lags += max(0.0, lag)
             self._measure_latencies(base=self._probes % LATENCY_PROBES == 0)
             need = self._need(lag)
             full = self.in_flight >= self.low_limit and self.low_limit < self.low_window
@@ -525,20 +528,26 @@ class Dispatcher:
                 self.low_limit = max(min(self.low_limit, need), shrunk)
 
     def _measure_latencies(self, *, base: bool) -> None:
-        if base and self._quickest != float("inf"):
-            self.base_latency, self._quickest = self._quickest, float("inf")
+        if base:
+            total, sends = self._took
+            if sends:
+                self.base_latency = max(0.0, total / sends - self._lags / LATENCY_PROBES)
+            self._took, self._lags = [0.0, 0], 0.0
         latencies = sorted(h.latency for h in self._hosts.values())
         self.typical_latency = latencies[len(latencies) // 4] if latencies else 0.0
 
     def _need(self, lag: float) -> int:
-        """The sends in flight that the endpoints' own latency needs at the rate achieved, with
-        headroom (0 when the loop's lag, not the endpoints, is what the sends wait for).
+        """The sends in flight that the endpoints' own latency needs at the rate achieved
+        (Little's law), with headroom; 0 when the loop's lag, not the endpoints, is what the
+        sends wait for.
 
-        The base latency is the quickest send of the last second: an endpoint's own latency,
-        without the loop's queueing (which every send shares). When the loop lags more than
-        that, the sends in flight mostly wait for the loop, and fewer of them is what helps;
-        when it lags less, they mostly wait for their endpoints, at no cost to the loop, and
-        fewer of them would lower the rate without lowering the loop's work.
+        The endpoints' latency is the sends' mean latency over the last second less the loop's
+        mean lag over it (every send waits that long for the loop to see its answer). A mean,
+        not a median: a few sends that hang to the timeout hold slots as long as many quick
+        ones do. When the loop lags more than the endpoints take, the sends in flight mostly
+        wait for the loop, and fewer of them is what helps; when it lags less, they mostly wait
+        for their endpoints, at no cost to the loop, and fewer of them would lower the rate
+        without lowering the loop's work.
         """
         base = self.base_latency
         if self.start_rate is None or not self.waiting or lag >= base:

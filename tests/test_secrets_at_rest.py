@@ -460,6 +460,9 @@ def test_key_settings_refuse_short_keys_and_two_sources_without_showing_a_key(mo
     ring = keyring_for(load_settings())
     assert ring.kids == [Keyring([NEW_KEY]).newest_kid, Keyring([OLD_KEY]).newest_kid]
     assert NEW_KEY not in repr(ring) and OLD_KEY not in repr(ring)
+    sealed_elsewhere = Keyring([generate_key()]).seal("whsec_abc", "ctx")
+    with pytest.raises(SealError, match=f"add that key back to {key_file}$"):
+        ring.open(sealed_elsewhere, "ctx")
 
 
 def test_the_keyring_seals_for_a_context_and_never_shows_a_key():
@@ -512,6 +515,7 @@ def test_the_secrets_commands_generate_a_key_rewrap_and_rotate_the_link_key(cli,
     assert len(rt.link_keys.current().keys) == 2
     wrong = cli("secrets", "rewrap", extra_env={"NOTIFYD_SECRET_KEY": OLD_KEY})
     assert wrong.returncode == 2 and "not among the configured keys" in wrong.stderr
+    assert "add that key back to NOTIFYD_SECRET_KEY" in wrong.stderr
     assert NEW_KEY not in wrong.stderr and OLD_KEY not in wrong.stderr
 
 

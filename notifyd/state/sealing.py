@@ -127,7 +127,7 @@ class Keyring:
         if key is None:
             raise SealError(
                 f"a secret is sealed with key id {kid}, which is not among the configured keys "
-                f"({', '.join(self._keys)}; from {self.source}): add that key back to NOTIFYD_SECRET_KEY",
+                f"({', '.join(self._keys)}): add that key back to {self.source}",
                 reason=f"sealed: key id {kid} not configured",
             )
         try:

@@ -53,7 +53,7 @@ sys.path.insert(0, str(HERE))
 
 import naive  # noqa: E402
 import redis  # noqa: E402
-from bench_pipeline import incident, info, proc_status, wait_ready  # noqa: E402
+from bench_pipeline import incident, info, proc_cpu, proc_status, wait_ready  # noqa: E402
 
 from notifyd.runtime.settings import Settings  # noqa: E402
 from notifyd.runtime.wiring import Runtime  # noqa: E402
@@ -232,6 +232,15 @@ class Bench:
                 raise TimeoutError(f"event {event_id} not done after {timeout:.0f} s: {s['counts']}")
             time.sleep(poll)
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds used so far by the worker processes (together) and by the sink."""
+        assert self.workers is not None
+        workers = 0.0
+        for pid in self.workers.children():
+            with contextlib.suppress(OSError):
+                workers += proc_cpu(pid)
+        return {"workers": workers, "sink": proc_cpu(self.sink.proc.pid)}
+
     def worker_rss_mb(self) -> float:
         assert self.workers is not None
         peaks = [proc_status(pid, "VmHWM") for pid in self.workers.children()]
@@ -302,9 +311,13 @@ def bench_throughput(b: Bench, profile: str) -> float:
     page = f"p-{profile}"
     b.seed(page, profile, n)
     print(f"\n[{profile}] {n:,} webhooks, {b.size.processes} workers x {b.size.threads} threads")
+    cpu = b.cpu_seconds()
     event_id, t0 = b.publish(page, "minor")  # the normal lane
     t1, summary = b.wait_done(event_id, timeout=max(300, n / 20))
     took = t1 - t0
+    used = {k: v - cpu.get(k, 0.0) for k, v in b.cpu_seconds().items()}
+    info("CPU per delivery (the whole run, ingest and planning included): "
+         + ", ".join(f"{k} {v / n * 1e6:.0f} us" for k, v in used.items()))  # fmt: skip
     counts = summary["counts"]
     final = sum(counts.get(k, 0) for k in ("delivered", "failed", "rate_limited", "suppressed"))
     if counts.get("delivered", 0) + counts.get("failed", 0) != n:

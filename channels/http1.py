@@ -28,6 +28,7 @@ cookies, decompression, pipelining, HTTP/2.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import ssl
 from collections import deque
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ class _Connection(asyncio.Protocol):
         self.counted = True  # in the pool's open count until closed
         self.closed = False
         self.idle_since = 0.0
+        self.idle = False  # in the pool's idle lists
         self._buf = bytearray()
         self._waiter: asyncio.Future[Answer] | None = None
         self._eof = False
@@ -314,8 +316,16 @@ class Http1Client:
         self.ssl_context = ssl_context or ssl.create_default_context()
         self.keepalive_s = keepalive_s
         self.open = 0
+        #: Idle connections per key (the last one the most recently used), and all of them in the
+        #: order they became idle (the oldest first), for expiry and for making room.
         self._idle: dict[tuple[str, str, int, str | None], list[_Connection]] = {}
+        self._by_age: dict[_Connection, None] = {}
         self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def idle(self) -> int:
+        """Connections kept open for reuse now."""
+        return len(self._by_age)
 
     async def post(
         self,
@@ -357,12 +367,12 @@ class Http1Client:
             idle = self._idle.get(key)
             now = loop.time()
             while idle:
-                conn = idle.pop()
-                if not idle:
-                    del self._idle[key]
+                conn = idle[-1]  # the most recently used: the warmest
+                self._unidle(conn)
                 if conn.reusable() and now - conn.idle_since < self.keepalive_s:
                     return conn
                 conn.close()
+                idle = self._idle.get(key)
             if self.open < self.limit:
                 return await self._connect(key, connect_timeout)
             if not self._close_oldest_idle():
@@ -407,30 +417,39 @@ class Http1Client:
         return conn
 
     def _close_oldest_idle(self) -> bool:
-        oldest: _Connection | None = None
-        for conns in self._idle.values():
-            if conns and (oldest is None or conns[0].idle_since < oldest.idle_since):
-                oldest = conns[0]
+        oldest = next(iter(self._by_age), None)
         if oldest is None:
             return False
-        conns = self._idle[oldest.key]
-        conns.pop(0)
-        if not conns:
-            del self._idle[oldest.key]
         oldest.close()
         return True
 
     def _idle_again(self, conn: _Connection) -> None:
-        loop = asyncio.get_running_loop()
-        conn.idle_since = now = loop.time()
-        conns = self._idle.setdefault(conn.key, [])
-        # Those idle too long (at the front: the oldest) are closed as others come back.
-        while conns and now - conns[0].idle_since >= self.keepalive_s:
-            conns.pop(0).close()
-        conns.append(conn)
+        conn.idle_since = now = asyncio.get_running_loop().time()
+        conn.idle = True
+        self._idle.setdefault(conn.key, []).append(conn)
+        self._by_age[conn] = None
+        # Those idle too long (the oldest, whatever their host) are closed as others come back.
+        for old in list(itertools.islice(self._by_age, 8)):
+            if now - old.idle_since < self.keepalive_s:
+                break
+            old.close()
         self._wake()
 
+    def _unidle(self, conn: _Connection) -> None:
+        if not conn.idle:
+            return
+        conn.idle = False
+        del self._by_age[conn]
+        conns = self._idle[conn.key]
+        if conns[-1] is conn:
+            conns.pop()
+        else:
+            conns.remove(conn)
+        if not conns:
+            del self._idle[conn.key]
+
     def _gone(self, conn: _Connection) -> None:
+        self._unidle(conn)  # closed by either side while idle: out of the pool
         if conn.counted:
             conn.counted = False
             self.open -= 1
@@ -444,7 +463,5 @@ class Http1Client:
                 return
 
     async def aclose(self) -> None:
-        idle, self._idle = self._idle, {}
-        for conns in idle.values():
-            for conn in conns:
-                conn.close()
+        for conn in list(self._by_age):
+            conn.close()

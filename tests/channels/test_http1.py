@@ -42,6 +42,11 @@ class Scripted:
             writer.close()  # the handlers see the end of their connections and return
         await asyncio.gather(*self._handlers, return_exceptions=True)
 
+    def hang_up(self) -> None:
+        """Close every connection from the server's side."""
+        for writer in self._writers:
+            writer.close()
+
     @property
     def port(self) -> int:
         assert self.server is not None
@@ -229,3 +234,44 @@ def test_a_cancelled_request_closes_its_connection_and_frees_its_place() -> None
             return status, server.connections
 
     assert run(go()) == (200, 2)
+
+
+def test_a_connection_the_server_closes_while_idle_leaves_the_pool() -> None:
+    async def go() -> tuple[int, int, int, int]:
+        async with Scripted(OK, OK) as server:
+            client = Http1Client()
+            await _post(client, server.port)
+            pooled = client.idle  # a length and no "close": kept for the next request
+            server.hang_up()  # then the server closes it, with no request on it
+            while client.open:
+                await asyncio.sleep(0.01)
+            kept = client.idle
+            status = (await _post(client, server.port)).status  # type: ignore[attr-defined]
+            await client.aclose()
+            return pooled, kept, status, server.connections
+
+    assert run(go()) == (1, 0, 200, 2)
+
+
+def test_an_idle_connection_past_the_keep_alive_time_is_not_reused() -> None:
+    async def go() -> int:
+        async with Scripted(OK, OK) as server:
+            client = Http1Client(keepalive_s=0.0)  # every idle connection has expired at once
+            for _ in range(2):
+                await _post(client, server.port)
+            await client.aclose()
+            return server.connections
+
+    assert run(go()) == 2
+
+
+def test_at_the_limit_an_idle_connection_to_another_host_is_closed_to_make_room() -> None:
+    async def go() -> tuple[int, int]:
+        async with Scripted(OK) as one, Scripted(OK) as other:
+            client = Http1Client(limit=1)
+            await _post(client, one.port)  # idle now, and the only one allowed
+            status = (await _post(client, other.port)).status  # type: ignore[attr-defined]
+            await client.aclose()
+            return status, client.open
+
+    assert run(go()) == (200, 0)

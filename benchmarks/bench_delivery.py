@@ -21,11 +21,14 @@ issue's target says) to instant endpoints, three times, and reports publish to t
 The mixed profile runs ``mixed_n`` deliveries (100k; 20k with ``--quick``), more than the other
 profiles, because its run has a fixed tail that no sender can shorten: 1% of requests hang to
 the 10 s timeout, and those and the 1% answered 500 are retried (schedule 1, 2, 4 s here), so
-the last deliveries become final some 10-15 s after the last first attempt was sent. At 10k
+the last deliveries become final some 10-20 s after the last first attempt was sent. At 10k
 deliveries that tail is most of the run, and even the raw aiohttp client (no retries at all)
-reaches only about a quarter of its own instant rate; at 100k the rate measures the engine, not
-the tail. The raw client's mixed/instant ratio is printed beside the engine's, and the row
-checks that every delivery is final (delivered + failed = N).
+reaches only about a quarter of its own instant rate; at 100k the rate measures the engine
+more than the tail (the tail still costs some 15-20 s of a ~60 s run: a retried request can
+hang again, and the retry schedule waits 1, 2, 4 s between). The raw client's mixed/instant
+ratio is printed beside the engine's, the row checks that every delivery is final
+(delivered + failed = N), and a row without a target gives the rate until 99% were final
+(mixed against instant), which leaves the tail out.
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ REDIS_URL = os.environ.get("NOTIFYD_BENCH_REDIS_URL", "redis://127.0.0.1:6379/10
 SINK = HERE / "_sink.py"
 SECRET = "whsec_" + base64.b64encode(b"notifyd-delivery-benchmark-key!!").decode()
 BENCHES = ("instant", "naive", "slow", "mixed", "critical", "fairness")
+#: The statuses that end a delivery.
+FINAL = ("delivered", "failed", "rate_limited", "suppressed")
 WORKER = HERE / "_worker.py"
 #: The window of the raw aiohttp client (the ceiling).
 RAW_WINDOW = 1024
@@ -313,18 +318,28 @@ def bench_throughput(b: Bench, profile: str) -> float:
     print(f"\n[{profile}] {n:,} webhooks, {b.size.processes} workers x {b.size.threads} threads")
     cpu = b.cpu_seconds()
     event_id, t0 = b.publish(page, "minor")  # the normal lane
-    t1, summary = b.wait_done(event_id, timeout=max(300, n / 20))
+    # Polled here rather than with wait_done: also when 99% are final (the tail left out).
+    deadline, t99 = time.monotonic() + max(300, n / 20), None
+    while (summary := b.summary(event_id))["state"] != "done":
+        if t99 is None and sum(summary["counts"].get(k, 0) for k in FINAL) >= 0.99 * n:
+            t99 = time.time()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"event {event_id} not done: {summary['counts']}")
+        time.sleep(0.05)
+    t1 = time.time()
     took = t1 - t0
     used = {k: v - cpu.get(k, 0.0) for k, v in b.cpu_seconds().items()}
     info("CPU per delivery (the whole run, ingest and planning included): "
          + ", ".join(f"{k} {v / n * 1e6:.0f} us" for k, v in used.items()))  # fmt: skip
     counts = summary["counts"]
-    final = sum(counts.get(k, 0) for k in ("delivered", "failed", "rate_limited", "suppressed"))
+    final = sum(counts.get(k, 0) for k in FINAL)
     if counts.get("delivered", 0) + counts.get("failed", 0) != n:
         raise RuntimeError(f"{profile}: not every delivery is final (delivered + failed != {n:,}): {counts}")
     rate = final / took
+    rate99 = 0.99 * n / ((t99 or t1) - t0)
     stats = b.sink.stats(event_id)
-    info(f"publish -> done {took:.2f} s, {rate:,.0f}/s; counts {counts}")
+    info(f"publish -> done {took:.2f} s, {rate:,.0f}/s (99% final after {(t99 or t1) - t0:.2f} s, "
+         f"{rate99:,.0f}/s); counts {counts}")  # fmt: skip
     info(
         f"sink: {stats['count']:,} requests, {stats['unique']:,} distinct deliveries, "
         f"bad signatures {stats['bad_signature']}"
@@ -339,6 +354,7 @@ def bench_throughput(b: Bench, profile: str) -> float:
         f"{ratio:.2f}x", target, ok)  # fmt: skip
     b.rates = {**getattr(b, "rates", {}), profile: rate}
     b.raw_rates = {**getattr(b, "raw_rates", {}), profile: raw_rate}
+    b.rates99 = {**getattr(b, "rates99", {}), profile: rate99}
     return rate
 
 
@@ -422,6 +438,12 @@ def report_ratios(b: Bench) -> None:
             )
             row(f"{profile} vs instant (same run){beside}", f"{rates[profile]:,.0f}/s", f"{instant:,.0f}/s",
                 f"{ratio:.2f}x", f">= {target}x instant", ratio >= target)  # fmt: skip
+    fast: dict[str, float] = getattr(b, "rates99", {})
+    if "mixed" in fast and "instant" in fast:
+        # What the sends achieve without the tail of timeouts and retries: not the target, a guide.
+        ratio = fast["mixed"] / fast["instant"]
+        row("mixed vs instant, until 99% final (no target)", f"{fast['mixed']:,.0f}/s",
+            f"{fast['instant']:,.0f}/s", f"{ratio:.2f}x")  # fmt: skip
 
 
 def bench_critical(b: Bench) -> None:

@@ -58,7 +58,7 @@ def test_when_every_host_is_slow_none_loses_slots():
 
 def test_the_loop_keeps_the_sends_slow_endpoints_need_however_much_it_lags():
     d = _dispatcher()
-    d.base_latency = 0.5  # the endpoints' own latency over the last second
+    d.base_latency = 0.5  # the endpoints' own latency, measured at the last probes
     d.start_rate, d.waiting = 1000.0, 4000
     assert d._need(lag=0.3) == int(1000 * 0.5 * LATENCY_HEADROOM)
     assert d._need(lag=0.3) <= d.low_window

@@ -72,7 +72,7 @@ SLOW_HOST_S = 1.0
 SLOWER_THAN_TYPICAL = 2.0
 #: How often the endpoints' own latency (see ``Dispatcher._need``) is measured again, in lag
 #: probes (the typical host latency is measured at every probe).
-LATENCY_PROBES = 20
+LATENCY_PROBES = 5
 #: The in-flight sends the endpoints' own latency needs at the current rate, times this, are
 #: never given up for the loop's lag (see ``Dispatcher._need``).
 LATENCY_HEADROOM = 2.0
@@ -521,7 +521,10 @@ class Dispatcher:
             need = self._need(lag)
             full = self.in_flight >= self.low_limit and self.low_limit < self.low_window
             if full and (need > self.low_limit or lag < LAG_LOW_S):
-                self.low_limit = min(self.low_window, self.low_limit + max(16, self.low_window // 16))
+                # Straight to what the endpoints' latency needs (a slow start that doubles each
+                # probe), or one step more while the loop keeps up.
+                grown = max(need, self.low_limit + max(16, self.low_window // 16))
+                self.low_limit = min(self.low_window, grown)
                 self._pump()
             elif lag > LAG_HIGH_S:
                 shrunk = max(min(MIN_LOW_SLOTS, self.low_window), int(self.low_limit * 0.75))
@@ -541,7 +544,7 @@ class Dispatcher:
         (Little's law), with headroom; 0 when the loop's lag, not the endpoints, is what the
         sends wait for.
 
-        The endpoints' latency is the sends' mean latency over the last second less the loop's
+        The endpoints' latency is the sends' mean latency over the last 250 ms less the loop's
         mean lag over it (every send waits that long for the loop to see its answer). A mean,
         not a median: a few sends that hang to the timeout hold slots as long as many quick
         ones do. When the loop lags more than the endpoints take, the sends in flight mostly

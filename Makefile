@@ -63,7 +63,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check notifyd channels tests benchmarks
+	$(BIN)/ruff check notifyd channels tests benchmarks tools
 	$(BIN)/mypy notifyd channels
 
 clean:

@@ -125,6 +125,7 @@ class InProcessWorker:
         pool.check()
         holder = EngineHolder(lambda: Engine(runtime, pool, store, clock=clock))  # type: ignore[arg-type]
         declare_actors(runtime.broker, holder, runtime.keys)
+        _expect_one_worker_middleware_per_pool(runtime.broker)
         # Two thread pools: the urgent lanes have threads of their own, so a critical step
         # never waits for a thread held by normal or low work.
         workers = []
@@ -154,6 +155,23 @@ class InProcessWorker:
         if self.reporter is not None:
             self.reporter.stop()
         self.holder.close()
+
+
+class _OneWorkerMiddlewarePerPool(logging.Filter):
+    """Drops dramatiq's "same type twice" warning for a worker's own middleware: each
+    ``dramatiq.Worker`` adds one ``_WorkerMiddleware`` (which adds its consumers), and a
+    process here runs two workers, one per thread pool, by design. Any other duplicate
+    still warns."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        duplicate = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        return not isinstance(duplicate, dramatiq.worker._WorkerMiddleware)
+
+
+def _expect_one_worker_middleware_per_pool(broker: dramatiq.Broker) -> None:
+    logger = broker.logger
+    if not any(isinstance(f, _OneWorkerMiddlewarePerPool) for f in logger.filters):
+        logger.addFilter(_OneWorkerMiddlewarePerPool())
 
 
 def run_forever(settings: Settings, *, lanes: Sequence[str], threads: int) -> int:

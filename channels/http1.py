@@ -140,7 +140,7 @@ class _Connection(asyncio.Protocol):
                 self._head(head)
                 if self._waiter is None or self._waiter.done():
                     return
-            elif state == _LENGTH:
+            elif state in (_LENGTH, _CHUNK_DATA):
                 if not buf:
                     if self._eof:
                         raise httpx.RemoteProtocolError("server disconnected within the body")
@@ -149,11 +149,13 @@ class _Connection(asyncio.Protocol):
                 self._body(buf[:take])
                 del buf[:take]
                 self._left -= take
-                if self._left == 0:
+                if state == _LENGTH and self._left == 0:
                     return self._done()
                 if self._read >= self._read_limit:
                     self._reusable = False
                     return self._done()
+                if self._left == 0:  # a chunk's data read: its CRLF follows
+                    self._state = _CHUNK_END
             elif state in (_CHUNK_SIZE, _CHUNK_END, _TRAILER):
                 end = buf.find(b"\r\n")
                 if end < 0:
@@ -183,20 +185,6 @@ class _Connection(asyncio.Protocol):
                     else:
                         self._left = size
                         self._state = _CHUNK_DATA
-            elif state == _CHUNK_DATA:
-                if not buf:
-                    if self._eof:
-                        raise httpx.RemoteProtocolError("server disconnected within the body")
-                    return
-                take = min(self._left, len(buf))
-                self._body(buf[:take])
-                del buf[:take]
-                self._left -= take
-                if self._read >= self._read_limit:
-                    self._reusable = False
-                    return self._done()
-                if self._left == 0:
-                    self._state = _CHUNK_END
             else:  # _UNTIL_CLOSE
                 if buf:
                     self._body(buf)

@@ -30,7 +30,7 @@ from urllib.parse import quote
 import redis
 
 from notifyd.state.keys import Keys
-from notifyd.state.sealing import Keyring
+from notifyd.state.sealing import Keyring, stored_random_key
 
 #: Link keys kept: the one that signs, and the one before it (links live one rotation back).
 KEPT = 2
@@ -133,12 +133,7 @@ class LinkKeySource:
             return self._cached.by_kid(kid)
 
     def _load(self) -> LinkKeys:
-        raw = self.client.get(self.redis_key)
-        if raw is None:
-            self.client.set(self.redis_key, self.keyring.seal(secrets.token_hex(32), self.context), nx=True)
-            raw = self.client.get(self.redis_key)
-            assert raw is not None
-        stored = raw.decode()
+        stored = stored_random_key(self.client, self.redis_key, self.keyring, self.context)
         plain = self.keyring.open(stored, self.context)
         if not self.keyring.is_current(stored):
             # A legacy clear key (or one sealed with an older secret key): sealed anew at once.

@@ -28,11 +28,15 @@ import os
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+if TYPE_CHECKING:
+    import redis
 
 #: The sealed form's version tag; a value that does not start with it is legacy clear text.
 PREFIX = "nsec1:"
@@ -149,6 +153,17 @@ class Keyring:
         if self.is_current(stored):
             return None
         return self.seal(self.open(stored, context), context)
+
+
+def stored_random_key(client: redis.Redis, redis_key: str, keyring: Keyring, context: str) -> str:
+    """The value stored at ``redis_key`` as stored (sealed, or legacy clear): 32 random bytes
+    in hex, sealed and written first if there is none (the first process to write wins)."""
+    raw = client.get(redis_key)
+    if raw is None:
+        client.set(redis_key, keyring.seal(secrets.token_hex(32), context), nx=True)
+        raw = client.get(redis_key)
+        assert raw is not None
+    return str(raw.decode())
 
 
 def webhook_secret_context(page_id: str, channel: str, target: str) -> str:

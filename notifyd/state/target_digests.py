@@ -20,13 +20,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import secrets
 import threading
 
 import redis
 
 from notifyd.state.keys import Keys
-from notifyd.state.sealing import Keyring
+from notifyd.state.sealing import Keyring, stored_random_key
 
 
 class TargetDigests:
@@ -58,12 +57,8 @@ class TargetDigests:
         return key
 
     def _load(self) -> bytes:
-        raw = self.client.get(self.redis_key)
-        if raw is None:
-            self.client.set(self.redis_key, self.keyring.seal(secrets.token_hex(32), self.context), nx=True)
-            raw = self.client.get(self.redis_key)
-            assert raw is not None
-        return bytes.fromhex(self.keyring.open(raw.decode(), self.context))
+        stored = stored_random_key(self.client, self.redis_key, self.keyring, self.context)
+        return bytes.fromhex(self.keyring.open(stored, self.context))
 
     def rewrap(self) -> bool:
         """Re-seal the stored index key with the newest secret key (the key itself stays, and

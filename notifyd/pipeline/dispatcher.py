@@ -156,11 +156,19 @@ class Ticket:
                 self.error = error
             self._cond.notify_all()
 
-    def wait(self, timeout: float | None, *, started: int | None = None) -> bool:
-        """Wait until every delivery is recorded (or, with ``started``, that many have started)."""
+    def wait(
+        self, timeout: float | None, *, started: int | None = None, stragglers: int | None = None
+    ) -> bool:
+        """Wait until every delivery is recorded (or, with ``started``, that many have started;
+        or, with ``stragglers``, every one has started and at most that many are unrecorded)."""
+        n = len(self.subs)
 
         def ready() -> bool:
-            return self.recorded == len(self.subs) or (started is not None and self.started >= started)
+            return (
+                self.recorded == n
+                or (started is not None and self.started >= started)
+                or (stragglers is not None and self.started == n and n - self.recorded <= stragglers)
+            )
 
         with self._cond:
             return self._cond.wait_for(ready, timeout)

@@ -302,20 +302,23 @@ def _wait(ticket: Ticket, seconds: float, stragglers: int = 0) -> bool:
     Once every delivery has started and at most ``stragglers`` are still unanswered, wait a
     little more at most (see STRAGGLER_SHARE; False then): the few slow or hung sends are
     handed on, and the thread goes to other steps rather than waiting out the slice for them.
+    The ticket wakes this thread when that happens, not a slice later.
     """
-    now = time.monotonic()
-    deadline = now + seconds
-    grace = min(STRAGGLER_WAIT_S, len(ticket) * STRAGGLER_WAIT_PER_DELIVERY_S)
-    settled: float | None = None
-    while True:
-        if stragglers and ticket.started == len(ticket) and len(ticket) - ticket.recorded <= stragglers:
-            if settled is None:
-                settled = now
-            until = min(deadline, settled + grace)
-        else:
-            until = deadline
-        if ticket.wait(min(WAIT_SLICE_S, max(0.0, until - now))):
+    deadline = time.monotonic() + seconds
+    if stragglers:
+        if not _wait_until(lambda t: ticket.wait(t, stragglers=stragglers), deadline):
+            return False
+        if ticket.finished:
             return True
-        now = time.monotonic()
-        if now >= until:
+        grace = min(STRAGGLER_WAIT_S, len(ticket) * STRAGGLER_WAIT_PER_DELIVERY_S)
+        deadline = min(deadline, time.monotonic() + grace)
+    return _wait_until(ticket.wait, deadline)
+
+
+def _wait_until(ready: Callable[[float], bool], deadline: float) -> bool:
+    while True:
+        left = deadline - time.monotonic()
+        if ready(min(WAIT_SLICE_S, max(0.0, left))):
+            return True
+        if left <= 0:
             return False

@@ -30,8 +30,9 @@ a freed slot goes to the highest lane that is waiting:
   and fewer of them would only lower the rate, not the loop's work).
 
 Outcomes go, as they complete, to a :class:`BatchedRecorder` thread that
-writes them in batches (by count, or every few tens of milliseconds) and then
-tells the ticket. No chunk barrier: a slow delivery holds only its own slot.
+writes them in batches (by count, or every few tens of milliseconds; those that
+call for a retry gathered a little longer, see recorder.py) and then tells the
+ticket. No chunk barrier: a slow delivery holds only its own slot.
 
 A step may :meth:`Dispatcher.withdraw` its ticket: the deliveries that have not
 started are dropped here, and will not be sent by this process (the step hands
@@ -44,23 +45,18 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-import logging
-import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import redis
-
 from channels.base import Adapter, Message, Outcome
 from notifyd.pipeline.asyncrunner import AsyncRunner
 from notifyd.pipeline.events import LoadedEvent
+from notifyd.pipeline.recorder import BatchedRecorder, RecordFn
 from notifyd.runtime.settings import PRIORITIES, URGENT_LANES, Settings
 from notifyd.state.subscribers import StoredSubscriber
-
-log = logging.getLogger("notifyd.pipeline.dispatcher")
 
 RANK = {lane: rank for rank, lane in enumerate(PRIORITIES)}
 #: Lanes of this rank or lower (critical, high: ``URGENT_LANES``) are the urgent dispatcher's.
@@ -101,7 +97,6 @@ MIN_BUDGET = 128
 UrgentLive = Callable[[], bool]
 
 AdapterFor = Callable[[str], Adapter]
-RecordFn = Callable[[LoadedEvent, list[tuple[StoredSubscriber, Outcome]], int], None]
 
 
 #: Where each delivery of a ticket is (``Ticket._state``): queued in a lane (or a host's parking,
@@ -594,73 +589,6 @@ class UrgentSteps:
             self.running -= 1
 
 
-class BatchedRecorder:
-    """Writes outcomes as they complete, a batch at a time, on a thread of its own."""
-
-    def __init__(self, record: RecordFn, *, batch: int, flush_s: float) -> None:
-        self.record = record
-        self.batch = max(1, batch)
-        self.flush_s = flush_s
-        self._queue: queue.SimpleQueue[tuple[Ticket, int, Outcome] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="notifyd-recorder", daemon=True)
-        self._thread.start()
-
-    def put(self, ticket: Ticket, index: int, outcome: Outcome) -> None:
-        self._queue.put((ticket, index, outcome))
-
-    def close(self, timeout: float = 10.0) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                break
-            batch = [first]
-            deadline = time.monotonic() + self.flush_s
-            while len(batch) < self.batch:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                try:
-                    entry = self._queue.get(timeout=left)
-                except queue.Empty:
-                    break
-                if entry is None:
-                    stopping = True
-                    break
-                batch.append(entry)
-            self._flush(batch)
-
-    def _flush(self, batch: list[tuple[Ticket, int, Outcome]]) -> None:
-        by_ticket: dict[int, tuple[Ticket, list[int], list[Outcome]]] = {}
-        for ticket, index, outcome in batch:
-            entry = by_ticket.get(id(ticket))
-            if entry is None:
-                entry = by_ticket[id(ticket)] = (ticket, [], [])
-            entry[1].append(index)
-            entry[2].append(outcome)
-        for ticket, indexes, outcomes in by_ticket.values():
-            results = [(ticket.subs[i], o) for i, o in zip(indexes, outcomes, strict=True)]
-            error: BaseException | None = None
-            pause = 0.1
-            while True:
-                try:
-                    self.record(ticket.loaded, results, ticket.attempt)
-                    break
-                except (redis.ConnectionError, redis.TimeoutError):
-                    # Redis is away: hold on to the outcomes until it is back.
-                    time.sleep(pause)
-                    pause = min(2.0, pause * 2)
-                except Exception as exc:  # noqa: BLE001 - the step that owns the ticket re-raises it
-                    log.exception("recording %d outcomes failed", len(results))
-                    error = exc
-                    break
-            ticket._recorded(indexes, error)
-
-
 def build(
     settings: Settings,
     runner: AsyncRunner,
@@ -671,7 +599,12 @@ def build(
     reserve: int | None = None,
     yield_to: UrgentLive | None = None,
 ) -> Dispatcher:
-    recorder = BatchedRecorder(record, batch=settings.record_batch, flush_s=settings.record_flush_ms / 1000)
+    recorder = BatchedRecorder(
+        record,
+        batch=settings.record_batch,
+        flush_s=settings.record_flush_ms / 1000,
+        gather_s=settings.retry_gather_ms / 1000,
+    )
     return Dispatcher(
         runner,
         adapter_for,

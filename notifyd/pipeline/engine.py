@@ -45,7 +45,8 @@ CONTINUATION_MARGIN_MS = 5000
 def continuation_delay_ms(settings: Settings) -> int:
     """When a handed-on delivery's outcome must be recorded by a live process (see send.py)."""
     longest_s = max(settings.webhook_timeout_s, settings.webhook_connect_timeout_s)
-    return int(longest_s * 1000) + settings.record_flush_ms + CONTINUATION_MARGIN_MS
+    recording_ms = settings.record_flush_ms + settings.retry_gather_ms
+    return int(longest_s * 1000) + recording_ms + CONTINUATION_MARGIN_MS
 
 
 class Engine:

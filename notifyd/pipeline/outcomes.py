@@ -111,7 +111,9 @@ class OutcomeRecorder:
         offset = loaded.offset()
         now = time.time()
         updates: list[Update] = []
+        #: Per whole second of delay: the seqs to retry, and when their message comes due.
         retries: dict[int, list[int]] = defaultdict(list)
+        due_ms: dict[int, int] = {}
         dead: list[tuple[StoredSubscriber, str]] = []
         # Metrics are counted here and applied once per (channel, outcome): a labelled
         # inc() per delivery costs more than the tracking write itself.
@@ -130,9 +132,11 @@ class OutcomeRecorder:
                     rng=self.rng,
                 )
                 if delay is not None:
-                    # Group by whole second: one queue message per group, not per delivery.
-                    delay_ms = math.ceil(delay) * 1000 if delay >= 1 else int(delay * 1000)
-                    retries[delay_ms].append(sub.seq)
+                    # One queue message per whole second of delay, not one per delivery; it comes
+                    # due when the last of its deliveries may go, so none goes sooner than it should.
+                    second = math.ceil(delay)
+                    retries[second].append(sub.seq)
+                    due_ms[second] = max(due_ms.get(second, 0), math.ceil(delay * 1000))
                     updates.append(Update(sub.seq, Record("retrying", attempt, offset, outcome.reason)))
                     continue
             else:
@@ -150,8 +154,8 @@ class OutcomeRecorder:
                 for _ in range(n):
                     histogram.observe(latency)
         # Retry messages first: a record that says "retrying" must always have a message behind it.
-        for delay_ms, seqs in retries.items():
-            self.queue.enqueue(RETRY, event.lane, (loaded.ref, seqs, attempt + 1), delay_ms=delay_ms)
+        for second, seqs in retries.items():
+            self.queue.enqueue(RETRY, event.lane, (loaded.ref, seqs, attempt + 1), delay_ms=due_ms[second])
         statuses: Counter[str] = Counter(u.record.status for u in updates)
         if updates:
             self.tracker.record(loaded.ref, updates)

@@ -78,6 +78,9 @@ class RetryStep:
             for s in seqs
             if (r := records.get(s)) is not None and r.status == "retrying" and r.attempts == attempt - 1
         ]
+        if not due:
+            # A continuation (send.py) whose deliveries were recorded meanwhile, or a message run twice.
+            return
         subs = self.subscribers.range_many(loaded.event.page_id, due)
         live = [s for s in subs if not s.removed and not s.disabled]
         gone = [s for s in subs if s.removed or s.disabled]

@@ -167,6 +167,9 @@ class Settings(BaseSettings):
     #: Outcomes are recorded in batches of this many, or after this long.
     record_batch: int = Field(default=256, ge=1)
     record_flush_ms: int = Field(default=25, ge=1)
+    #: Outcomes that call for a retry are held up to this long, so that one retry message carries
+    #: those of every step of the event (and attempt) in this process; 0: written as the others.
+    retry_gather_ms: int = Field(default=250, ge=0, le=10_000)
     #: Provider send rates, process-wide across workers; sends over the rate wait their turn.
     #: Twilio: messages per second of the sender (or Messaging Service); unset = no shaping.
     twilio_mps: float | None = Field(default=None, gt=0)

@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 #: How long to wait for the server to answer PING after it is started.
 DEFAULT_START_TIMEOUT_S = 10.0
@@ -211,9 +213,17 @@ class EmbeddedRedis:
         self._shutdown(5.0)
         raise EmbeddedServerError(f"embedded server did not answer within {timeout_s:.0f}s")
 
+    def _client(self, timeout_s: float) -> redis.Redis:
+        """A client that tries once. redis-py's default retries a refused connection three times
+        with backoff of up to seconds: a PING that polls for the server would sleep instead of
+        polling, and a SHUTDOWN, whose connection drops by design, would wait on a gone socket."""
+        return redis.Redis(
+            unix_socket_path=str(self.socket_path), socket_timeout=timeout_s, retry=Retry(NoBackoff(), 0)
+        )
+
     def _answers(self) -> bool:
         try:
-            client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=0.5)
+            client = self._client(0.5)
             try:
                 return bool(client.ping())
             finally:
@@ -239,7 +249,7 @@ class EmbeddedRedis:
         if process is not None and process.poll() is not None:
             return  # already gone (crashed or killed)
         with contextlib.suppress(redis.RedisError, OSError):
-            client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=timeout_s)
+            client = self._client(timeout_s)
             # SHUTDOWN fsyncs the AOF; the connection drops as the server exits.
             with contextlib.suppress(redis.ConnectionError):
                 client.shutdown(nosave=False)

@@ -25,8 +25,11 @@ def test_a_poison_message_lands_in_the_dead_letter_index_after_its_retries_and_s
 ):
     rt = runtime()
     rt.subscribers.add("acme", {"channel": "webhook", "target": f"{sink.url}/after"})
-    # An ingest step whose arguments no ingest can take: it raises on every run.
-    poison = step_message(rt.keys, INGEST, "normal", ("ev-poison", "no", "such", "arguments"))
+    # An ingest step whose arguments no ingest can take: it raises on every run. Its own
+    # min_backoff (a dramatiq message option) makes its crash retries 40 ms .. 640 ms apart instead
+    # of 0.5 s .. 16 s: the same retries through the same delay queue, in a second instead of ~25 s,
+    # and a retry that should not happen would now come well inside the wait below.
+    poison = step_message(rt.keys, INGEST, "normal", ("ev-poison", "no", "such", "arguments"), min_backoff=20)
     rt.broker.enqueue(poison)
     start_worker(rt, threads=2)
     assert wait_until(lambda: _lane(rt, "normal").dead_messages == 1, timeout=120)

@@ -82,7 +82,7 @@ def _settled(sink: SinkProcess) -> list[tuple[str, str]]:
 def test_five_sigkills_each_landing_mid_fanout_leave_every_delivery_final_and_resend_only_what_was_in_flight(
     runtime, sink_process: SinkProcess, start_worker
 ):
-    n, kills = 3000, 5
+    n, kills = 1500, 5
     knobs = {
         "shard_size": 200,
         "heartbeat_timeout_ms": 2000,

@@ -61,6 +61,9 @@ def run_chaos(
     timeout_s: float = 900,
     say: Callable[[str], None] = lambda _: None,
 ) -> ChaosReport:
+    """``dispatch_window`` is what each worker process may have in flight: the fan-out is a
+    ``normal`` event, whose dispatcher gets the window less ``dispatch_reserve``, so the reserve is
+    0 here (with the default 256 a window of 256 or less left one send in flight per process)."""
     server = valkey(tmp / "valkey", "appendonly yes", "appendfsync always").start()
     proxy = FaultProxy("127.0.0.1", server.port).start()
     sink = SinkProcess()
@@ -74,12 +77,14 @@ def run_chaos(
         heartbeat_timeout_ms=2000,
         rate_limit="1000/hour",
         dispatch_window=dispatch_window,
+        dispatch_reserve=0,
     )
     knobs = {
         "shard_size": shard_size,
         "heartbeat_timeout_ms": 2000,
         "rate_limit": "1000/hour",
         "dispatch_window": dispatch_window,
+        "dispatch_reserve": 0,
     }
     env = cli_env(settings.model_copy(update={"redis_url": proxy.url}), **knobs)
     rt = Runtime.start(settings)

@@ -1,4 +1,4 @@
-"""Browser fixtures: a fresh headless Chromium page per test, and its screenshots.
+"""Browser fixtures: one headless Chromium, a page in a fresh context per test, and screenshots.
 
 Chromium comes from the distribution's package, installed once per session when it is
 missing (see tests/support/browser.py); a failed install fails the tests that need it.
@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from tests.api.conftest import start_api  # noqa: F401 - a real API server, as the API tests have
 from tests.selfservice.conftest import stack  # noqa: F401 - API, worker and stand-ins for self-service
-from tests.support.browser import Screenshots, chromium_context, ensure_chromium
+from tests.support.browser import VIEWPORT, Screenshots, chromium_browser, ensure_chromium
 
 
 @pytest.fixture(scope="session")
@@ -23,13 +23,23 @@ def chromium() -> Path:
     return ensure_chromium()
 
 
+@pytest.fixture(scope="package")
+def browser(chromium: Path) -> Iterator[Any]:
+    """One Chromium for the browser tests; each test's page is in a new context of its own."""
+    with chromium_browser() as browser:
+        yield browser
+
+
 @pytest.fixture
-def page(chromium: Path, tmp_path: Path) -> Iterator[Any]:
-    with chromium_context(tmp_path / "chromium-profile") as context:
-        page = context.pages[0] if context.pages else context.new_page()
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        page = context.new_page()
         page.set_default_timeout(20_000)
         expect.set_options(timeout=20_000)
         yield page
+    finally:
+        context.close()
 
 
 @pytest.fixture

@@ -95,10 +95,11 @@ def test_the_status_store_keeps_a_maintenance_with_its_timeline(tmp_path):
 def test_announcement_reminder_start_and_end_at_compressed_times_with_component_alerts_quiet(
     runtime, sink, start_worker
 ):
-    rt = runtime(maintenance_reminder_s=2, schedule_poll_ms=20)
+    rt = runtime(maintenance_reminder_s=1, schedule_poll_ms=20)
     rt.subscribers.add(PAGE, {"channel": "webhook", "target": f"{sink.url}/h"})
     start_worker(rt)
-    rt.publisher.publish(maintenance_event("scheduled", "mw-1", 4, 4, auto_transition=True))
+    # Reminder at 2 s, start at 3 s, end at 6 s: the alerts below have the 3 s window to come in.
+    rt.publisher.publish(maintenance_event("scheduled", "mw-1", 3, 3, auto_transition=True))
     assert wait_until(lambda: ("maintenance_started", "") in _kinds(sink), timeout=15)
     assert _kinds(sink) == [
         ("maintenance_scheduled", ""),
@@ -195,9 +196,9 @@ def test_a_worker_sigkilled_between_scheduling_and_the_reminder_loses_no_reminde
         rt.publisher.publish(warm_up)  # the victim is up and working once this is delivered
         assert wait_until(lambda: len(sink.received) == 1, timeout=60)
         sink.received.clear()
-        rt.publisher.publish(maintenance_event("scheduled", "mw-4", 10, 60))
+        rt.publisher.publish(maintenance_event("scheduled", "mw-4", 7, 60))
         assert wait_until(lambda: len(sink.received) == 1, timeout=20)  # the announcement, by the victim
-        assert f"maint\x1freminder\x1f{PAGE}\x1fmw-4" in _jobs(rt)  # the reminder is due in ~6 s
+        assert f"maint\x1freminder\x1f{PAGE}\x1fmw-4" in _jobs(rt)  # the reminder is due in ~3 s
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=10)
     finally:

@@ -32,6 +32,7 @@ import itertools
 import ssl
 from collections import deque
 from dataclasses import dataclass
+from typing import cast
 
 import httpx
 
@@ -70,8 +71,8 @@ class _Connection(asyncio.Protocol):
     # -- protocol callbacks ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A TCP transport (uvloop's is one without subclassing asyncio.Transport).
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         if self._waiter is None or self._waiter.done():

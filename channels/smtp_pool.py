@@ -97,6 +97,8 @@ def _abort(conn: aiosmtplib.SMTP, transport: asyncio.BaseTransport | None = None
     # abort(), not close(): a TLS transport's close() waits for the peer's close_notify, and a
     # failed or dropped connection may never send it, leaving the socket open behind it.
     transport = transport or conn.transport
-    if isinstance(transport, asyncio.WriteTransport):
-        transport.abort()
+    # Duck-typed: uvloop's transports have abort() without subclassing asyncio.WriteTransport.
+    abort = getattr(transport, "abort", None)
+    if abort is not None:
+        abort()
     conn.close()

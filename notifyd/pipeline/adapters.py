@@ -61,7 +61,9 @@ def channel_options(settings: Settings, channel: str) -> dict[str, Any]:
 class AdapterPool:
     def __init__(self, settings: Settings, runner: AsyncRunner | None = None) -> None:
         self.settings = settings
-        self.runner = runner or AsyncRunner(stall_timeout_s=settings.loop_stall_timeout_ms / 1000)
+        self.runner = runner or AsyncRunner(
+            stall_timeout_s=settings.loop_stall_timeout_ms / 1000, loop=settings.event_loop
+        )
         self._adapters: dict[str, Adapter] = {}
         self._lock = threading.Lock()
         self._sibling: AdapterPool | None = None

@@ -11,6 +11,11 @@ or a wait that outlasts :data:`STEP_DEADLINE_S` (set below the actors' time
 limit), *fences* the process: it exits with :data:`EXIT_STUCK`. Its heartbeat
 stops with it, so another worker's maintenance requeues the messages it held,
 instead of a live heartbeat keeping them stranded for ever.
+
+The loop is uvloop's where it is installed (``NOTIFYD_EVENT_LOOP=auto``, the
+default, as uvicorn chooses): a delivery's loop work (its callbacks, timers,
+socket reads and writes, connects) then runs in C, which measurably lowers the
+CPU per delivery that decides the rate on a small machine (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 T = TypeVar("T")
 
@@ -41,6 +46,24 @@ STEP_DEADLINE_S = 240.0
 WAIT_SLICE_S = 1.0
 
 StallHandler = Callable[[str], None]
+#: Which event loop a runner uses (``Settings.event_loop``).
+LoopChoice = Literal["auto", "uvloop", "asyncio"]
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+
+
+def loop_factory(choice: LoopChoice = "auto") -> LoopFactory:
+    """What makes a runner's loop: uvloop's where it is installed ("auto") or asked for
+    ("uvloop", an error without it), else the standard library's ("asyncio")."""
+    if choice == "asyncio":
+        return asyncio.new_event_loop
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise RuntimeError("NOTIFYD_EVENT_LOOP is uvloop, but uvloop is not installed") from None
+        return asyncio.new_event_loop
+    factory: LoopFactory = uvloop.new_event_loop
+    return factory
 
 
 class LoopStalled(RuntimeError):
@@ -64,7 +87,9 @@ class AsyncRunner:
         stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S,
         step_deadline_s: float = STEP_DEADLINE_S,
         on_stall: StallHandler = fence,
+        loop: LoopChoice = "auto",
     ) -> None:
+        self.new_loop = loop_factory(loop)
         self.stall_timeout_s = stall_timeout_s
         self.step_deadline_s = step_deadline_s
         self.on_stall = on_stall
@@ -76,7 +101,7 @@ class AsyncRunner:
     def loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None or not self._loop.is_running():
-                loop = asyncio.new_event_loop()
+                loop = self.new_loop()
                 ready = threading.Event()
 
                 def run() -> None:

@@ -164,6 +164,9 @@ class Settings(BaseSettings):
     #: A worker whose event loop does not answer for this long exits (status 70) so that another
     #: worker takes its messages over; see notifyd/pipeline/asyncrunner.py.
     loop_stall_timeout_ms: int = Field(default=30_000, ge=100, le=240_000)
+    #: The workers' event loops: uvloop's where it is installed ("auto", as uvicorn chooses), or
+    #: asyncio's own. See notifyd/pipeline/asyncrunner.py.
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
     #: Outcomes are recorded in batches of this many, or after this long.
     record_batch: int = Field(default=256, ge=1)
     record_flush_ms: int = Field(default=25, ge=1)

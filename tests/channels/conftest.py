@@ -14,6 +14,7 @@ import pytest
 import trustme
 
 from channels.base import Message, Notification
+from notifyd.pipeline.asyncrunner import LoopChoice, loop_factory
 from notifyd.standins.servers import SlackServer, SMTPSink, TwilioServer
 from tests.support.sink import ReceivedRequest, Sink
 
@@ -22,9 +23,24 @@ T = TypeVar("T")
 SECRET = "whsec_" + base64.b64encode(b"channel-tests-secret-0123456789").decode()
 
 
+#: The event loops the adapters must work on: the standard library's, and uvloop's (the
+#: workers' default where it is installed, see notifyd/pipeline/asyncrunner.py).
+LOOPS: tuple[LoopChoice, ...] = ("asyncio", "uvloop")
+_loop: list[LoopChoice] = ["asyncio"]
+
+
+@pytest.fixture(params=LOOPS)
+def each_loop(request: pytest.FixtureRequest) -> Iterator[LoopChoice]:
+    """Runs a test once on each event loop: :func:`run` uses the one chosen."""
+    _loop[0] = request.param
+    yield request.param
+    _loop[0] = "asyncio"
+
+
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run one coroutine on a fresh loop (the adapters are built inside it)."""
-    return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=loop_factory(_loop[0])) as runner:
+        return runner.run(coro)
 
 
 def notification(**overrides: Any) -> Notification:

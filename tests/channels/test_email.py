@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import gc
 
+import pytest
+
 from channels.base import OutcomeKind
 from channels.email import EmailAdapter, EmailConfig
 from notifyd.standins.servers import SMTPSink
 from tests.channels.conftest import message, notification, run
+
+# Each test runs on asyncio's event loop and on uvloop's (the workers' default).
+pytestmark = pytest.mark.usefixtures("each_loop")
 
 
 def _adapter(sink: SMTPSink, **overrides: object) -> EmailAdapter:

@@ -12,6 +12,9 @@ import pytest
 from channels.http1 import Http1Client
 from tests.channels.conftest import run
 
+# Each test runs on asyncio's event loop and on uvloop's (the workers' default).
+pytestmark = pytest.mark.usefixtures("each_loop")
+
 
 class Closing(bytes):
     """Bytes the server writes, then closes the connection."""

@@ -12,6 +12,9 @@ from channels.sms import SMSAdapter, SMSConfig
 from channels.webhook import WebhookAdapter, WebhookConfig
 from tests.channels.conftest import closed_port, message, notification, run
 
+# Each test runs on asyncio's event loop and on uvloop's (the workers' default).
+pytestmark = pytest.mark.usefixtures("each_loop")
+
 GARBAGE_TARGETS = ["", " ", "not a target", "\r\n", "http://[::1", "https://:0/", "slack:", "💥" * 50]
 
 

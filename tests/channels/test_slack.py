@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from channels.base import OutcomeKind
 from channels.slack import SlackAdapter, SlackConfig
 from notifyd.standins.servers import Reply, SlackServer
 from tests.channels.conftest import message, notification, run
+
+# Each test runs on asyncio's event loop and on uvloop's (the workers' default).
+pytestmark = pytest.mark.usefixtures("each_loop")
 
 
 def _adapter(server: SlackServer, **overrides: object) -> SlackAdapter:

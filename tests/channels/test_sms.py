@@ -15,6 +15,9 @@ from channels.sms_text import compose, segments
 from notifyd.standins.servers import TwilioServer
 from tests.channels.conftest import message, notification, run
 
+# Each test runs on asyncio's event loop and on uvloop's (the workers' default).
+pytestmark = pytest.mark.usefixtures("each_loop")
+
 SENDER = "+15005550006"
 
 

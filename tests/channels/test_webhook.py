@@ -17,6 +17,9 @@ from channels.webhook import WebhookAdapter, WebhookConfig
 from tests.channels.conftest import SECRET, closed_port, message, notification, run, server_context
 from tests.support.sink import Reply, Sink
 
+# Each test runs on asyncio's event loop and on uvloop's (the workers' default).
+pytestmark = pytest.mark.usefixtures("each_loop")
+
 
 def _adapter(**overrides: object) -> WebhookAdapter:
     transport = overrides.pop("transport", None)

@@ -281,9 +281,12 @@ class _Connection(asyncio.Protocol):
         else:
             self.close()
 
-    def close(self) -> None:
+    def close(self, *, abort: bool = False) -> None:
         if self.transport is not None and not self.closed:
-            self.transport.close()
+            if abort:
+                self.transport.abort()
+            else:
+                self.transport.close()
         self._closed()
 
     def _closed(self) -> None:
@@ -452,5 +455,8 @@ class Http1Client:
                 return
 
     async def aclose(self) -> None:
+        # abort(), not close(): a TLS transport's close() waits for the peer's close_notify, which
+        # a loop about to close (uvloop refuses to close with it pending) may never see.
         for conn in list(self._by_age):
-            conn.close()
+            conn.close(abort=True)
+        await asyncio.sleep(0)  # one turn: the transports' connection_lost close the sockets

@@ -95,11 +95,10 @@ def test_the_status_store_keeps_a_maintenance_with_its_timeline(tmp_path):
 def test_announcement_reminder_start_and_end_at_compressed_times_with_component_alerts_quiet(
     runtime, sink, start_worker
 ):
-    rt = runtime(maintenance_reminder_s=1, schedule_poll_ms=20)
+    rt = runtime(maintenance_reminder_s=2, schedule_poll_ms=20)
     rt.subscribers.add(PAGE, {"channel": "webhook", "target": f"{sink.url}/h"})
     start_worker(rt)
-    # Reminder at 2 s, start at 3 s, end at 6 s: the alerts below have the 3 s window to come in.
-    rt.publisher.publish(maintenance_event("scheduled", "mw-1", 3, 3, auto_transition=True))
+    rt.publisher.publish(maintenance_event("scheduled", "mw-1", 4, 4, auto_transition=True))
     assert wait_until(lambda: ("maintenance_started", "") in _kinds(sink), timeout=15)
     assert _kinds(sink) == [
         ("maintenance_scheduled", ""),

@@ -12,8 +12,15 @@ latency chosen by the path's profile:
     /h/mixed/<n>     p50 80 ms, p99 2 s; 1% hang past the sender's 10 s timeout; 1% answer 500
 
 Arrival is recorded when the request comes in, before the injected latency.
-``GET /_stats?event=<id>`` answers ``{"count", "unique", "first", "last", "bad_signature"}``
-(epoch seconds). Prints ``READY <port>,<port>,...`` once it listens.
+``GET /_stats?event=<id>`` answers ``{"count", "unique", "first", "last", "bad_signature",
+"late_mean", "late_max"}`` (epoch seconds; ``late_*``: how much later than its profile's latency
+the sink itself answered, in seconds, a measure of the instrument's own stalls). Prints
+``READY <port>,<port>,...`` once it listens.
+
+The sink settles its garbage collector as the workers do (``settle_gc``): with thousands of
+requests held for their latency, the default collector paused the whole sink for 150-450 ms
+at a time, and every endpoint answered that much late at once, which no set of real endpoints
+on separate machines does.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from notifyd.runtime.worker import settle_gc
+
 HANG_S = 12.0
 
 
@@ -41,6 +50,9 @@ class EventStats:
     first: float = math.inf
     last: float = 0.0
     ids: set[str] = field(default_factory=set)
+    delayed: int = 0
+    late_sum: float = 0.0
+    late_max: float = 0.0
 
 
 def mixed_delay(rng: random.Random) -> tuple[float, int]:
@@ -88,6 +100,10 @@ def main() -> int:
             delay, status = mixed_delay(rng)
         if delay:
             await asyncio.sleep(delay)
+            late = asyncio.get_running_loop().time() + offset - now - delay
+            s.delayed += 1
+            s.late_sum += late
+            s.late_max = max(s.late_max, late)
         return web.Response(status=status, text="ok")
 
     async def read_stats(request: web.Request) -> web.Response:
@@ -99,6 +115,8 @@ def main() -> int:
                 "first": s.first if s.count else None,
                 "last": s.last if s.count else None,
                 "bad_signature": bad[0],
+                "late_mean": s.late_sum / s.delayed if s.delayed else 0.0,
+                "late_max": s.late_max,
             }
         )
 
@@ -115,6 +133,7 @@ def main() -> int:
             site = web.TCPSite(runner, "127.0.0.1", 0, backlog=4096)
             await site.start()
             ports.append(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        settle_gc()
         print("READY " + ",".join(str(p) for p in ports), flush=True)
         await asyncio.Event().wait()
 

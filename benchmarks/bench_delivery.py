@@ -351,7 +351,8 @@ def bench_throughput(b: Bench, profile: str) -> float:
          f"{rate99:,.0f}/s); counts {counts}")  # fmt: skip
     info(
         f"sink: {stats['count']:,} requests, {stats['unique']:,} distinct deliveries, "
-        f"bad signatures {stats['bad_signature']}"
+        f"bad signatures {stats['bad_signature']}; the sink answered its delayed requests "
+        f"{stats['late_mean'] * 1000:.0f} ms late on average, {stats['late_max'] * 1000:.0f} ms at most"
     )
     if stats["bad_signature"]:
         raise RuntimeError("the sink saw bad signatures")

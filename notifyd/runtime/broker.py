@@ -51,6 +51,7 @@ class Heartbeat(Middleware):
     def __init__(self, interval_s: float) -> None:
         self.interval_s = interval_s
         self._stop = threading.Event()
+        self._beats: list[threading.Thread] = []
 
     def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         assert isinstance(broker, RedisBroker)
@@ -63,10 +64,17 @@ class Heartbeat(Middleware):
                 with contextlib.suppress(Exception):
                     broker.client.zadd(key, {broker.broker_id: int(time.time() * 1000)})
 
-        threading.Thread(target=beat, name="notifyd-heartbeat", daemon=True).start()
+        thread = threading.Thread(target=beat, name="notifyd-heartbeat", daemon=True)
+        thread.start()
+        self._beats.append(thread)
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self._stop.set()
+        # A beat still in flight would reconnect after the runtime disconnected the broker's
+        # pool, and leave that socket open. Bounded: a stalled Redis must not hang the stop.
+        for thread in self._beats:
+            thread.join(timeout=5)
+        self._beats.clear()
 
 
 class NotifydBroker(RedisBroker):

@@ -102,8 +102,12 @@ class Runtime:
         with contextlib.suppress(Exception):
             self.broker.close()
         with contextlib.suppress(Exception):
-            # dramatiq's RedisBroker.close() leaves its own client's connections open.
+            # dramatiq's RedisBroker.close() does nothing, and its client, built on a pool it
+            # passes in, does not disconnect that pool on close(): the consumers' sockets stayed
+            # open until the garbage collector reached the broker's reference cycle, which
+            # closed some only after their socket warned "unclosed" (a ResourceWarning).
             self.broker.client.close()
+            self.broker.client.connection_pool.disconnect()
         with contextlib.suppress(Exception):
             self.client.close()
         if self.embedded is not None:

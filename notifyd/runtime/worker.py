@@ -196,6 +196,48 @@ def settle_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+#: Open files a worker needs beside its sends' connections: Redis, SMTP, logs, the store.
+OPEN_FILES_HEADROOM = 256
+
+
+def open_files_needed(settings: Settings) -> int:
+    """A connection per send in flight, in both dispatchers' windows, and the headroom."""
+    bulk = max(1, settings.dispatch_window - settings.dispatch_reserve)
+    return settings.dispatch_window + bulk + OPEN_FILES_HEADROOM
+
+
+def raise_open_files_limit(needed: int) -> int | None:
+    """Raise this process's soft limit on open files towards ``needed``, up to the hard limit;
+    returns the soft limit now in force (None where the platform has none).
+
+    A full window holds thousands of connections, and the soft limit many systems start a
+    service with is 1,024 (systemd's default, ``ulimit -n``): past it every connect fails
+    (EMFILE) and a fan-out turns into retries. The hard limit is the administrator's; only
+    the soft one is raised, as a server is expected to. A hard limit below ``needed`` is
+    logged, with what to change.
+    """
+    try:
+        import resource
+    except ImportError:  # not on this platform (Windows): nothing to raise
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return soft
+    target = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):
+        target = soft
+    if target < needed:
+        log.warning(
+            "open files are limited to %d; the dispatch windows need about %d: raise the limit "
+            "(LimitNOFILE= in a systemd unit, ulimit -n) or lower NOTIFYD_DISPATCH_WINDOW",
+            target,
+            needed,
+        )
+    return target
+
+
 def run_forever(settings: Settings, *, lanes: Sequence[str], threads: int) -> int:
     """Run one worker process until SIGINT or SIGTERM."""
     # Before anything attaches: a SIGTERM during start-up still ends in a clean stop, which
@@ -203,6 +245,7 @@ def run_forever(settings: Settings, *, lanes: Sequence[str], threads: int) -> in
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    raise_open_files_limit(open_files_needed(settings))
     runtime = Runtime.start(settings)
     try:
         log.info("durability %s", runtime.require_durability())

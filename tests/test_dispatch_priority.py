@@ -142,8 +142,15 @@ def test_normal_deliveries_held_back_by_urgent_work_go_out_once_it_is_over(runti
     assert rt.tracker.summary(ref(normal))["counts"]["delivered"] == 3
 
 
-def test_a_step_hands_a_hung_delivery_on_and_its_thread_serves_the_next_event(runtime, sink, start_worker):
-    # A time slice longer than the test: only the straggler rule can free the step's thread.
+def test_a_step_hands_a_hung_delivery_on_and_its_thread_serves_the_next_event(
+    runtime, sink, start_worker, monkeypatch
+):
+    # A time slice, and wait slices, longer than the test: a waiting step thread looks at its
+    # ticket once per wait slice unless the ticket wakes it, so only the ticket waking the thread
+    # when just the stragglers are left lets it hand the hung send on and serve the next event.
+    from notifyd.pipeline import send
+
+    monkeypatch.setattr(send, "WAIT_SLICE_S", 600.0)
     rt = runtime(handoff_after_ms=600_000, webhook_timeout_s=120, shard_size=100, rate_limit="100/hour")
     _add(rt, "acme", f"{sink.url}/ok", 19)
     _add(rt, "acme", f"{sink.url}/hung", 1)
@@ -164,30 +171,3 @@ def test_a_step_hands_a_hung_delivery_on_and_its_thread_serves_the_next_event(ru
     assert wait_until(lambda: _done(rt, first["event_id"]))
     assert rt.tracker.summary(ref(first))["counts"]["delivered"] == 20
     assert [p for p in sink.arrivals if p.startswith("/hung/")] == ["/hung/0"]
-
-
-def test_a_step_is_woken_to_hand_its_stragglers_on_however_long_its_wait_slices_are(
-    runtime, sink, start_worker, monkeypatch
-):
-    # A waiting step thread looks at its ticket once per wait slice unless the ticket wakes it.
-    # With slices (and a time slice) longer than the test, only the ticket waking the thread
-    # when just the stragglers are left lets it hand the hung send on and serve the next event.
-    from notifyd.pipeline import send
-
-    monkeypatch.setattr(send, "WAIT_SLICE_S", 600.0)
-    rt = runtime(handoff_after_ms=600_000, webhook_timeout_s=120, shard_size=100, rate_limit="100/hour")
-    _add(rt, "acme", f"{sink.url}/ok", 19)
-    _add(rt, "acme", f"{sink.url}/hung", 1)
-    _add(rt, "other", f"{sink.url}/other", 5)
-    gate = sink.gate("/hung")
-    start_worker(rt, threads=1)
-    first = incident_event(page="acme", priority="normal")
-    rt.publisher.publish(first)
-    assert sink.wait_for(lambda: gate.waiting == 1)
-    second = incident_event(page="other", priority="normal")
-    rt.publisher.publish(second)
-    assert wait_until(lambda: _done(rt, second["event_id"]))
-    assert gate.waiting == 1
-    gate.open()
-    assert wait_until(lambda: _done(rt, first["event_id"]))
-    assert rt.tracker.summary(ref(first))["counts"]["delivered"] == 20

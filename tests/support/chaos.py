@@ -41,10 +41,22 @@ class ChaosReport:
     distinct: int = 0
     requests: int = 0
     seconds: float = 0.0
+    #: Sends each worker process may have had in flight, and how many processes ran.
+    window: int = 0
+    workers: int = 0
 
     @property
     def duplicates(self) -> int:
         return self.requests - self.distinct
+
+    @property
+    def faults(self) -> int:
+        return self.kills + self.restarts + self.drops
+
+    @property
+    def max_duplicates(self) -> int:
+        """What the faults may resend: whatever was in flight, every worker's window, per fault."""
+        return self.faults * self.workers * self.window
 
 
 def run_chaos(
@@ -89,7 +101,7 @@ def run_chaos(
     env = cli_env(settings.model_copy(update={"redis_url": proxy.url}), **knobs)
     rt = Runtime.start(settings)
     procs: list[subprocess.Popen[bytes]] = []
-    report = ChaosReport(subscribers)
+    report = ChaosReport(subscribers, window=dispatch_window, workers=workers)
 
     def spawn() -> subprocess.Popen[bytes]:
         argv = [sys.executable, "-m", "notifyd", "worker", "--threads", str(threads)]

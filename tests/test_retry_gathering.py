@@ -148,3 +148,36 @@ def test_without_gathering_each_ticket_writes_its_own_retry_message(rt):
     assert sorted(sorted(m.args[1]) for m in _retry_messages(rt)) == [
         sorted(s.seq for s in t.subs) for t in tickets
     ]
+
+
+def test_one_batch_of_several_tickets_outcomes_is_one_write_per_event_attempt(rt):
+    loaded, subs = _event(rt, 6)
+    writes: list[int] = []
+    outcomes = _recorder(rt, rt.tracker)
+
+    def record(loaded_, results, attempt):
+        writes.append(len(results))
+        outcomes.record(loaded_, results, attempt)
+
+    # A flush window long enough that the six outcomes of three tickets make one batch.
+    recorder = BatchedRecorder(record, batch=6, flush_s=30, gather_s=0)
+    tickets = [Ticket(loaded, 1, subs[i : i + 2], []) for i in (0, 2, 4)]
+    for ticket in tickets:
+        recorder.put(ticket, 0, Outcome.delivered())
+        recorder.put(ticket, 1, Outcome.delivered())
+    assert wait_until(lambda: all(t.finished for t in tickets))
+    recorder.close()
+    assert writes == [6]
+    assert rt.tracker.summary(loaded.ref)["counts"]["delivered"] == 6
+
+
+def test_the_bulk_recorder_still_writes_while_urgent_work_stays_live(rt):
+    loaded, subs = _event(rt, 2)
+    recorder = BatchedRecorder(_recorder(rt, rt.tracker).record, batch=256, flush_s=0.001, gather_s=0)
+    recorder.yield_to = lambda: True  # urgent work that never ends: the recorder waits, a while
+    ticket = Ticket(loaded, 1, subs, [])
+    recorder.put(ticket, 0, Outcome.delivered())
+    recorder.put(ticket, 1, Outcome.delivered())
+    assert wait_until(lambda: ticket.finished)
+    recorder.close()
+    assert rt.tracker.summary(loaded.ref)["counts"]["delivered"] == 2

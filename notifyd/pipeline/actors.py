@@ -65,6 +65,8 @@ def declare_actors(broker: dramatiq.Broker, holder: EngineHolder, keys: Keys) ->
                 if urgent:  # the bulk dispatcher yields the process's CPU while it runs
                     with holder.get().dispatchers.steps:
                         return fn(handle, *args)
+                # A bulk step waits while urgent work runs here (see Dispatcher.yield_to_urgent).
+                holder.get().dispatchers.bulk.yield_to_urgent()
                 return fn(handle, *args)
 
         run.__name__ = name

@@ -55,6 +55,7 @@ from channels.base import Adapter, Message, Outcome
 from notifyd.pipeline.asyncrunner import AsyncRunner
 from notifyd.pipeline.events import LoadedEvent
 from notifyd.pipeline.recorder import BatchedRecorder, RecordFn
+from notifyd.pipeline.urgency import UrgentLive, pause_while
 from notifyd.runtime.settings import PRIORITIES, URGENT_LANES, Settings
 from notifyd.state.subscribers import StoredSubscriber
 
@@ -85,16 +86,9 @@ MIN_LOW_SLOTS = 32
 #: The low lanes' share starts here and grows while the loop keeps up (a slow start: a
 #: thousand requests opened at once to an instant endpoint only queue up in the loop).
 INITIAL_LOW_SLOTS = 64
-#: While urgent work is live, the bulk loop sleeps (holding no GIL) for up to this long at a
-#: time, in steps of YIELD_STEP_S, between turns of LAG_PROBE_S: its sends in flight are still
-#: answered, a few times a second, and never held near their timeout.
-YIELD_MAX_S = 0.2
-YIELD_STEP_S = 0.002
 #: A ticket sized by :meth:`Dispatcher.budget` still gets at least this many deliveries.
 MIN_BUDGET = 128
 
-#: Whether urgent work is live in this process (the bulk dispatcher yields to it).
-UrgentLive = Callable[[], bool]
 
 AdapterFor = Callable[[str], Adapter]
 
@@ -151,19 +145,12 @@ class Ticket:
                 self.error = error
             self._cond.notify_all()
 
-    def wait(
-        self, timeout: float | None, *, started: int | None = None, stragglers: int | None = None
-    ) -> bool:
-        """Wait until every delivery is recorded (or, with ``started``, that many have started;
-        or, with ``stragglers``, every one has started and at most that many are unrecorded)."""
+    def wait(self, timeout: float | None, *, started: int | None = None) -> bool:
+        """Wait until every delivery is recorded (or, with ``started``, that many have started)."""
         n = len(self.subs)
 
         def ready() -> bool:
-            return (
-                self.recorded == n
-                or (started is not None and self.started >= started)
-                or (stragglers is not None and self.started == n and n - self.recorded <= stragglers)
-            )
+            return self.recorded == n or (started is not None and self.started >= started)
 
         with self._cond:
             return self._cond.wait_for(ready, timeout)
@@ -285,6 +272,18 @@ class Dispatcher:
         if self.yield_to is None or self.start_rate is None or not self.waiting:
             return None
         return max(MIN_BUDGET, int(self.start_rate * slice_s) - self.waiting)
+
+    def yield_now(self) -> None:
+        """From any thread: this loop yields to urgent work at its next turn (see _watch_lag)."""
+        loop = self._loop
+        if self.yield_to is not None and loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.yield_to_urgent)
+
+    def yield_to_urgent(self) -> None:
+        """For a bulk step's thread, as its step starts and before it builds its messages (and
+        for this loop, see yield_now): wait while urgent work is live (see urgency.py)."""
+        if self.yield_to is not None:
+            pause_while(self.yield_to)
 
     def stats(self) -> dict[str, int]:
         return {
@@ -510,7 +509,7 @@ class Dispatcher:
             lag = elapsed - LAG_PROBE_S
             starts, self._starts = self._starts, 0
             if self.yield_to is not None and self.yield_to():
-                self._yield(self.yield_to)
+                pause_while(self.yield_to)
                 self._starts = 0
                 continue
             if self.waiting and starts:  # only a backlog shows what the window achieves
@@ -560,13 +559,6 @@ class Dispatcher:
             return 0
         return min(self.low_window, int(self.start_rate * base * LATENCY_HEADROOM))
 
-    @staticmethod
-    def _yield(urgent_live: UrgentLive) -> None:
-        """Block this loop (it holds no GIL while it sleeps) while urgent work is live, a while."""
-        deadline = time.monotonic() + YIELD_MAX_S
-        while urgent_live() and time.monotonic() < deadline:
-            time.sleep(YIELD_STEP_S)
-
     def busy(self) -> bool:
         """Whether deliveries are queued or in flight here (read from any thread)."""
         return bool(self.in_flight or self.waiting)
@@ -578,10 +570,15 @@ class UrgentSteps:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.running = 0
+        #: Called as an urgent step starts: the bulk dispatcher yields at once, not at its next
+        #: probe (up to LAG_PROBE_S later).
+        self.on_start: Callable[[], None] | None = None
 
     def __enter__(self) -> UrgentSteps:
         with self._lock:
             self.running += 1
+        if self.on_start is not None:
+            self.on_start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -648,4 +645,6 @@ def build_pair(
 
     window = max(1, settings.dispatch_window - settings.dispatch_reserve)
     second = build(settings, *bulk, record, window=window, reserve=0, yield_to=urgent_live)
+    steps.on_start = second.yield_now
+    second.recorder.yield_to = urgent_live
     return Dispatchers(first, second, steps)

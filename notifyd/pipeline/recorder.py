@@ -1,9 +1,13 @@
 """Write the dispatcher's outcomes as they complete, a batch at a time, on a thread of its own.
 
-Outcomes are written every ``record_batch`` of them or every ``record_flush_ms``, per ticket
-(one step's deliveries). Transient ones, which call for a retry, are gathered longer, for up
-to ``retry_gather_ms``: those of one event's attempt are written together, one retry message
-for all of them, whichever steps and batches of this process they came from. Real endpoints
+Outcomes are written every ``record_batch`` of them or every ``record_flush_ms``, one write
+per event attempt, whichever tickets (steps) they came from: with real endpoints a batch holds
+the answers of many tickets at once (each hands its slow sends on and the next one starts);
+written per ticket, a batch was several writes, and the mixed profile of the end-to-end
+benchmark made three times the writes per delivery of the instant one. Transient ones, which
+call for a retry, are gathered longer, for up to ``retry_gather_ms``: those of one event's
+attempt are written together, one retry message for all of them, whichever steps and batches
+of this process they came from. Real endpoints
 fail a few sends at a time (a 5xx here, a timeout there); written per ticket and batch, each
 failure was a retry message of its own, and each message a whole step to run again (load the
 event and its subscribers, build, submit, wait, hand on).
@@ -29,6 +33,7 @@ import redis
 
 from channels.base import Outcome, OutcomeKind
 from notifyd.pipeline.events import LoadedEvent
+from notifyd.pipeline.urgency import UrgentLive, pause_while
 from notifyd.state.subscribers import StoredSubscriber
 
 if TYPE_CHECKING:
@@ -61,6 +66,9 @@ class BatchedRecorder:
         #: (event ref, attempt) -> its gathered outcomes; in the order they were opened, which
         #: is the order they come due (each is held gather_s).
         self._gathered: dict[tuple[str, int], _Gathered] = {}
+        #: The bulk dispatcher's recorder waits while urgent work is live (see urgency.py): its
+        #: outcomes are recorded a little later.
+        self.yield_to: UrgentLive | None = None
         self._thread = threading.Thread(target=self._run, name="notifyd-recorder", daemon=True)
         self._thread.start()
 
@@ -82,6 +90,8 @@ class BatchedRecorder:
                 continue
             if first is None:
                 break
+            if self.yield_to is not None:
+                pause_while(self.yield_to)
             batch = [first]
             deadline = time.monotonic() + self.flush_s
             while len(batch) < self.batch:
@@ -107,11 +117,11 @@ class BatchedRecorder:
         return None
 
     def _flush(self, batch: list[Entry]) -> None:
-        by_ticket: dict[int, list[Entry]] = {}
+        by_attempt: dict[tuple[str, int], list[Entry]] = {}
         for entry in batch:
             ticket, _, outcome = entry
+            key = (ticket.loaded.ref, ticket.attempt)
             if self.gather_s > 0 and outcome.kind is OutcomeKind.transient:
-                key = (ticket.loaded.ref, ticket.attempt)
                 gathered = self._gathered.get(key)
                 if gathered is None:
                     gathered = self._gathered[key] = _Gathered(time.monotonic() + self.gather_s)
@@ -120,8 +130,8 @@ class BatchedRecorder:
                     del self._gathered[key]
                     self._write(gathered.entries)
                 continue
-            by_ticket.setdefault(id(ticket), []).append(entry)
-        for entries in by_ticket.values():
+            by_attempt.setdefault(key, []).append(entry)
+        for entries in by_attempt.values():
             self._write(entries)
 
     def _write_gathered(self, now: float | None) -> None:

@@ -14,13 +14,11 @@ for a busy dispatcher:
   died meanwhile, the continuation sends them again: at-least-once holds
   across a crash, as it does for a shard that is re-run.
 
-It stops waiting sooner when only stragglers are left: once every delivery has
-started and at most a tenth of them (``STRAGGLER_SHARE``) are unanswered, it
-waits a little more (at most ``STRAGGLER_WAIT_S``, less for a small ticket) and
-hands those on as above. Real endpoints
-answer most sends in tens of milliseconds and a few in seconds (or never, until
-the timeout); a worker thread held for those few starts nothing else meanwhile,
-and a retry of one delivery would otherwise hold one for a whole slice.
+It stops waiting sooner once every delivery has started: it waits a little more for their
+answers (at most ``STRAGGLER_WAIT_S``, less for a small ticket) and hands those still
+unanswered on as above. Their sends go on in the dispatcher either way; a worker thread that
+waits for slow answers starts nothing meanwhile, and an event's fan-out has only
+``shard_queue_window`` shard steps queued at a time.
 
 A step of the bulk lanes first sizes its ticket to what its dispatcher can start
 within the slice beside the backlog it already has (``Dispatcher.budget``): the
@@ -75,13 +73,14 @@ def _as_stored(sub: StoredSubscriber) -> str:
     return sub.stored_target
 
 
-#: A step whose deliveries have all started, and of which at most this share (at least one) are
-#: still unanswered, hands those on after a short wait instead of waiting out its time slice:
-#: with real endpoints a few sends of most tickets take seconds (1% hang to the timeout), and a
-#: thread that waits for them is a thread that starts nothing. The wait is STRAGGLER_WAIT_S at
-#: most, and STRAGGLER_WAIT_PER_DELIVERY_S per delivery of the ticket: a retry of one delivery
-#: hands it on at once (a worker thread is worth some 500 deliveries a second, not one).
-STRAGGLER_SHARE = 0.1
+#: A step whose deliveries have all started waits at most this long for their answers, and
+#: STRAGGLER_WAIT_PER_DELIVERY_S per delivery of the ticket, then hands the unanswered on: real
+#: endpoints answer a ticket's last sends 0.5-2 s after its first (p90 ~0.5 s, 1% hang to the
+#: timeout). When steps waited until only a tenth were unanswered, a step held its thread ~0.7 s
+#: per 500 deliveries, and with ``shard_queue_window`` (8) shard steps of a fan-out at a time the
+#: dispatcher sat empty: the mixed profile of the end-to-end benchmark ran at ~5.5k/s with its
+#: loop mostly idle. A retry of one delivery hands it on at once (a worker thread is worth some
+#: 500 deliveries a second, not one).
 STRAGGLER_WAIT_S = 0.2
 STRAGGLER_WAIT_PER_DELIVERY_S = 0.002
 
@@ -218,6 +217,8 @@ class Sender:
                     subs, at = [subs[i] for i in keep], [plan.at[i] for i in keep]
         if not subs:
             return
+        dispatcher = self.dispatchers.for_lane(loaded.event.lane)
+        dispatcher.yield_to_urgent()
         messages, kept, refused = self.messages(loaded, subs, attempt)
         if refused:
             # Recorded (a retry enqueued) before the others are submitted: a step that fails
@@ -230,14 +231,12 @@ class Sender:
             if not subs:
                 return
         ticket = Ticket(loaded, attempt, subs, messages, at)
-        dispatcher = self.dispatchers.for_lane(loaded.event.lane)
         dispatcher.submit(ticket)
         # Every wait below has a deadline, and the loop must keep answering while it runs:
         # a worker whose loop is stuck fences itself (see AsyncRunner.wait).
         runner = dispatcher.runner
         try:
-            stragglers = 0 if continuation is None else max(1, int(len(ticket) * STRAGGLER_SHARE))
-            if not _wait(ticket, self.handoff_after_s, stragglers) and continuation is not None:
+            if not _wait(ticket, self.handoff_after_s, continuation is not None) and continuation is not None:
                 # The step's time is up. It keeps its thread only until one of its deliveries
                 # has started (progress, however busy the dispatcher), then hands the rest on.
                 runner.wait(lambda t: ticket.wait(t, started=1))
@@ -295,18 +294,17 @@ class Sender:
             self.queue.enqueue(step, lane, args, delay_ms=delay_ms)
 
 
-def _wait(ticket: Ticket, seconds: float, stragglers: int = 0) -> bool:
+def _wait(ticket: Ticket, seconds: float, hand_on: bool = False) -> bool:
     """Wait up to ``seconds`` for every outcome to be recorded (True), in slices: an exception
     raised into this thread (dramatiq's time limit) is only raised between blocking calls.
 
-    Once every delivery has started and at most ``stragglers`` are still unanswered, wait a
-    little more at most (see STRAGGLER_SHARE; False then): the few slow or hung sends are
-    handed on, and the thread goes to other steps rather than waiting out the slice for them.
-    The ticket wakes this thread when that happens, not a slice later.
+    ``hand_on``: once every delivery has started, wait a little more at most (see
+    STRAGGLER_WAIT_S; False then): the slow or hung sends are handed on, and the thread goes to
+    other steps. The ticket wakes this thread when the last delivery starts, not a slice later.
     """
     deadline = time.monotonic() + seconds
-    if stragglers:
-        if not _wait_until(lambda t: ticket.wait(t, stragglers=stragglers), deadline):
+    if hand_on:
+        if not _wait_until(lambda t: ticket.wait(t, started=len(ticket)), deadline):
             return False
         if ticket.finished:
             return True

@@ -151,7 +151,7 @@ class Settings(BaseSettings):
 
     #: The per-process dispatchers (notifyd/pipeline/dispatcher.py): sends in flight at once, for
     #: the critical and high lanes' dispatcher ...
-    dispatch_window: int = Field(default=2048, ge=1)
+    dispatch_window: int = Field(default=4096, ge=1)
     #: ... and for the normal and low lanes' dispatcher, the window less this many.
     dispatch_reserve: int = Field(default=256, ge=0)
     #: Sends in flight to one host (or provider) at once, process-wide; a slow host gets fewer.

@@ -213,8 +213,8 @@ def raise_open_files_limit(needed: int) -> int | None:
     A full window holds thousands of connections, and the soft limit many systems start a
     service with is 1,024 (systemd's default, ``ulimit -n``): past it every connect fails
     (EMFILE) and a fan-out turns into retries. The hard limit is the administrator's; only
-    the soft one is raised, as a server is expected to. A hard limit below ``needed`` is
-    logged, with what to change.
+    the soft one is raised, as a server is expected to. Under a hard limit below ``needed``
+    the windows shrink to fit (:func:`windows_within`).
     """
     try:
         import resource
@@ -228,14 +228,42 @@ def raise_open_files_limit(needed: int) -> int | None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     except (ValueError, OSError):
         target = soft
-    if target < needed:
-        log.warning(
-            "open files are limited to %d; the dispatch windows need about %d: raise the limit "
-            "(LimitNOFILE= in a systemd unit, ulimit -n) or lower NOTIFYD_DISPATCH_WINDOW",
-            target,
-            needed,
-        )
     return target
+
+
+#: A window is never fitted below this many sends (a process that cannot open this many files
+#: cannot run a worker anyway).
+MIN_FITTED_WINDOW = 64
+
+
+def windows_within(settings: Settings, limit: int | None) -> Settings:
+    """The settings with a dispatch window that fits ``limit`` open files, and one warning
+    naming both numbers and what to change when it had to shrink.
+
+    Past the limit every connect fails (EMFILE) and a full window turns into retries; a
+    smaller window only sends more slowly.
+    """
+    needed = open_files_needed(settings)
+    if limit is None or limit >= needed:
+        return settings
+    # window + (window - reserve) + headroom <= limit, with a reserve that leaves the bulk lanes most
+    window = max(MIN_FITTED_WINDOW, (limit - OPEN_FILES_HEADROOM) // 2)
+    reserve = min(settings.dispatch_reserve, window // 8)
+    log.warning(
+        "open files are limited to %d; the dispatch windows need about %d: the window is %d "
+        "sends instead of %d. Raise the limit (LimitNOFILE= in a systemd unit, ulimit -n) or set "
+        "NOTIFYD_DISPATCH_WINDOW",
+        limit,
+        needed,
+        window,
+        settings.dispatch_window,
+    )
+    return settings.model_copy(update={"dispatch_window": window, "dispatch_reserve": reserve})
+
+
+def fit_open_files(settings: Settings) -> Settings:
+    """Raise the open-files limit to what the windows need; shrink them to what it allows."""
+    return windows_within(settings, raise_open_files_limit(open_files_needed(settings)))
 
 
 def run_forever(settings: Settings, *, lanes: Sequence[str], threads: int) -> int:
@@ -245,7 +273,7 @@ def run_forever(settings: Settings, *, lanes: Sequence[str], threads: int) -> in
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    raise_open_files_limit(open_files_needed(settings))
+    settings = fit_open_files(settings)
     runtime = Runtime.start(settings)
     try:
         log.info("durability %s", runtime.require_durability())

@@ -12,6 +12,7 @@ from notifyd.pipeline.dispatcher import (
     LATENCY_HEADROOM,
     MIN_HOST_SLOTS,
     RANK,
+    SLOW_HOST_S,
     Dispatcher,
     _Host,
 )
@@ -48,6 +49,26 @@ def test_a_host_that_hangs_keeps_only_the_fewest_slots():
     d = _dispatcher()
     _hosts(d, {"a": 0.05, "b": 0.05, "hung": 1000.0})
     assert d._cap(d._hosts["hung"], NORMAL) == MIN_HOST_SLOTS
+
+
+def test_one_hang_among_quick_answers_does_not_make_a_host_slow():
+    host = _Host()
+    for took in [0.1] * 20 + [10.0] + [0.1] * 3 + [10.0]:  # a 1%-hang endpoint's unlucky stretch
+        host.observe(took)
+        assert host.latency <= SLOW_HOST_S
+
+
+def test_a_host_that_turns_slow_is_seen_within_a_dozen_answers():
+    host = _Host()
+    for _ in range(20):
+        host.observe(0.1)
+    slow_after = None
+    for answers in range(1, 50):
+        host.observe(5.0)
+        if host.latency > SLOW_HOST_S:
+            slow_after = answers
+            break
+    assert slow_after is not None and slow_after <= 12
 
 
 def test_when_every_host_is_slow_none_loses_slots():

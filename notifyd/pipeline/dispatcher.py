@@ -73,6 +73,12 @@ LATENCY_PROBES = 5
 #: The in-flight sends the endpoints' own latency needs at the current rate, times this, are
 #: never given up for the loop's lag (see ``Dispatcher._need``).
 LATENCY_HEADROOM = 2.0
+#: One send counts in its host's latency average for at most this many times the average, plus
+#: SLOW_HOST_S: a host that answers in 100 ms but lets 1% hang to the 10 s timeout is not slow,
+#: and each hang (+2 s on the average, uncapped) had marked it slow for a few sends, its
+#: deliveries parked and taken again (~4% of the loop's time per delivery on the mixed profile).
+#: A host that turns slow is still seen within ten or so answers.
+LATENCY_SAMPLE_CAP = 4.0
 #: A slow host keeps at least this many slots.
 MIN_HOST_SLOTS = 4
 #: How often the loop's lag is measured, and the lag that shrinks (or lets grow) the low lanes' share.
@@ -198,6 +204,15 @@ class _Host:
     active: int = 0
     latency: float = 0.0
     parked: list[tuple[int, int, _Item]] = field(default_factory=list)
+
+    def observe(self, took: float) -> None:
+        """One send's time in the host's latency average (one hang among quick answers moves
+        it a little, a host that turns slow soon: LATENCY_SAMPLE_CAP)."""
+        if self.latency == 0.0:
+            self.latency = took
+            return
+        sample = min(took, LATENCY_SAMPLE_CAP * self.latency + SLOW_HOST_S)
+        self.latency = 0.8 * self.latency + 0.2 * sample
 
 
 class Dispatcher:
@@ -488,7 +503,7 @@ class Dispatcher:
             took = self._loop.time() - started
             self._took[0] += took
             self._took[1] += 1
-            host.latency = took if host.latency == 0.0 else 0.8 * host.latency + 0.2 * took
+            host.observe(took)
             host.active -= 1
             self.in_flight -= 1
             if item.rank <= URGENT_RANK:

@@ -31,10 +31,10 @@ lock:
 	$(LOCK_VENV)/bin/python -m pip install --quiet $(LOCK_CONSTRAINTS) .
 	@mkdir -p requirements
 	{ echo "# pip install -r $(RUNTIME_LOCK): notifyd's runtime dependencies, pinned. Written by make lock."; \
-	  $(LOCK_VENV)/bin/python -m pip freeze --exclude notifyd; } > $(RUNTIME_LOCK)
+	  $(LOCK_VENV)/bin/python -m pip freeze --exclude notifyd | $(PYTHON) tools/lock_markers.py; } > $(RUNTIME_LOCK)
 	$(LOCK_VENV)/bin/python -m pip install --quiet $(LOCK_CONSTRAINTS) '.[dev]'
 	{ echo "# pip install -r $(DEV_LOCK): runtime, standins, bench and dev tools, pinned. Written by make lock."; \
-	  $(LOCK_VENV)/bin/python -m pip freeze --exclude notifyd; } > $(DEV_LOCK)
+	  $(LOCK_VENV)/bin/python -m pip freeze --exclude notifyd | $(PYTHON) tools/lock_markers.py; } > $(DEV_LOCK)
 	rm -rf $(LOCK_VENV)
 
 # Validate docker-compose.yml and the Prometheus/Grafana provisioning offline. The parse-based

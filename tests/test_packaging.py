@@ -61,7 +61,7 @@ def test_the_dev_lock_satisfies_every_range_in_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     lines = (ROOT / "requirements/dev.lock").read_text().splitlines()
     locked = {
-        name.lower().replace("_", "-"): version
+        name.lower().replace("_", "-"): version.split(";")[0].strip()
         for name, _, version in (ln.partition("==") for ln in lines if "==" in ln)
     }
     wanted = [*project["dependencies"], *sum(project["optional-dependencies"].values(), [])]
@@ -71,6 +71,21 @@ def test_the_dev_lock_satisfies_every_range_in_pyproject():
         version = locked[requirement.name.lower().replace("_", "-")]
         assert requirement.specifier.contains(version), f"{requirement} but the lock has {version}"
     assert "aiosmtpd" not in (ROOT / "requirements/runtime.lock").read_text()
+
+
+def test_the_locks_keep_pyproject_s_environment_markers():
+    # pip freeze drops them: a lock that pins uvloop unconditionally cannot install on Windows.
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"], *sum(project["optional-dependencies"].values(), [])]
+    marked = {r.name.lower(): r.marker for r in map(Requirement, wanted) if r.marker is not None}
+    assert "uvloop" in marked
+    for lock in ("requirements/runtime.lock", "requirements/dev.lock"):
+        pins = [Requirement(ln) for ln in (ROOT / lock).read_text().splitlines() if "==" in ln]
+        for pin in pins:
+            if pin.name.lower() in marked:
+                assert pin.marker == marked[pin.name.lower()], f"{lock}: {pin}"
 
 
 def test_derived_code_keeps_its_licence_notice():

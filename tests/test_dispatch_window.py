@@ -99,3 +99,31 @@ def test_nothing_is_kept_without_a_backlog_or_a_measured_rate():
     assert d._need(lag=0.1) == 0  # no rate yet
     d.start_rate, d.waiting = 1000.0, 0
     assert d._need(lag=0.1) == 0  # nothing waits for a slot
+
+
+def test_a_wait_for_urgent_work_is_not_taken_for_the_loop_s_lag():
+    import asyncio
+    import threading
+    import time
+
+    urgent_until = [0.0]
+    d = _dispatcher()
+    d.yield_to = lambda: time.monotonic() < urgent_until[0]
+    loop = d.runner.loop
+    d._loop = loop
+    d.low_limit = 1000
+    watching = asyncio.run_coroutine_threadsafe(d._watch_lag(), loop)
+    try:
+        time.sleep(0.2)  # a few quiet probes
+        # An urgent step starts and lasts 0.15 s: shorter than one wait (YIELD_MAX_S), so the
+        # probe the wait delayed runs once it is over, and sees a 0.15 s "lag" (> LAG_HIGH_S).
+        urgent_until[0] = time.monotonic() + 0.15
+        d.yield_now()
+        done = threading.Event()
+        loop.call_soon_threadsafe(done.set)  # the loop is free again once the wait is over
+        assert done.wait(5)
+        time.sleep(0.2)  # the probe that the wait delayed has run, and a few more
+        assert d._loop_pauses == 1
+        assert d.low_limit == 1000  # taken for the loop's lag, the wait shrinks it by a quarter
+    finally:
+        loop.call_soon_threadsafe(watching.cancel)

@@ -264,6 +264,8 @@ class Dispatcher:
         self._monitor: asyncio.Task[None] | None = None
         self._pump_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Times this loop waited for urgent work outside its lag probe (yield_now).
+        self._loop_pauses = 0
 
     # -- from any thread -------------------------------------------------------------------
 
@@ -289,10 +291,16 @@ class Dispatcher:
         return max(MIN_BUDGET, int(self.start_rate * slice_s) - self.waiting)
 
     def yield_now(self) -> None:
-        """From any thread: this loop yields to urgent work at its next turn (see _watch_lag)."""
+        """From any thread: this loop yields to urgent work at its next turn, not at its next
+        lag probe (see _watch_lag)."""
         loop = self._loop
         if self.yield_to is not None and loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self.yield_to_urgent)
+            loop.call_soon_threadsafe(self._pause_loop)
+
+    def _pause_loop(self) -> None:
+        if self.yield_to is not None and self.yield_to():
+            self._loop_pauses += 1  # the lag probe does not count this wait as the loop's lag
+            pause_while(self.yield_to)
 
     def yield_to_urgent(self) -> None:
         """For a bulk step's thread, as its step starts and before it builds its messages (and
@@ -518,13 +526,18 @@ class Dispatcher:
     async def _watch_lag(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            before = loop.time()
+            before, pauses = loop.time(), self._loop_pauses
             await asyncio.sleep(LAG_PROBE_S)
             elapsed = loop.time() - before
             lag = elapsed - LAG_PROBE_S
             starts, self._starts = self._starts, 0
-            if self.yield_to is not None and self.yield_to():
-                pause_while(self.yield_to)
+            live = self.yield_to
+            urgent = live is not None and live()
+            if urgent or self._loop_pauses != pauses:
+                # Neither the rate nor the lag of a turn that waited for urgent work is the
+                # loop's own: it is not measured.
+                if urgent and live is not None:
+                    pause_while(live)
                 self._starts = 0
                 continue
             if self.waiting and starts:  # only a backlog shows what the window achieves

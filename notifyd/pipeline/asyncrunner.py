@@ -29,7 +29,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
+
+from notifyd.runtime.settings import LoopChoice
 
 T = TypeVar("T")
 
@@ -46,8 +48,6 @@ STEP_DEADLINE_S = 240.0
 WAIT_SLICE_S = 1.0
 
 StallHandler = Callable[[str], None]
-#: Which event loop a runner uses (``Settings.event_loop``).
-LoopChoice = Literal["auto", "uvloop", "asyncio"]
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 
 

@@ -671,7 +671,7 @@ def build_pair(
     def urgent_live() -> bool:
         return bool(steps.running) or first.busy()
 
-    window = max(1, settings.dispatch_window - settings.dispatch_reserve)
+    window = settings.bulk_dispatch_window()
     second = build(settings, *bulk, record, window=window, reserve=0, yield_to=urgent_live)
     steps.on_start = second.yield_now
     second.recorder.yield_to = urgent_live

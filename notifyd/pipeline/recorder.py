@@ -7,10 +7,10 @@ written per ticket, a batch was several writes, and the mixed profile of the end
 benchmark made three times the writes per delivery of the instant one. Transient ones, which
 call for a retry, are gathered longer, for up to ``retry_gather_ms``: those of one event's
 attempt are written together, one retry message for all of them, whichever steps and batches
-of this process they came from. Real endpoints
-fail a few sends at a time (a 5xx here, a timeout there); written per ticket and batch, each
-failure was a retry message of its own, and each message a whole step to run again (load the
-event and its subscribers, build, submit, wait, hand on).
+of this process they came from. Real endpoints fail a few sends at a time (a 5xx here, a
+timeout there); written per ticket and batch, each failure was a retry message of its own,
+and each message a whole step to run again (load the event and its subscribers, build,
+submit, wait, hand on).
 
 The crash-safety rules hold as they are (see outcomes.py and engine.py): the retry message is
 written before the records that say "retrying". An outcome held here is not recorded yet, so

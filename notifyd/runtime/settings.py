@@ -57,6 +57,10 @@ class ConfigError(Exception):
     """Configuration that notifyd refuses to start with. The message names the key."""
 
 
+#: Which event loop the workers' runners use (``Settings.event_loop``; notifyd/pipeline/asyncrunner.py).
+LoopChoice = Literal["auto", "uvloop", "asyncio"]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="NOTIFYD_",
@@ -166,7 +170,7 @@ class Settings(BaseSettings):
     loop_stall_timeout_ms: int = Field(default=30_000, ge=100, le=240_000)
     #: The workers' event loops: uvloop's where it is installed ("auto", as uvicorn chooses), or
     #: asyncio's own. See notifyd/pipeline/asyncrunner.py.
-    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
+    event_loop: LoopChoice = "auto"
     #: Outcomes are recorded in batches of this many, or after this long.
     record_batch: int = Field(default=256, ge=1)
     record_flush_ms: int = Field(default=25, ge=1)
@@ -287,6 +291,10 @@ class Settings(BaseSettings):
         if raw is not None:
             return _parse_schedule(raw)
         return DEFAULT_RETRY_SCHEDULES[channel]
+
+    def bulk_dispatch_window(self) -> int:
+        """Sends the normal and low lanes' dispatcher keeps in flight: the window less the reserve."""
+        return max(1, self.dispatch_window - self.dispatch_reserve)
 
     def maintenance_reminder(self, page_id: str) -> int:
         """Seconds before a maintenance on this page starts that its reminder goes out (0: none)."""

@@ -202,8 +202,7 @@ OPEN_FILES_HEADROOM = 256
 
 def open_files_needed(settings: Settings) -> int:
     """A connection per send in flight, in both dispatchers' windows, and the headroom."""
-    bulk = max(1, settings.dispatch_window - settings.dispatch_reserve)
-    return settings.dispatch_window + bulk + OPEN_FILES_HEADROOM
+    return settings.dispatch_window + settings.bulk_dispatch_window() + OPEN_FILES_HEADROOM
 
 
 def raise_open_files_limit(needed: int) -> int | None:

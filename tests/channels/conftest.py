@@ -14,7 +14,8 @@ import pytest
 import trustme
 
 from channels.base import Message, Notification
-from notifyd.pipeline.asyncrunner import LoopChoice, loop_factory
+from notifyd.pipeline.asyncrunner import loop_factory
+from notifyd.runtime.settings import LoopChoice
 from notifyd.standins.servers import SlackServer, SMTPSink, TwilioServer
 from tests.support.sink import ReceivedRequest, Sink
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 from standardwebhooks.webhooks import Webhook
 
-from notifyd.pipeline.retry import next_delay
+from notifyd.pipeline.retry import RETRY_GROUP_MIN, group_retries, next_delay
 from tests.support.events import incident_event, ref
 from tests.support.sink import Reply
 from tests.support.wait import summary_of, wait_done, wait_until
@@ -31,6 +32,31 @@ def test_default_webhook_schedule_is_eight_retries_from_30s_to_60m_with_half_jit
 def test_retry_after_is_never_undercut_by_the_schedule():
     assert next_delay((1.0,), 1, jitter=0.5, retry_after=120) == 120
     assert next_delay((1.0,), 1, jitter=0.0, retry_after=0.2) == 1.0
+
+
+def test_a_few_retries_whose_jitter_spans_several_seconds_share_one_message_due_when_the_last_may_go():
+    rng = random.Random(3)
+    delays = [(next_delay((30.0,), 1, jitter=0.5, rng=rng), seq) for seq in range(12)]
+    assert len({math.ceil(d) for d, _ in delays}) > 5  # spread over many whole seconds
+    ((due_ms, seqs),) = group_retries(delays)
+    assert sorted(seqs) == list(range(12))
+    assert due_ms == math.ceil(max(d for d, _ in delays) * 1000)
+
+
+def test_a_wave_of_retries_keeps_its_jitter_in_messages_of_at_least_the_group_size():
+    rng = random.Random(5)
+    delays = [(next_delay((30.0,), 1, jitter=0.5, rng=rng), seq) for seq in range(2000)]
+    groups = group_retries(delays)
+    by_seq = dict((seq, d) for d, seq in delays)
+    assert sorted(s for _, seqs in groups for s in seqs) == list(range(2000))
+    assert len(groups) > 10  # still spread over the jitter's seconds, not one burst
+    assert all(len(seqs) >= RETRY_GROUP_MIN for _, seqs in groups[:-1])
+    for due_ms, seqs in groups:
+        # None goes sooner than its own delay, nor later than the latest delay of the schedule.
+        assert due_ms >= max(by_seq[s] for s in seqs) * 1000
+        assert due_ms <= 45_000
+    dues = [due for due, _ in groups]
+    assert dues == sorted(dues)
 
 
 def test_target_failing_twice_is_delivered_on_the_third_attempt_with_the_same_webhook_id(

@@ -16,6 +16,7 @@ from notifyd.pipeline.dispatcher import Ticket
 from notifyd.pipeline.events import EventCache, LoadedEvent
 from notifyd.pipeline.outcomes import OutcomeRecorder
 from notifyd.pipeline.recorder import BatchedRecorder
+from notifyd.pipeline.retry import next_delay
 from notifyd.pipeline.steps import RETRY, StepQueue, actor_name
 from notifyd.state.subscribers import StoredSubscriber
 from notifyd.state.tracking import Record, Tracker, Update
@@ -134,6 +135,24 @@ def test_a_failure_between_the_retry_message_and_the_records_leaves_no_retrying_
     assert {r.status for r in rt.tracker.records(loaded.ref, sorted(seqs)).values()} == {"pending"}
     assert all(isinstance(t.error, RuntimeError) for t in tickets)
     assert all(t.finished for t in tickets)
+
+
+def test_a_few_failures_whose_jittered_delays_span_two_seconds_share_one_retry_message(runtime):
+    rt = runtime(retry_schedule_webhook="1,2,4", retry_jitter=0.2)
+    loaded, subs = _event(rt, 10)
+    # The recorder's own rng, replayed: its ten delays fall on both sides of the whole second.
+    replay = random.Random(7)
+    delays = [next_delay((1.0,), 1, jitter=0.2, rng=replay) for _ in subs]
+    assert min(delays) <= 1.0 < max(delays)
+    recorder = BatchedRecorder(_recorder(rt, rt.tracker).record, batch=256, flush_s=0.001, gather_s=3600)
+    ticket = Ticket(loaded, 1, subs, [])
+    for index in range(len(subs)):
+        recorder.put(ticket, index, Outcome.transient("HTTP 500"))
+    recorder.close()
+    (message,) = _retry_messages(rt)
+    assert sorted(message.args[1]) == sorted(s.seq for s in subs)
+    # Due when the last may go: none of them sooner than its own delay.
+    assert message.options["eta"] - message.message_timestamp >= max(delays) * 1000 - 1
 
 
 def test_without_gathering_each_ticket_writes_its_own_retry_message(rt):

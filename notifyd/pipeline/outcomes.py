@@ -12,10 +12,9 @@ the last retry delivers it.
 from __future__ import annotations
 
 import logging
-import math
 import random
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 
 import redis
@@ -24,7 +23,7 @@ from channels.base import DISABLING_REASONS, Message, Outcome, OutcomeKind
 from notifyd.pipeline.endpoint_health import EndpointHealth, notice_message
 from notifyd.pipeline.events import LoadedEvent
 from notifyd.pipeline.metrics import DELIVERIES, PUBLISH_TO_DELIVERY, UNOPENABLE
-from notifyd.pipeline.retry import next_delay
+from notifyd.pipeline.retry import group_retries, next_delay
 from notifyd.pipeline.steps import RETRY, StepQueue
 from notifyd.runtime.settings import Settings
 from notifyd.state import throughput
@@ -111,9 +110,8 @@ class OutcomeRecorder:
         offset = loaded.offset()
         now = time.time()
         updates: list[Update] = []
-        #: Per whole second of delay: the seqs to retry, and when their message comes due.
-        retries: dict[int, list[int]] = defaultdict(list)
-        due_ms: dict[int, int] = {}
+        #: (seconds until its retry, seq) per delivery to try again.
+        retries: list[tuple[float, int]] = []
         dead: list[tuple[StoredSubscriber, str]] = []
         # Metrics are counted here and applied once per (channel, outcome): a labelled
         # inc() per delivery costs more than the tracking write itself.
@@ -132,11 +130,7 @@ class OutcomeRecorder:
                     rng=self.rng,
                 )
                 if delay is not None:
-                    # One queue message per whole second of delay, not one per delivery; it comes
-                    # due when the last of its deliveries may go, so none goes sooner than it should.
-                    second = math.ceil(delay)
-                    retries[second].append(sub.seq)
-                    due_ms[second] = max(due_ms.get(second, 0), math.ceil(delay * 1000))
+                    retries.append((delay, sub.seq))
                     updates.append(Update(sub.seq, Record("retrying", attempt, offset, outcome.reason)))
                     continue
             else:
@@ -154,8 +148,8 @@ class OutcomeRecorder:
                 for _ in range(n):
                     histogram.observe(latency)
         # Retry messages first: a record that says "retrying" must always have a message behind it.
-        for second, seqs in retries.items():
-            self.queue.enqueue(RETRY, event.lane, (loaded.ref, seqs, attempt + 1), delay_ms=due_ms[second])
+        for due_ms, seqs in group_retries(retries):
+            self.queue.enqueue(RETRY, event.lane, (loaded.ref, seqs, attempt + 1), delay_ms=due_ms)
         statuses: Counter[str] = Counter(u.record.status for u in updates)
         if updates:
             self.tracker.record(loaded.ref, updates)

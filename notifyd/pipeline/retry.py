@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -50,6 +51,39 @@ def next_delay(
     if retry_after is not None:
         delay = max(delay, min(retry_after, MAX_RETRY_AFTER_S))
     return max(0.0, delay)
+
+
+#: Retries that come due within the same whole second share a queue message, and a second with
+#: fewer than this many joins the next second's message. Each message comes due when the last of
+#: its deliveries may go: none goes sooner than its own jittered delay, and none later than the
+#: schedule's step plus its jitter. Grouped per second alone, a write of a few failures was a
+#: message per second its jittered delays spread over (with the default ±50% of 30 s, a message
+#: per failure), and each message a whole step to run: load the event and its subscribers, build,
+#: submit, hand on. A wave of failures (an endpoint down for everyone) still spreads its retries
+#: over the jitter's seconds.
+RETRY_GROUP_MIN = 64
+
+
+def group_retries(
+    delays: Sequence[tuple[float, int]], *, min_group: int = RETRY_GROUP_MIN
+) -> list[tuple[int, list[int]]]:
+    """(seconds until its retry, seq) per delivery -> (due in ms, seqs) per retry message."""
+    by_second: dict[int, list[int]] = defaultdict(list)
+    due_ms: dict[int, int] = {}
+    for delay, seq in delays:
+        second = math.ceil(delay)
+        by_second[second].append(seq)
+        due_ms[second] = max(due_ms.get(second, 0), math.ceil(delay * 1000))
+    groups: list[tuple[int, list[int]]] = []
+    seqs: list[int] = []
+    for second in sorted(by_second):
+        seqs.extend(by_second[second])
+        if len(seqs) >= min_group:
+            groups.append((due_ms[second], seqs))
+            seqs = []
+    if seqs:
+        groups.append((due_ms[max(by_second)], seqs))
+    return groups
 
 
 class RetryStep:

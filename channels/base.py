@@ -203,9 +203,15 @@ class Adapter(abc.ABC):
         results = await asyncio.gather(*(self.send_one(m) for m in batch), return_exceptions=True)
         return [r if isinstance(r, Outcome) else self._error(r) for r in results]
 
-    async def send_one(self, message: Message) -> Outcome:
-        """Deliver one message; never raises. The pipeline's dispatcher calls this, one send per slot."""
+    async def send_one(self, message: Message, *, limits: bool = True) -> Outcome:
+        """Deliver one message; never raises. The pipeline's dispatcher calls this, one send per slot.
+
+        ``limits=False``: the caller bounds its sends itself, at or below the adapter's limits,
+        which are then not held (the pipeline's dispatcher, for the webhook adapter: see
+        ``Dispatcher._holds_limits``)."""
         try:
+            if not limits:
+                return await self.deliver(message)
             slots = self._slot_limit()
             if slots is None:
                 return await self._limited(message)

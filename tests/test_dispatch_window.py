@@ -7,6 +7,9 @@ that the endpoints' own latency needs at the rate achieved, however much the loo
 
 from __future__ import annotations
 
+from channels import registry
+from channels.base import Adapter, Message, Outcome
+from notifyd.pipeline.adapters import channel_options
 from notifyd.pipeline.asyncrunner import AsyncRunner
 from notifyd.pipeline.dispatcher import (
     LATENCY_HEADROOM,
@@ -16,6 +19,7 @@ from notifyd.pipeline.dispatcher import (
     Dispatcher,
     _Host,
 )
+from notifyd.runtime.settings import Settings
 
 NORMAL = RANK["normal"]
 
@@ -127,3 +131,27 @@ def test_a_wait_for_urgent_work_is_not_taken_for_the_loop_s_lag():
         assert d.low_limit == 1000  # taken for the loop's lag, the wait shrinks it by a quarter
     finally:
         loop.call_soon_threadsafe(watching.cancel)
+
+
+class _Limited(Adapter):
+    channel = "webhook"
+
+    def __init__(self, concurrency: int | None, slot_concurrency: int | None) -> None:
+        self.concurrency = concurrency
+        self.slot_concurrency = slot_concurrency
+
+    async def deliver(self, message: Message) -> Outcome:
+        return Outcome.delivered()
+
+
+def test_an_adapter_s_limits_are_held_only_where_they_bind_below_the_dispatcher_s_own():
+    d = _dispatcher(window=2048, host_concurrency=256)
+    assert d._holds_limits(_Limited(16, None))  # an SMS provider's connections
+    assert d._holds_limits(_Limited(4096, 100))  # a host cap below the dispatcher's
+    assert not d._holds_limits(_Limited(4096, 4096))
+    assert not d._holds_limits(_Limited(None, None))
+    # The webhook adapter, as the pipeline builds it: its limits are the window's.
+    settings = Settings()
+    webhook = registry.build("webhook", channel_options(settings, "webhook"))
+    d = _dispatcher(window=settings.dispatch_window, host_concurrency=settings.host_concurrency)
+    assert not d._holds_limits(webhook)

@@ -187,6 +187,8 @@ class _Item:
     adapter: Adapter
     key: str
     rank: int
+    #: Whether the send holds the adapter's own limits (see Dispatcher._holds_limits).
+    limits: bool
 
 
 class _EventQueue:
@@ -371,11 +373,14 @@ class Dispatcher:
         rank = RANK.get(ticket.lane, len(PRIORITIES) - 1)
         items: deque[_Item] = deque()
         now = time.time()
+        limits: dict[str, bool] = {}
         for index, message in enumerate(ticket.messages):
             channel = ticket.subs[index].channel
             adapter = self.adapter_for(channel)
+            if channel not in limits:
+                limits[channel] = self._holds_limits(adapter)
             key = f"{channel}|{adapter.slot_key(message)}"
-            item = _Item(ticket, index, adapter, key, rank)
+            item = _Item(ticket, index, adapter, key, rank, limits[channel])
             when = ticket.at[index] if ticket.at is not None else None
             if when is not None and when > now:
                 ticket._state[index] = HELD
@@ -388,6 +393,16 @@ class Dispatcher:
             self.waiting += len(items)
             self._enqueue(rank, items)
             self._pump()
+
+    def _holds_limits(self, adapter: Adapter) -> bool:
+        """Whether this adapter's own limits may bind below this dispatcher's window and host caps,
+        so its sends must hold them: an SMS provider's 16 connections do; the webhook adapter's,
+        set to the window (notifyd/pipeline/adapters.py), never do, and held they only counted
+        each send again (a lock, a semaphore and a parsed target per send)."""
+        most_per_host = self.host_concurrency + max(1, self.host_concurrency // 4)
+        return (adapter.concurrency is not None and adapter.concurrency < self.window) or (
+            adapter.slot_concurrency is not None and adapter.slot_concurrency < most_per_host
+        )
 
     def _release(self, item: _Item) -> None:
         """A delivery held for its provider's rate has come due: it joins its lane."""
@@ -501,7 +516,7 @@ class Dispatcher:
         started = self._loop.time()
         outcome: Outcome
         try:
-            outcome = await item.adapter.send_one(item.ticket.messages[item.index])
+            outcome = await item.adapter.send_one(item.ticket.messages[item.index], limits=item.limits)
         except asyncio.CancelledError:
             outcome = Outcome.transient("cancelled")
             raise

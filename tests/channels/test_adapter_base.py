@@ -49,6 +49,17 @@ def test_a_batch_is_sent_through_deliver_in_order_within_the_adapters_concurrenc
     assert outcomes[3] == Outcome.transient("counting adapter error: ConnectionError")
 
 
+def test_send_one_without_limits_is_not_counted_by_them_and_never_raises():
+    adapter = Counting(concurrency=2)
+
+    async def many() -> list[Outcome]:
+        return list(await asyncio.gather(*(adapter.send_one(m, limits=False) for m in _messages(6))))
+
+    outcomes = asyncio.run(many())
+    assert adapter.most == 6  # the caller (the dispatcher) bounds these sends itself
+    assert outcomes[3].kind is OutcomeKind.transient and outcomes[0].kind is OutcomeKind.delivered
+
+
 def test_send_one_holds_the_same_limit_and_never_raises():
     adapter = Counting(concurrency=2)
 

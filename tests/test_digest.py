@@ -7,6 +7,7 @@ import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from notifyd.state.digests import Deferral, DigestQueue
 from notifyd.state.limiter import PackedLimiter
 from tests.support.events import incident_event, ref
 from tests.support.sink import Reply
@@ -242,3 +243,18 @@ def test_a_digest_that_fails_transiently_is_tried_again_and_loses_nothing(runtim
     assert wait_until(lambda: _status_or_none(rt, second["event_id"]) == "digested")
     digests = [r for r in sink.received if json.loads(r.body)["type"] == "digest"]
     assert len(digests) == 2 and digests[0].headers["webhook-id"] == digests[1].headers["webhook-id"]
+
+
+def test_whether_each_subscriber_has_deferred_deliveries_is_read_in_one_call_and_follows_the_digest(runtime):
+    rt = runtime()
+    digests = DigestQueue(rt.client, rt.keys)
+    assert digests.has_pending("acme", []) == []
+    assert digests.has_pending("acme", [1, 2, 3]) == [False, False, False]
+    digests.defer(
+        "acme", [Deferral(2, "acme\x1fe1", "i:inc-1", 1000.0), Deferral(3, "acme\x1fe1", "i:inc-1", 1000.0)]
+    )
+    assert digests.has_pending("acme", [1, 2, 3]) == [False, True, True]
+    assert digests.has_pending("other-page", [2]) == [False]
+    # The digest carried subscriber 2's deliveries: nothing of its is pending any more.
+    assert digests.finish("acme", 2, ["acme\x1fe1"], now=1000.0) is False
+    assert digests.has_pending("acme", [3, 2]) == [True, False]

@@ -36,11 +36,16 @@ def test_retry_after_is_never_undercut_by_the_schedule():
 
 def test_a_few_retries_whose_jitter_spans_several_seconds_share_one_message_due_when_the_last_may_go():
     rng = random.Random(3)
-    delays = [(next_delay((30.0,), 1, jitter=0.5, rng=rng), seq) for seq in range(12)]
-    assert len({math.ceil(d) for d, _ in delays}) > 5  # spread over many whole seconds
+    delays = [(next_delay((10.0,), 1, jitter=0.3, rng=rng), seq) for seq in range(12)]
+    assert len({math.ceil(d) for d, _ in delays}) > 3  # spread over several whole seconds
     ((due_ms, seqs),) = group_retries(delays)
     assert sorted(seqs) == list(range(12))
     assert due_ms == math.ceil(max(d for d, _ in delays) * 1000)
+
+
+def test_a_retry_after_of_an_hour_does_not_hold_back_retries_due_in_a_second():
+    delays = [(0.9, 1), (1.1, 2), (3600.0, 3)]
+    assert group_retries(delays) == [(1100, [1, 2]), (3_600_000, [3])]
 
 
 def test_a_wave_of_retries_keeps_its_jitter_in_messages_of_at_least_the_group_size():
@@ -52,9 +57,11 @@ def test_a_wave_of_retries_keeps_its_jitter_in_messages_of_at_least_the_group_si
     assert len(groups) > 10  # still spread over the jitter's seconds, not one burst
     assert all(len(seqs) >= RETRY_GROUP_MIN for _, seqs in groups[:-1])
     for due_ms, seqs in groups:
-        # None goes sooner than its own delay, nor later than the latest delay of the schedule.
+        # None goes sooner than its own delay, nor later than the latest delay of the schedule,
+        # nor waits twice as long as its own delay.
         assert due_ms >= max(by_seq[s] for s in seqs) * 1000
         assert due_ms <= 45_000
+        assert all(due_ms < 2 * by_seq[s] * 1000 + 1000 for s in seqs)
     dues = [due for due, _ in groups]
     assert dues == sorted(dues)
 

@@ -54,13 +54,14 @@ def next_delay(
 
 
 #: Retries that come due within the same whole second share a queue message, and a second with
-#: fewer than this many joins the next second's message. Each message comes due when the last of
-#: its deliveries may go: none goes sooner than its own jittered delay, and none later than the
-#: schedule's step plus its jitter. Grouped per second alone, a write of a few failures was a
-#: message per second its jittered delays spread over (with the default ±50% of 30 s, a message
-#: per failure), and each message a whole step to run: load the event and its subscribers, build,
-#: submit, hand on. A wave of failures (an endpoint down for everyone) still spreads its retries
-#: over the jitter's seconds.
+#: fewer than this many joins the next second's message, as long as that is at most twice as far
+#: off as the message's first (or one second more). Each message comes due when the last of its
+#: deliveries may go: none goes sooner than its own jittered delay, nor waits twice as long (a
+#: Retry-After of an hour does not hold back retries due in a second). Grouped per second alone,
+#: a write of a few failures was a message per second its jittered delays spread over (with the
+#: default ±50% of 30 s, a message per failure), and each message a whole step to run: load the
+#: event and its subscribers, build, submit, hand on. A wave of failures (an endpoint down for
+#: everyone) still spreads its retries over the jitter's seconds.
 RETRY_GROUP_MIN = 64
 
 
@@ -76,13 +77,20 @@ def group_retries(
         due_ms[second] = max(due_ms.get(second, 0), math.ceil(delay * 1000))
     groups: list[tuple[int, list[int]]] = []
     seqs: list[int] = []
+    first = last = 0
     for second in sorted(by_second):
+        if seqs and second > max(2 * first, first + 1):
+            groups.append((due_ms[last], seqs))
+            seqs = []
+        if not seqs:
+            first = second
         seqs.extend(by_second[second])
+        last = second
         if len(seqs) >= min_group:
             groups.append((due_ms[second], seqs))
             seqs = []
     if seqs:
-        groups.append((due_ms[max(by_second)], seqs))
+        groups.append((due_ms[last], seqs))
     return groups
 
 

@@ -237,6 +237,8 @@ class Dispatcher:
         self.window = max(1, window)
         self.low_window = max(1, self.window - reserve)
         self.host_concurrency = max(1, host_concurrency)
+        #: The slots more per host that the urgent lanes get.
+        self.urgent_host_extra = max(1, self.host_concurrency // 4)
         self.low_limit = min(self.low_window, INITIAL_LOW_SLOTS)
         self.in_flight = 0
         self.waiting = 0
@@ -399,7 +401,7 @@ class Dispatcher:
         so its sends must hold them: an SMS provider's 16 connections do; the webhook adapter's,
         set to the window (notifyd/pipeline/adapters.py), never do, and held they only counted
         each send again (a lock, a semaphore and a parsed target per send)."""
-        most_per_host = self.host_concurrency + max(1, self.host_concurrency // 4)
+        most_per_host = self.host_concurrency + self.urgent_host_extra
         return (adapter.concurrency is not None and adapter.concurrency < self.window) or (
             adapter.slot_concurrency is not None and adapter.slot_concurrency < most_per_host
         )
@@ -419,7 +421,7 @@ class Dispatcher:
         if host.latency > slow:
             cap = max(MIN_HOST_SLOTS, int(cap * slow / host.latency))
         if rank <= URGENT_RANK:
-            cap += max(1, self.host_concurrency // 4)
+            cap += self.urgent_host_extra
         return cap
 
     def _may_start(self, rank: int) -> bool:
